@@ -1,0 +1,106 @@
+"""Parameter-free elementwise layers: Tanh (the seed's), ReLU and Sigmoid.
+
+Each takes any real floating array of ndim >= 1 and works in that array's own namespace.
+Derivatives use what forward stored, so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+from . import _dispatch
+from ._backend import ArraySpec, floating_spec
+from .errors import ForwardNotCalledError
+from .module import Module
+
+__all__ = ["ReLU", "Sigmoid", "Tanh"]
+
+
+class _Activation(Module):
+    _state_names = ("x", "output", "grad_input", "_spec")
+
+    def __init__(self) -> None:
+        self.x: Any = None
+        self.output: Any = None
+        self.grad_input: Any = None
+        self._spec: ArraySpec | None = None
+
+    def _input_spec(self, x: Any, method: str) -> ArraySpec:
+        owner = f"{type(self).__name__}.{method}"
+        spec = self._spec
+        # Reuse the last input's spec when type, dtype and device agree: an O(1) check.
+        if not (
+            spec is not None
+            and type(x) is spec.array_type
+            and x.dtype == spec.dtype
+            and (not spec.check_device or array_api_compat.device(x) == spec.device)
+        ):
+            spec = floating_spec(x, owner, "x")
+        if x.ndim < 1:
+            raise ValueError(f"{owner}: x must have ndim >= 1, got a 0-d array")
+        return spec
+
+    def _f(self, xp: Any, x: Any) -> Any:
+        raise NotImplementedError
+
+    def _df(self, xp: Any, grad_output: Any) -> Any:
+        raise NotImplementedError
+
+    def forward(self, x: Any) -> Any:
+        """x (...) -> output (...), elementwise; stores ``x`` and ``output``."""
+        spec = self._input_spec(x, "forward")
+        out = self._f(spec.xp, x)
+        self.x, self.output, self._spec = x, out, spec
+        return out
+
+    def predict(self, x: Any) -> Any:
+        """Same as forward, but stores nothing (inference)."""
+        return self._f(self._input_spec(x, "predict").xp, x)
+
+    def backward(self, grad_output: Any) -> Any:
+        """grad_output (same shape as output) -> grad_input; stores ``grad_input``."""
+        if self.output is None or self._spec is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        owner = f"{type(self).__name__}.backward"
+        self._spec.check(grad_output, owner, "grad_output")
+        if tuple(grad_output.shape) != tuple(self.output.shape):
+            raise ValueError(
+                f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
+                f"got {tuple(grad_output.shape)}"
+            )
+        self.grad_input = self._df(self._spec.xp, grad_output)
+        return self.grad_input
+
+
+class Tanh(_Activation):
+    """tanh(x); backward uses the stored output: d tanh = 1 - y**2."""
+
+    def _f(self, xp: Any, x: Any) -> Any:
+        return xp.tanh(x)
+
+    def _df(self, xp: Any, grad_output: Any) -> Any:
+        return _dispatch.tanh_grad(xp, grad_output, self.output)
+
+
+class ReLU(_Activation):
+    """max(x, 0); gradient 1 where x > 0, else 0."""
+
+    def _f(self, xp: Any, x: Any) -> Any:
+        return xp.where(x > 0, x, xp.zeros_like(x))
+
+    def _df(self, xp: Any, grad_output: Any) -> Any:
+        return xp.where(self.x > 0, grad_output, xp.zeros_like(grad_output))
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
+    backward uses the stored output: y * (1 - y)."""
+
+    def _f(self, xp: Any, x: Any) -> Any:
+        return (xp.tanh(x * 0.5) + 1) * 0.5
+
+    def _df(self, xp: Any, grad_output: Any) -> Any:
+        y = self.output
+        return grad_output * (y * (1 - y))

@@ -1,0 +1,190 @@
+"""Linear: the one layer with parameters, y = x @ W.T + b."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import _dispatch
+from ._backend import ArraySpec, floating_spec, make_rng, namespace_name, resolve_namespace
+from .errors import ForwardNotCalledError
+from .module import Module
+
+__all__ = ["Linear"]
+
+_INITS = ("normal", "xavier", "he")
+
+
+class Linear(Module):
+    """Fully connected layer: ``output = x @ weights.T + biases``.
+
+    Args:
+        input_dim, output_dim: feature counts; ``weights`` is (output_dim, input_dim) and
+            ``biases`` (output_dim,), as in the seed notebook.
+        initial_weights, initial_biases: optional starting values. They are **copied** (the
+            notebook kept the caller's arrays and trained them in place); their namespace and
+            device decide where the layer lives, and their dtype unless ``dtype`` is given.
+        xp, device, dtype: where parameters live when no initial arrays are given: an array
+            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy),
+            a device of it, a real floating dtype (default: the namespace's default float).
+        rng: None, an int seed or a ``numpy.random.Generator`` for the random init.
+        init: "normal" (standard normal weights and biases, the notebook's default), "xavier"
+            (normal with std sqrt(2 / (in + out)), zero biases) or "he" (std sqrt(2 / in),
+            zero biases). Draws are float64 from ``rng``, then cast and moved, so the same
+            ``rng`` gives the same weights on every backend.
+    """
+
+    _param_names = ("weights", "biases")
+    _state_names = ("x", "output", "grad_input", "_x2")
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        initial_weights: Any = None,
+        initial_biases: Any = None,
+        *,
+        xp: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+        rng: Any = None,
+        init: str = "normal",
+    ) -> None:
+        for label, dim in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+                raise ValueError(f"Linear: {label} must be a positive int, got {dim!r}")
+        if init not in _INITS:
+            raise ValueError(f"Linear: init must be one of {_INITS}, got {init!r}")
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self._spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
+        w_shape, b_shape = (output_dim, input_dim), (output_dim,)
+        for label, given, shape in (
+            ("initial_weights", initial_weights, w_shape),
+            ("initial_biases", initial_biases, b_shape),
+        ):
+            if given is not None and tuple(given.shape) != shape:
+                raise ValueError(
+                    f"Linear({input_dim}, {output_dim}): {label} must have shape {shape}, "
+                    f"got {tuple(given.shape)}"
+                )
+        generator = make_rng(rng) if initial_weights is None or initial_biases is None else None
+        spec = self._spec
+        if initial_weights is not None:
+            self.weights = spec.convert(initial_weights)
+        else:
+            scale = {"normal": 1.0, "xavier": math.sqrt(2.0 / (input_dim + output_dim)),
+                     "he": math.sqrt(2.0 / input_dim)}[init]
+            self.weights = spec.random_normal(generator, w_shape, scale)
+        if initial_biases is not None:
+            self.biases = spec.convert(initial_biases)
+        elif init == "normal":
+            self.biases = spec.random_normal(generator, b_shape, 1.0)
+        else:
+            self.biases = spec.zeros(b_shape)
+        self.x: Any = None
+        self.output: Any = None
+        self._x2: Any = None
+        self.grad_weights: Any = None
+        self.grad_biases: Any = None
+        self.grad_input: Any = None
+
+    # where the parameters live
+    @property
+    def xp(self) -> Any:
+        return self._spec.xp
+
+    @property
+    def device(self) -> Any:
+        return self._spec.device
+
+    @property
+    def dtype(self) -> Any:
+        return self._spec.dtype
+
+    def __repr__(self) -> str:
+        return f"Linear({self.input_dim}, {self.output_dim}, {self._spec.describe()})"
+
+    # -- passes ------------------------------------------------------------------------------
+    def _check_input(self, x: Any, method: str) -> None:
+        owner = f"Linear({self.input_dim}, {self.output_dim}).{method}"
+        self._spec.check(x, owner, "x")
+        if x.ndim < 1 or x.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"{owner}: x must have shape (..., {self.input_dim}) (input_dim features), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _affine(self, x: Any) -> tuple[Any, Any]:
+        """(x folded to 2-D, output in x's leading shape): one GEMM whatever the batch dims."""
+        xp = self._spec.xp
+        x2 = x if x.ndim == 2 else xp.reshape(x, (-1, self.input_dim))
+        out = _dispatch.affine(xp, x2, self.weights, self.biases)
+        if x.ndim != 2:
+            out = xp.reshape(out, (*x.shape[:-1], self.output_dim))
+        return x2, out
+
+    def forward(self, x: Any) -> Any:
+        """x (..., input_dim) -> output (..., output_dim); stores ``x`` and ``output``."""
+        self._check_input(x, "forward")
+        x2, out = self._affine(x)
+        self.x, self._x2, self.output = x, x2, out
+        return out
+
+    def predict(self, x: Any) -> Any:
+        """Same as forward, but stores nothing (inference)."""
+        self._check_input(x, "predict")
+        return self._affine(x)[1]
+
+    def backward(self, grad_output: Any) -> Any:
+        """grad_output (..., output_dim) -> grad_input (..., input_dim).
+
+        Sets ``grad_weights`` (output_dim, input_dim), summed over all leading dims,
+        ``grad_biases`` (output_dim,) and ``grad_input``.
+        """
+        if self._x2 is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        owner = f"Linear({self.input_dim}, {self.output_dim}).backward"
+        self._spec.check(grad_output, owner, "grad_output")
+        if tuple(grad_output.shape) != tuple(self.output.shape):
+            raise ValueError(
+                f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
+                f"got {tuple(grad_output.shape)}"
+            )
+        xp = self._spec.xp
+        g2 = grad_output if grad_output.ndim == 2 else xp.reshape(grad_output, (-1, self.output_dim))
+        grad_weights = xp.matmul(g2.T, self._x2)
+        grad_biases = xp.sum(g2, axis=0)
+        grad_input = xp.matmul(g2, self.weights)
+        if grad_output.ndim != 2:
+            grad_input = xp.reshape(grad_input, tuple(self.x.shape))
+        self.grad_weights, self.grad_biases, self.grad_input = grad_weights, grad_biases, grad_input
+        return grad_input
+
+    def _apply_update(self, learning_rate: float) -> None:
+        xp = self._spec.xp
+        self.weights = _dispatch.sgd_step(xp, self.weights, self.grad_weights, learning_rate)
+        self.biases = _dispatch.sgd_step(xp, self.biases, self.grad_biases, learning_rate)
+
+
+def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> ArraySpec:
+    """Where the layer lives: the initial arrays' namespace and device when given, else xp."""
+    given = [(label, a) for label, a in (("initial_weights", weights), ("initial_biases", biases))
+             if a is not None]
+    if not given:
+        return ArraySpec.resolve(xp, device, dtype)
+    label, first = given[0]
+    spec = floating_spec(first, "Linear", label) if dtype is None else ArraySpec.of(first, dtype)
+    for label, a in given:
+        spec.check(a, "Linear", label, dtype=False)
+    if xp is not None and resolve_namespace(xp, spec.device) is not spec.xp:
+        raise TypeError(
+            f"Linear: xp={namespace_name(xp)} disagrees with {label} of {spec.name}; pass one "
+            "or the other, or convert the arrays first."
+        )
+    if device is not None and device != spec.device:
+        raise TypeError(
+            f"Linear: device={device!r} disagrees with {label} on {spec.device}; move the "
+            "arrays first or leave device out."
+        )
+    return spec

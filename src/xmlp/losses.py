@@ -1,0 +1,73 @@
+"""Mean squared error, the seed's loss."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+
+from ._backend import ArraySpec, floating_spec
+from .errors import ForwardNotCalledError
+from .module import Module
+
+__all__ = ["MSELoss"]
+
+
+class MSELoss(Module):
+    """L = mean((y - t)**2) over all elements.
+
+    ``backward()`` returns dL/dy = 2 (y - t) / y.size. The notebook divides by N = y.shape[0],
+    which is the same for one output column and too large by output_dim otherwise.
+    """
+
+    _state_names = ("y", "t", "loss", "_diff", "_spec")
+
+    def __init__(self) -> None:
+        self.y: Any = None
+        self.t: Any = None
+        self.loss: Any = None
+        self._diff: Any = None
+        self._spec: ArraySpec | None = None
+
+    def _check(self, y: Any, t: Any, method: str) -> ArraySpec:
+        owner = f"MSELoss.{method}"
+        spec = self._spec
+        if not (
+            spec is not None
+            and type(y) is spec.array_type
+            and y.dtype == spec.dtype
+            and (not spec.check_device or array_api_compat.device(y) == spec.device)
+        ):
+            spec = floating_spec(y, owner, "y")
+        spec.check(t, owner, "t (the target)")
+        if tuple(y.shape) != tuple(t.shape):
+            raise ValueError(
+                f"{owner}: y and t must have the same shape, got {tuple(y.shape)} and "
+                f"{tuple(t.shape)} (an (N, 1) against (N,) would broadcast to (N, N)); reshape "
+                "the target to the prediction's shape."
+            )
+        if y.ndim < 1:
+            raise ValueError(f"{owner}: y and t must have ndim >= 1, got 0-d arrays")
+        return spec
+
+    def forward(self, y: Any, t: Any) -> Any:
+        """Mean of (y - t)**2 as the namespace's ``mean`` returns it (a 0-d array, or a NumPy
+        scalar on NumPy): no conversion to a Python float, so no GPU sync."""
+        spec = self._check(y, t, "forward")
+        diff = y - t
+        loss = spec.xp.mean(diff * diff)
+        self.y, self.t, self.loss, self._diff, self._spec = y, t, loss, diff, spec
+        return loss
+
+    def predict(self, y: Any, t: Any) -> Any:
+        """The loss without storing anything (evaluation)."""
+        spec = self._check(y, t, "predict")
+        diff = y - t
+        return spec.xp.mean(diff * diff)
+
+    def backward(self) -> Any:
+        """dL/dy = 2 (y - t) / y.size, same shape as y."""
+        if self._diff is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        return self._diff * (2.0 / math.prod(self.y.shape))

@@ -1,0 +1,149 @@
+"""Models made of layers: Sequential (any depth) and the seed's MLP (Linear -> Tanh -> Linear)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ._backend import make_rng
+from .activations import Tanh
+from .layers import Linear
+from .module import Module
+
+__all__ = ["MLP", "Sequential"]
+
+
+class _Container(Module):
+    """Runs its children in order; a call any child rejects leaves every child as it was."""
+
+    def _layers(self) -> list[Module]:
+        return [child for _, child in self.named_children()]
+
+    def forward(self, x: Any) -> Any:
+        """x -> output of the last layer; each layer stores its own x and output."""
+        snapshot = self._snapshot()
+        try:
+            for layer in self._layers():
+                x = layer.forward(x)
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        return x
+
+    def predict(self, x: Any) -> Any:
+        """Forward without storing any activation (inference)."""
+        for layer in self._layers():
+            x = layer.predict(x)
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        """dL/d(output) -> dL/dx, through the layers in reverse; returns dL/dx."""
+        snapshot = self._snapshot()
+        try:
+            for layer in reversed(self._layers()):
+                grad_output = layer.backward(grad_output)
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        return grad_output
+
+    # Keeps the learning rate and gradient checks of Module.update_params: every layer is
+    # checked before any parameter changes.
+
+    # Dims where they can be read: (input_dim of the first Linear, output_dim of the last).
+    def _linears(self) -> list[Linear]:
+        return [m for m in self._modules() if isinstance(m, Linear)]
+
+    @property
+    def xp(self) -> Any:
+        return self._linears()[0].xp
+
+    @property
+    def device(self) -> Any:
+        return self._linears()[0].device
+
+    @property
+    def dtype(self) -> Any:
+        return self._linears()[0].dtype
+
+
+class Sequential(_Container):
+    """Layers applied in order; any objects with forward/backward/predict (and update_params
+    when they hold parameters, listed by named_parameters). Parameters are named by position:
+    "0.weights", "0.biases", "2.weights"...
+
+    Consecutive Linear layers (with only parameter-free layers between them) must agree on
+    dims: ValueError otherwise.
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            for method in ("forward", "backward", "predict"):
+                if not callable(getattr(layer, method, None)):
+                    raise TypeError(
+                        f"Sequential: layer {i} ({type(layer).__name__}) has no {method}() method"
+                    )
+        previous: tuple[int, Linear] | None = None
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Linear):
+                if previous is not None and previous[1].output_dim != layer.input_dim:
+                    raise ValueError(
+                        f"Sequential: layer {previous[0]} gives {previous[1].output_dim} features "
+                        f"but layer {i} takes {layer.input_dim}"
+                    )
+                previous = (i, layer)
+        self.layers = list(layers)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential({inner})"
+
+
+class MLP(_Container):
+    """The seed's model: ``linear1`` (input -> hidden), ``activation`` (Tanh), ``linear2``
+    (hidden -> output).
+
+    ``xp``, ``device``, ``dtype`` say where parameters live (see :class:`Linear`); one ``rng``
+    Generator draws linear1.weights, linear1.biases, linear2.weights, linear2.biases in that
+    order; ``init`` is passed to both Linear layers.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        output_dim: int,
+        *,
+        xp: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+        rng: Any = None,
+        init: str = "normal",
+    ) -> None:
+        generator = make_rng(rng)
+        self.linear1 = Linear(input_dim, hidden_dim, xp=xp, device=device, dtype=dtype,
+                              rng=generator, init=init)
+        self.activation = Tanh()
+        spec = self.linear1._spec
+        self.linear2 = Linear(hidden_dim, output_dim, xp=spec.xp, device=spec.device,
+                              dtype=spec.dtype, rng=generator, init=init)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield "linear1", self.linear1
+        yield "activation", self.activation
+        yield "linear2", self.linear2
+
+    def __repr__(self) -> str:
+        l1, l2 = self.linear1, self.linear2
+        return f"MLP({l1.input_dim}, {l1.output_dim}, {l2.output_dim}, {l1._spec.describe()})"

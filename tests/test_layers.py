@@ -1,0 +1,110 @@
+"""Linear and activations on every backend against the NumPy float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tolerances
+from reference import linear_backward, linear_forward
+
+import xmlp
+
+
+def _close(xp, got, want, dtype):
+    assert got.dtype == getattr(xp.ns, dtype), f"{got.dtype} != {dtype}"
+    np.testing.assert_allclose(xp.to_numpy(got), want, **tolerances(dtype))
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3,), (2, 4, 3)], ids=["batch", "single", "lead2"])
+def test_linear_matches_reference(xp, dtype, shape):
+    gen = np.random.default_rng(1)
+    x = gen.standard_normal(shape)
+    w, b = gen.standard_normal((4, 3)), gen.standard_normal(4)
+    g = gen.standard_normal((*shape[:-1], 4))
+    layer = xmlp.Linear(3, 4, xp.from_numpy(w, dtype), xp.from_numpy(b, dtype))
+    xs, gs = xp.from_numpy(x, dtype), xp.from_numpy(g, dtype)
+    # cast the reference inputs the same way, so float32 is judged on the arithmetic only
+    x, w, b, g = (a.astype(dtype).astype(np.float64) for a in (x, w, b, g))
+
+    out = layer.forward(xs)
+    assert tuple(out.shape) == (*shape[:-1], 4)
+    _close(xp, out, linear_forward(x, w, b), dtype)
+    assert layer.x is xs and layer.output is out
+
+    gi = layer.backward(gs)
+    gw, gb, gx = linear_backward(x, w, g)
+    _close(xp, layer.grad_weights, gw, dtype)
+    _close(xp, layer.grad_biases, gb, dtype)
+    _close(xp, gi, gx, dtype)
+    assert layer.grad_input is gi
+
+    layer.update_params(0.5)
+    _close(xp, layer.weights, w - 0.5 * gw, dtype)
+    _close(xp, layer.biases, b - 0.5 * gb, dtype)
+
+
+def test_linear_predict_stores_nothing(xp):
+    layer = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, rng=0)
+    x = xp.from_numpy(np.ones((4, 3)), layer.dtype)
+    out = layer.predict(x)
+    assert layer.x is None and layer.output is None
+    np.testing.assert_allclose(xp.to_numpy(out), xp.to_numpy(layer.forward(x)))
+
+
+def test_initial_arrays_are_copied(xp):
+    w = xp.from_numpy(np.ones((2, 3)))
+    b = xp.from_numpy(np.zeros(2))
+    layer = xmlp.Linear(3, 2, w, b)
+    assert layer.dtype == w.dtype
+    layer.forward(xp.from_numpy(np.ones((1, 3))))
+    layer.backward(xp.from_numpy(np.ones((1, 2))))
+    layer.update_params(1.0)
+    np.testing.assert_array_equal(xp.to_numpy(w), np.ones((2, 3)))
+    np.testing.assert_array_equal(xp.to_numpy(b), np.zeros(2))
+    assert not np.allclose(xp.to_numpy(layer.weights), 1.0)
+
+
+def test_same_rng_same_weights_on_every_backend(xp):
+    here = xmlp.MLP(2, 5, 3, xp=xp.module, device=xp.device, dtype="float64", rng=42)
+    ref = xmlp.MLP(2, 5, 3, rng=42)
+    for (n1, a), (n2, r) in zip(here.named_parameters(), ref.named_parameters()):
+        assert n1 == n2
+        np.testing.assert_array_equal(xp.to_numpy(a), r)
+    gen = np.random.default_rng(42)
+    expect = [gen.standard_normal(s) for s in ((5, 2), (5,), (3, 5), (3,))]
+    for r, e in zip(ref.parameters(), expect):
+        np.testing.assert_array_equal(r, e)
+
+
+def test_default_dtype_and_float32(xp):
+    layer = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, dtype="float32", rng=0)
+    assert layer.weights.dtype == xp.float32 and layer.biases.dtype == xp.float32
+    out = layer.forward(xp.from_numpy(np.ones((2, 3)), "float32"))
+    assert out.dtype == xp.float32
+    gi = layer.backward(xp.from_numpy(np.ones((2, 2)), "float32"))
+    assert gi.dtype == xp.float32 and layer.grad_weights.dtype == xp.float32
+    layer.update_params(np.float64(0.1))  # a NumPy scalar learning rate is fine
+    assert layer.weights.dtype == xp.float32
+
+
+@pytest.mark.parametrize("cls", [xmlp.Tanh, xmlp.ReLU, xmlp.Sigmoid])
+def test_activation_matches_reference(xp, dtype, cls):
+    gen = np.random.default_rng(2)
+    x = gen.standard_normal((4, 3)).astype(dtype).astype(np.float64)
+    g = gen.standard_normal((4, 3)).astype(dtype).astype(np.float64)
+    f = {xmlp.Tanh: np.tanh, xmlp.ReLU: lambda v: np.maximum(v, 0),
+         xmlp.Sigmoid: lambda v: 1 / (1 + np.exp(-v))}[cls]
+    df = {xmlp.Tanh: lambda v: 1 - np.tanh(v) ** 2, xmlp.ReLU: lambda v: (v > 0) * 1.0,
+          xmlp.Sigmoid: lambda v: f(v) * (1 - f(v))}[cls]
+    layer = cls()
+    out = layer.forward(xp.from_numpy(x, dtype))
+    _close(xp, out, f(x), dtype)
+    gi = layer.backward(xp.from_numpy(g, dtype))
+    _close(xp, gi, g * df(x), dtype)
+    np.testing.assert_allclose(xp.to_numpy(layer.predict(xp.from_numpy(x, dtype))), f(x),
+                               **tolerances(dtype))
+
+
+def test_sigmoid_does_not_overflow():
+    out = xmlp.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
