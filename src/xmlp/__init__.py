@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from .activations import ReLU, Sigmoid, Tanh
 from .errors import ForwardNotCalledError, NoGradientError
+from .io import load, save
 from .layers import Linear
 from .losses import MSELoss
 from .models import MLP, Sequential
 from .module import Module
+from .training import fit
 
 __version__ = "0.1.0"
 
@@ -26,4 +28,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "__version__",
+    "fit",
+    "load",
+    "save",
 ]

@@ -8,11 +8,15 @@ functions on ``spec.xp``.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from typing import Any
 
 import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
+
+from ._dispatch import PortableOps, ops_for
 
 __all__ = [
     "ArraySpec",
@@ -20,6 +24,7 @@ __all__ = [
     "dtype_name",
     "make_rng",
     "namespace_name",
+    "persist_parameters",
     "resolve_namespace",
     "to_host",
 ]
@@ -42,14 +47,30 @@ def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
     if xp is None:
         xp = np
     try:
-        probe = xp.asarray(0.0) if device is None else xp.asarray(0.0, device=device)
-        return array_namespace(probe)
+        ns = array_namespace(xp.asarray(0.0))
     except Exception as exc:  # noqa: BLE001 - any failure means "not a usable namespace"
         raise TypeError(
-            f"xp={xp!r} is not an array namespace xmlp can use (on device={device!r}): {exc}. "
+            f"xp={xp!r} is not an array namespace xmlp can use: {exc}. "
             "Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
             "array_api_strict."
         ) from exc
+    if device is not None:
+        try:
+            xp.asarray(0.0, device=device)
+        except Exception as exc:  # the namespace is fine, the device is not
+            raise _device_error(ns, device, exc) from exc
+    return ns
+
+
+def _device_error(ns: Any, device: Any, exc: Exception) -> TypeError:
+    """TypeError for a device a namespace cannot make arrays on, listing the ones it has."""
+    try:
+        known = f" Its devices: {list(ns.__array_namespace_info__().devices())}."
+    except Exception:  # a namespace without the inspection API
+        known = ""
+    return TypeError(
+        f"{namespace_name(ns)} cannot make arrays on device={device!r} ({exc}).{known}"
+    )
 
 
 def dtype_name(dtype: Any) -> str:
@@ -102,7 +123,9 @@ def make_rng(rng: Any = None) -> np.random.Generator:
 def check_learning_rate(learning_rate: Any) -> float:
     """A learning rate as a Python float (never a NumPy scalar: that would drag NumPy in as a
     second namespace on CuPy). TypeError if it is not a real number, ValueError if NaN, inf or < 0."""
-    if isinstance(learning_rate, bool) or not _is_real_number(learning_rate):
+    if type(learning_rate) is float and 0.0 <= learning_rate < math.inf:
+        return learning_rate  # the common case, once per training step
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(
             f"learning_rate must be a real number (a Python or NumPy scalar), "
             f"got {type(learning_rate).__name__}: {learning_rate!r}"
@@ -113,12 +136,6 @@ def check_learning_rate(learning_rate: Any) -> float:
     return lr
 
 
-def _is_real_number(value: Any) -> bool:
-    import numbers
-
-    return isinstance(value, numbers.Real)
-
-
 class ArraySpec:
     """Namespace, device and dtype of a layer's arrays, with O(1) checks of incoming arrays.
 
@@ -126,22 +143,38 @@ class ArraySpec:
     nothing that would synchronize a GPU or compute a Dask graph.
     """
 
-    __slots__ = ("array_type", "check_device", "device", "dtype", "name", "xp")
+    __slots__ = ("array_type", "check_device", "device", "dtype", "name", "ops", "xp")
 
     def __init__(self, xp: Any, device: Any, dtype: Any) -> None:
         self.xp = xp
+        self.ops: PortableOps = ops_for(xp)
         self.dtype = dtype
-        probe = xp.zeros((1,), dtype=dtype, device=device)
+        try:
+            with warnings.catch_warnings():
+                # JAX without x64 warns and hands out float32: the dtype check below says so
+                # (as an error, not as a misleading "bad device" under -W error)
+                warnings.simplefilter("ignore")
+                probe = xp.zeros((1,), dtype=dtype, device=device)
+        except Exception as exc:  # setup only: a bad device, never a hot path
+            raise _device_error(xp, device, exc) from exc
         if probe.dtype != dtype:  # JAX without x64 silently hands out float32
             raise TypeError(
-                f"{namespace_name(xp)} gave {probe.dtype} when asked for {dtype}; for float64 on "
-                "JAX run jax.config.update('jax_enable_x64', True) first."
+                f"{namespace_name(xp)} gave {dtype_name(probe.dtype)} when asked for "
+                f"{dtype_name(dtype)}; for float64 on JAX run "
+                "jax.config.update('jax_enable_x64', True) first (or set JAX_ENABLE_X64=1)."
             )
+        # The dtype object arrays carry (np.dtype('float64') rather than the scalar type
+        # np.float64): the per-call checks compare with it, about 3x faster on NumPy.
+        self.dtype = probe.dtype
         self.device = array_api_compat.device(probe)
         self.array_type = type(probe)
         self.name = namespace_name(xp)
         try:
-            devices = xp.__array_namespace_info__().devices()
+            with warnings.catch_warnings():
+                # array-api-compat lists torch's devices by trying every device type, and torch
+                # warns about one ('mkldnn'): not the user's business
+                warnings.simplefilter("ignore")
+                devices = xp.__array_namespace_info__().devices()
             self.check_device = len(devices) > 1
         except Exception:  # noqa: BLE001 - a namespace without the inspection API
             self.check_device = True
@@ -198,8 +231,14 @@ class ArraySpec:
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
     # -- checking arrays -----------------------------------------------------------------
-    def check(self, a: Any, owner: str, what: str, *, dtype: bool = True) -> None:
-        """TypeError unless ``a`` is an array of this namespace, device and (if ``dtype``) dtype."""
+    def check(
+        self, a: Any, owner: str, what: str, *, dtype: bool = True, against: str | None = None
+    ) -> None:
+        """TypeError unless ``a`` is an array of this namespace, device and (if ``dtype``) dtype.
+
+        ``against`` names what this spec was taken from when that is not a layer's parameters
+        (e.g. "y" for MSELoss's target), so the message does not suggest moving a model.
+        """
         if type(a) is not self.array_type:
             other = _namespace_or_none(a)
             if other is None:
@@ -208,11 +247,15 @@ class ArraySpec:
                     f"Convert it with {self.name}.asarray(...)."
                 )
             if other is not self.xp:
+                params, ref = _reference(against)
+                theirs = namespace_name(other)
+                ours = f"{self.name} arrays" if params else f"{_a(self.name)} {self.name} array"
+                where = (f"or move the model with .to({theirs})." if params
+                         else f"so that it matches {against}.")
                 raise TypeError(
-                    f"{owner}: {what} is a {namespace_name(other)} array but the parameters are "
-                    f"{self.name} arrays. Convert the input ({self.name}.asarray(...), or "
-                    f"cupy.asarray / .get() between NumPy and CuPy), or move the model with "
-                    f".to({namespace_name(other)})."
+                    f"{owner}: {what} is {_a(theirs)} {theirs} array but {ref} {ours}. Convert "
+                    f"the input ({self.name}.asarray(...), or cupy.asarray / .get() between NumPy "
+                    f"and CuPy), {where}"
                 )
         if a.dtype != self.dtype:
             dt, want = dtype_name(a.dtype), dtype_name(self.dtype)
@@ -222,19 +265,34 @@ class ArraySpec:
                     f"Convert with {self.name}.astype(x, {self.name}.{want})."
                 )
             if dtype:
+                params, ref = _reference(against)
+                where = (f" or the model with .to(dtype={self.name}.{dt})" if params
+                         else f" (or convert {against} to {dt})")
                 raise TypeError(
-                    f"{owner}: {what} has dtype {dt} but the parameters are {want}. Convert the "
-                    f"input with {self.name}.astype(x, {self.name}.{want}) or the model with "
-                    f".to(dtype={self.name}.{dt})."
+                    f"{owner}: {what} has dtype {dt} but {ref} {want}. Convert the "
+                    f"input with {self.name}.astype(x, {self.name}.{want}){where}."
                 )
         if self.check_device:
             dev = array_api_compat.device(a)
             if dev != self.device:
+                params, ref = _reference(against)
+                where = (f"the model with .to({self.name}, device={dev!r})" if params
+                         else f"{against} to {dev!r}")
                 raise TypeError(
-                    f"{owner}: {what} is on device {dev} but the parameters are on {self.device}. "
-                    f"Move the input with array_api_compat.to_device(x, {self.device!r}) or the "
-                    f"model with .to({self.name}, device={dev!r}); xmlp never transfers silently."
+                    f"{owner}: {what} is on device {dev} but {ref} on {self.device}. "
+                    f"Move the input with array_api_compat.to_device(x, {self.device!r}) or "
+                    f"{where}; xmlp never transfers silently."
                 )
+
+
+def _a(word: str) -> str:
+    """The article for ``word``: "an" array_api_strict array, "a" numpy array."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _reference(against: str | None) -> tuple[bool, str]:
+    """(whether the reference is a layer's parameters, "the parameters are" / "y is")."""
+    return (True, "the parameters are") if against is None else (False, f"{against} is")
 
 
 def _namespace_or_none(a: Any) -> Any:
@@ -258,3 +316,22 @@ def floating_spec(a: Any, owner: str, what: str) -> ArraySpec:
             f"Convert with {namespace_name(xp)}.astype(x, {namespace_name(xp)}.float64)."
         )
     return ArraySpec.of(a)
+
+
+def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
+    """On Dask, compute ``model``'s parameters (and the ``extra`` arrays, in the same pass)
+    into memory and rebind them, so the graph stops growing with every SGD step.
+
+    Returns ``extra``, persisted where they are Dask arrays. A no-op for other arrays.
+    """
+    named = list(model.named_parameters())
+    arrays = [a for _, a in named] + list(extra)
+    if not any(array_api_compat.is_dask_array(a) for a in arrays):
+        return extra
+    import dask
+
+    persisted = dask.persist(*arrays)
+    model._assign_parameters(
+        {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
+    )
+    return tuple(persisted[len(named):])

@@ -1,29 +1,212 @@
-"""The hot operations of a training step, each in one portable Array API version.
+"""The hot operations of a training step: one portable Array API version of each, and the
+backend-specific fast paths, which live here and nowhere else.
 
-Backend-specific fast paths for these operations live here and nowhere else; each has a test
-that it equals the portable version (tests/test_dispatch.py).
+Layers call ``spec.ops.<op>(...)`` where ``spec.ops = ops_for(xp)`` was resolved once when the
+layer was built. :class:`PortableOps` is the reference; every fast path is tested to equal it
+(tests/test_dispatch.py). Fast paths may write only into arrays they have just allocated and
+not yet handed out: never into an array the API exposes or has returned.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["affine", "sgd_step", "tanh_grad"]
+__all__ = ["NumpyOps", "PortableOps", "ops_for", "set_fast_paths"]
 
 
-def affine(xp: Any, x2: Any, weights: Any, biases: Any) -> Any:
-    """(N, in) @ (out, in).T + (out,) -> (N, out): one GEMM with a transpose flag, no copy."""
-    return xp.matmul(x2, weights.T) + biases
+class PortableOps:
+    """Each op written once against the Array API standard; correct on every backend."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return self.xp.matmul(a, b)
+
+    def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
+        """(N, in) @ (out, in).T + (out,) -> (N, out): one GEMM with a transpose flag."""
+        return self.xp.matmul(x2, weights.T) + biases
+
+    def tanh(self, x: Any) -> Any:
+        return self.xp.tanh(x)
+
+    def tanh_grad(self, grad_output: Any, output: Any) -> Any:
+        """grad_output * (1 - y**2) from the stored output y: tanh is never computed twice."""
+        return grad_output * (1 - output * output)
+
+    def sum_rows(self, g2: Any) -> Any:
+        """(N, k) -> (k,): the bias gradient."""
+        return self.xp.sum(g2, axis=0)
+
+    def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
+        """(mean((y - t)**2) as the namespace's mean returns it, y - t)."""
+        diff = y - t
+        return self.xp.mean(diff * diff), diff
+
+    def mse_grad(self, diff: Any, size: int) -> Any:
+        return diff * (2.0 / size)
+
+    def sgd(self, param: Any, grad: Any, lr: float) -> Any:
+        """param - lr * grad, in place where the array type allows it (NumPy, CuPy, torch,
+        array-api-strict), a new array where arrays are immutable (JAX) or lazy (Dask). The
+        caller rebinds the attribute to the result either way."""
+        param -= lr * grad
+        return param
 
 
-def tanh_grad(xp: Any, grad_output: Any, output: Any) -> Any:
-    """grad_output * (1 - tanh(x)**2), from the stored output: tanh is never computed twice."""
-    return grad_output * (1 - output * output)
+# -- NumPy ------------------------------------------------------------------------------------
+# A step's elementwise work on NumPy costs as much as its GEMMs when done plainly: each
+# expression allocates a fresh array (page faults) and streams it through memory, on one core
+# while BLAS used all of them. The fast path works in cache-sized row blocks, in place in
+# the one array it returns, on as many threads as BLAS has (NumPy's loops release the GIL).
+
+_BLOCK = 32_768  # elements per block: a few blocks of float64 stay in a core's L2
+_PARALLEL_MIN = 131_072  # below this, threads cost more than they save
+_THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+_pool: ThreadPoolExecutor | None = None
 
 
-def sgd_step(xp: Any, param: Any, grad: Any, lr: float) -> Any:
-    """param - lr * grad; in place where the array type allows it (NumPy, CuPy, torch,
-    array-api-strict), a new array where arrays are immutable (JAX) or lazy (Dask). The caller
-    rebinds the attribute to the result either way."""
-    param -= lr * grad
-    return param
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="xmlp")
+    return _pool
+
+
+def _blockwise(fn: Callable[..., None], *arrays: Any) -> None:
+    """fn(*row_blocks) over C-contiguous 2-D arrays of equal shape, split across threads."""
+    rows, cols = arrays[0].shape
+    step = max(1, _BLOCK // max(1, cols))
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi, step):
+            j = min(hi, i + step)
+            fn(*(a[i:j] for a in arrays))
+
+    parts = min(_THREADS, rows) if arrays[0].size >= _PARALLEL_MIN else 1
+    if parts <= 1:
+        work(0, rows)
+        return
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    futures = [_executor().submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    work(bounds[0], bounds[1])
+    for future in futures:
+        future.result()
+
+
+def _as_rows(a: Any) -> Any:
+    """A 2-D view of a C-contiguous array (None when there is none without a copy)."""
+    if not a.flags.c_contiguous or a.ndim == 0:
+        return None
+    return a.reshape(1, -1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
+
+
+class NumpyOps(PortableOps):
+    """NumPy: native calls (no wrapper overhead on small steps), blocked and threaded
+    elementwise work on large ones."""
+
+    def __init__(self, xp: Any) -> None:
+        import numpy as np
+
+        super().__init__(xp)
+        self.np = np
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return self.np.matmul(a, b)
+
+    def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
+        np = self.np
+        out = np.matmul(x2, weights.T)
+        if out.size < _PARALLEL_MIN:
+            out += biases  # fresh array, not yet handed out
+        else:
+            _blockwise(lambda o: np.add(o, biases, out=o), out)
+        return out
+
+    def tanh(self, x: Any) -> Any:
+        np = self.np
+        rows = _as_rows(x) if x.size >= _PARALLEL_MIN else None
+        if rows is None:
+            return np.tanh(x)
+        out = np.empty_like(x)
+        _blockwise(lambda xi, oi: np.tanh(xi, out=oi), rows, _as_rows(out))
+        return out
+
+    def tanh_grad(self, grad_output: Any, output: Any) -> Any:
+        np = self.np
+        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
+            return super().tanh_grad(grad_output, output)
+        if output.size < _PARALLEL_MIN:
+            out = np.multiply(output, output)
+            np.subtract(1, out, out=out)
+            return np.multiply(out, grad_output, out=out)
+        g, y = _as_rows(grad_output), _as_rows(output)
+        if g is None or y is None:
+            return super().tanh_grad(grad_output, output)
+        out = np.empty_like(grad_output)
+
+        def block(gi: Any, yi: Any, oi: Any) -> None:
+            np.multiply(yi, yi, out=oi)
+            np.subtract(1, oi, out=oi)
+            np.multiply(oi, gi, out=oi)
+
+        _blockwise(block, g, y, _as_rows(out))
+        return out
+
+    def sum_rows(self, g2: Any) -> Any:
+        return self.np.add.reduce(g2, axis=0)
+
+    def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
+        np = self.np
+        diff = np.subtract(y, t)
+        flat = diff.reshape(-1)
+        # A dot product is the sum of squares without the squared temporary; the result has
+        # the type np.mean gives (a NumPy scalar of y's dtype).
+        return np.dot(flat, flat) / flat.size, diff
+
+    def mse_grad(self, diff: Any, size: int) -> Any:
+        return self.np.multiply(diff, 2.0 / size)
+
+    def sgd(self, param: Any, grad: Any, lr: float) -> Any:
+        np = self.np
+        if param.size < _PARALLEL_MIN or param.dtype != grad.dtype:
+            param -= lr * grad
+            return param
+        p, g = _as_rows(param), _as_rows(grad)
+        if p is None or g is None:
+            param -= lr * grad
+            return param
+
+        def block(pi: Any, gi: Any) -> None:
+            pi -= np.multiply(gi, lr)  # the product is a small block in cache
+
+        _blockwise(block, p, g)
+        return param
+
+
+_cache: dict[int, PortableOps] = {}
+# XMLP_FAST_PATHS=0 turns every fast path off (to compare, or to rule them out when debugging).
+_fast_paths = os.environ.get("XMLP_FAST_PATHS", "1").strip().lower() not in ("0", "false", "no")
+
+
+def ops_for(xp: Any) -> PortableOps:
+    """The ops for namespace ``xp``: a fast path where one exists, the portable one otherwise."""
+    ops = _cache.get(id(xp))
+    if ops is None:
+        import array_api_compat
+
+        fast = _fast_paths and array_api_compat.is_numpy_namespace(xp)
+        ops = NumpyOps(xp) if fast else PortableOps(xp)
+        _cache[id(xp)] = ops
+    return ops
+
+
+def set_fast_paths(enabled: bool) -> None:
+    """Turn fast paths on or off for layers built (and activation inputs first seen) from now on."""
+    global _fast_paths
+    _fast_paths = bool(enabled)
+    _cache.clear()

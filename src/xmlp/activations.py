@@ -10,7 +10,6 @@ from typing import Any
 
 import array_api_compat
 
-from . import _dispatch
 from ._backend import ArraySpec, floating_spec
 from .errors import ForwardNotCalledError
 from .module import Module
@@ -28,7 +27,6 @@ class _Activation(Module):
         self._spec: ArraySpec | None = None
 
     def _input_spec(self, x: Any, method: str) -> ArraySpec:
-        owner = f"{type(self).__name__}.{method}"
         spec = self._spec
         # Reuse the last input's spec when type, dtype and device agree: an O(1) check.
         if not (
@@ -37,60 +35,72 @@ class _Activation(Module):
             and x.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(x) == spec.device)
         ):
-            spec = floating_spec(x, owner, "x")
+            spec = floating_spec(x, f"{type(self).__name__}.{method}", "x")
         if x.ndim < 1:
-            raise ValueError(f"{owner}: x must have ndim >= 1, got a 0-d array")
+            raise ValueError(
+                f"{type(self).__name__}.{method}: x must have shape (...) with ndim >= 1, got "
+                "shape () (a 0-d array); reshape it, e.g. to (1,)."
+            )
         return spec
 
-    def _f(self, xp: Any, x: Any) -> Any:
+    def _f(self, spec: ArraySpec, x: Any) -> Any:
+        """The activation of x, in x's namespace."""
         raise NotImplementedError
 
-    def _df(self, xp: Any, grad_output: Any) -> Any:
+    def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
+        """dL/dx from dL/d(output) and what forward stored."""
         raise NotImplementedError
 
     def forward(self, x: Any) -> Any:
         """x (...) -> output (...), elementwise; stores ``x`` and ``output``."""
         spec = self._input_spec(x, "forward")
-        out = self._f(spec.xp, x)
+        out = self._f(spec, x)
         self.x, self.output, self._spec = x, out, spec
         return out
 
     def predict(self, x: Any) -> Any:
         """Same as forward, but stores nothing (inference)."""
-        return self._f(self._input_spec(x, "predict").xp, x)
+        return self._f(self._input_spec(x, "predict"), x)
 
     def backward(self, grad_output: Any) -> Any:
         """grad_output (same shape as output) -> grad_input; stores ``grad_input``."""
         if self.output is None or self._spec is None:
             raise ForwardNotCalledError("Perform forward pass first.")
-        owner = f"{type(self).__name__}.backward"
-        self._spec.check(grad_output, owner, "grad_output")
-        if tuple(grad_output.shape) != tuple(self.output.shape):
+        spec = self._spec
+        # The usual case builds no message: every backward runs this.
+        if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
+                or spec.check_device):
+            spec.check(grad_output, f"{type(self).__name__}.backward", "grad_output",
+                       against="the forward input")
+        if grad_output.shape != self.output.shape:
+            owner = f"{type(self).__name__}.backward"
             raise ValueError(
                 f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
                 f"got {tuple(grad_output.shape)}"
             )
-        self.grad_input = self._df(self._spec.xp, grad_output)
+        self.grad_input = self._df(self._spec, grad_output)
         return self.grad_input
 
 
 class Tanh(_Activation):
     """tanh(x); backward uses the stored output: d tanh = 1 - y**2."""
 
-    def _f(self, xp: Any, x: Any) -> Any:
-        return xp.tanh(x)
+    def _f(self, spec: ArraySpec, x: Any) -> Any:
+        return spec.ops.tanh(x)
 
-    def _df(self, xp: Any, grad_output: Any) -> Any:
-        return _dispatch.tanh_grad(xp, grad_output, self.output)
+    def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
+        return spec.ops.tanh_grad(grad_output, self.output)
 
 
 class ReLU(_Activation):
     """max(x, 0); gradient 1 where x > 0, else 0."""
 
-    def _f(self, xp: Any, x: Any) -> Any:
+    def _f(self, spec: ArraySpec, x: Any) -> Any:
+        xp = spec.xp
         return xp.where(x > 0, x, xp.zeros_like(x))
 
-    def _df(self, xp: Any, grad_output: Any) -> Any:
+    def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
+        xp = spec.xp
         return xp.where(self.x > 0, grad_output, xp.zeros_like(grad_output))
 
 
@@ -98,9 +108,9 @@ class Sigmoid(_Activation):
     """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
     backward uses the stored output: y * (1 - y)."""
 
-    def _f(self, xp: Any, x: Any) -> Any:
-        return (xp.tanh(x * 0.5) + 1) * 0.5
+    def _f(self, spec: ArraySpec, x: Any) -> Any:
+        return (spec.xp.tanh(x * 0.5) + 1) * 0.5
 
-    def _df(self, xp: Any, grad_output: Any) -> Any:
+    def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
         y = self.output
         return grad_output * (y * (1 - y))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
-from . import _dispatch
 from ._backend import ArraySpec, floating_spec, make_rng, namespace_name, resolve_namespace
 from .errors import ForwardNotCalledError
 from .module import Module
@@ -50,9 +50,16 @@ class Linear(Module):
         rng: Any = None,
         init: str = "normal",
     ) -> None:
+        dims: list[int] = []
         for label, dim in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+                raise TypeError(
+                    f"Linear: {label} must be a positive int, got {type(dim).__name__}: {dim!r}"
+                )
+            if dim < 1:
                 raise ValueError(f"Linear: {label} must be a positive int, got {dim!r}")
+            dims.append(int(dim))  # a NumPy integer becomes a plain int
+        input_dim, output_dim = dims
         if init not in _INITS:
             raise ValueError(f"Linear: init must be one of {_INITS}, got {init!r}")
         self.input_dim = input_dim
@@ -106,20 +113,47 @@ class Linear(Module):
         return f"Linear({self.input_dim}, {self.output_dim}, {self._spec.describe()})"
 
     # -- passes ------------------------------------------------------------------------------
+    def _owner(self, method: str) -> str:
+        return f"Linear({self.input_dim}, {self.output_dim}).{method}"
+
     def _check_input(self, x: Any, method: str) -> None:
-        owner = f"Linear({self.input_dim}, {self.output_dim}).{method}"
-        self._spec.check(x, owner, "x")
+        spec = self._spec
+        # The usual case (same array type and dtype, one device) builds no message: every
+        # forward runs this.
+        if type(x) is not spec.array_type or x.dtype != spec.dtype or spec.check_device:
+            spec.check(x, self._owner(method), "x")
         if x.ndim < 1 or x.shape[-1] != self.input_dim:
+            owner = self._owner(method)
             raise ValueError(
                 f"{owner}: x must have shape (..., {self.input_dim}) (input_dim features), "
                 f"got {tuple(x.shape)}"
+            )
+        if None in x.shape or x.shape[0] != x.shape[0]:  # an unknown size: Dask's nan
+            owner = self._owner(method)
+            raise ValueError(
+                f"{owner}: x has an unknown size, shape {tuple(x.shape)}; on Dask call "
+                "x.compute_chunk_sizes() first (needed after boolean indexing, for instance)."
+            )
+
+    def _check_grad_output(self, grad_output: Any) -> None:
+        if self._x2 is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        spec = self._spec
+        if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
+                or spec.check_device):
+            spec.check(grad_output, self._owner("backward"), "grad_output")
+        if grad_output.shape != self.output.shape:
+            owner = self._owner("backward")
+            raise ValueError(
+                f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
+                f"got {tuple(grad_output.shape)}"
             )
 
     def _affine(self, x: Any) -> tuple[Any, Any]:
         """(x folded to 2-D, output in x's leading shape): one GEMM whatever the batch dims."""
         xp = self._spec.xp
         x2 = x if x.ndim == 2 else xp.reshape(x, (-1, self.input_dim))
-        out = _dispatch.affine(xp, x2, self.weights, self.biases)
+        out = self._spec.ops.affine(x2, self.weights, self.biases)
         if x.ndim != 2:
             out = xp.reshape(out, (*x.shape[:-1], self.output_dim))
         return x2, out
@@ -142,29 +176,21 @@ class Linear(Module):
         Sets ``grad_weights`` (output_dim, input_dim), summed over all leading dims,
         ``grad_biases`` (output_dim,) and ``grad_input``.
         """
-        if self._x2 is None:
-            raise ForwardNotCalledError("Perform forward pass first.")
-        owner = f"Linear({self.input_dim}, {self.output_dim}).backward"
-        self._spec.check(grad_output, owner, "grad_output")
-        if tuple(grad_output.shape) != tuple(self.output.shape):
-            raise ValueError(
-                f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
-                f"got {tuple(grad_output.shape)}"
-            )
-        xp = self._spec.xp
+        self._check_grad_output(grad_output)
+        xp, ops = self._spec.xp, self._spec.ops
         g2 = grad_output if grad_output.ndim == 2 else xp.reshape(grad_output, (-1, self.output_dim))
-        grad_weights = xp.matmul(g2.T, self._x2)
-        grad_biases = xp.sum(g2, axis=0)
-        grad_input = xp.matmul(g2, self.weights)
+        grad_weights = ops.matmul(g2.T, self._x2)
+        grad_biases = ops.sum_rows(g2)
+        grad_input = ops.matmul(g2, self.weights)
         if grad_output.ndim != 2:
             grad_input = xp.reshape(grad_input, tuple(self.x.shape))
         self.grad_weights, self.grad_biases, self.grad_input = grad_weights, grad_biases, grad_input
         return grad_input
 
     def _apply_update(self, learning_rate: float) -> None:
-        xp = self._spec.xp
-        self.weights = _dispatch.sgd_step(xp, self.weights, self.grad_weights, learning_rate)
-        self.biases = _dispatch.sgd_step(xp, self.biases, self.grad_biases, learning_rate)
+        ops = self._spec.ops
+        self.weights = ops.sgd(self.weights, self.grad_weights, learning_rate)
+        self.biases = ops.sgd(self.biases, self.grad_biases, learning_rate)
 
 
 def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> ArraySpec:

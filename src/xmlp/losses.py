@@ -31,7 +31,7 @@ class MSELoss(Module):
         self._spec: ArraySpec | None = None
 
     def _check(self, y: Any, t: Any, method: str) -> ArraySpec:
-        owner = f"MSELoss.{method}"
+        owner = "MSELoss.forward" if method == "forward" else f"MSELoss.{method}"
         spec = self._spec
         if not (
             spec is not None
@@ -40,8 +40,14 @@ class MSELoss(Module):
             and (not spec.check_device or array_api_compat.device(y) == spec.device)
         ):
             spec = floating_spec(y, owner, "y")
-        spec.check(t, owner, "t (the target)")
-        if tuple(y.shape) != tuple(t.shape):
+        if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
+            spec.check(t, owner, "t (the target)", against="y (the prediction)")
+        if None in y.shape or math.prod(y.shape) != math.prod(y.shape):  # Dask's nan sizes
+            raise ValueError(
+                f"{owner}: y has an unknown size, shape {tuple(y.shape)}, so the mean cannot be "
+                "taken; on Dask call .compute_chunk_sizes() on the input first."
+            )
+        if y.shape != t.shape:
             raise ValueError(
                 f"{owner}: y and t must have the same shape, got {tuple(y.shape)} and "
                 f"{tuple(t.shape)} (an (N, 1) against (N,) would broadcast to (N, N)); reshape "
@@ -49,25 +55,24 @@ class MSELoss(Module):
             )
         if y.ndim < 1:
             raise ValueError(f"{owner}: y and t must have ndim >= 1, got 0-d arrays")
+        if 0 in y.shape:  # the mean of nothing is NaN, and backward would divide by 0
+            raise ValueError(f"{owner}: y and t are empty (shape {tuple(y.shape)})")
         return spec
 
     def forward(self, y: Any, t: Any) -> Any:
         """Mean of (y - t)**2 as the namespace's ``mean`` returns it (a 0-d array, or a NumPy
         scalar on NumPy): no conversion to a Python float, so no GPU sync."""
         spec = self._check(y, t, "forward")
-        diff = y - t
-        loss = spec.xp.mean(diff * diff)
+        loss, diff = spec.ops.mse(y, t)
         self.y, self.t, self.loss, self._diff, self._spec = y, t, loss, diff, spec
         return loss
 
     def predict(self, y: Any, t: Any) -> Any:
         """The loss without storing anything (evaluation)."""
-        spec = self._check(y, t, "predict")
-        diff = y - t
-        return spec.xp.mean(diff * diff)
+        return self._check(y, t, "predict").ops.mse(y, t)[0]
 
     def backward(self) -> Any:
         """dL/dy = 2 (y - t) / y.size, same shape as y."""
         if self._diff is None:
             raise ForwardNotCalledError("Perform forward pass first.")
-        return self._diff * (2.0 / math.prod(self.y.shape))
+        return self._spec.ops.mse_grad(self._diff, math.prod(self.y.shape))

@@ -68,8 +68,8 @@ class _Container(Module):
 
 
 class Sequential(_Container):
-    """Layers applied in order; any objects with forward/backward/predict (and update_params
-    when they hold parameters, listed by named_parameters). Parameters are named by position:
+    """Layers applied in order: xmlp Modules with forward/backward/predict (parameters listed by
+    ``_param_names``, updated by ``_apply_update``). Parameters are named by position:
     "0.weights", "0.biases", "2.weights"...
 
     Consecutive Linear layers (with only parameter-free layers between them) must agree on
@@ -80,6 +80,12 @@ class Sequential(_Container):
         if not layers:
             raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
+            # Snapshots, to() and all-or-nothing updates walk children as Modules.
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential: layer {i} ({type(layer).__name__}) is not an xmlp.Module; "
+                    "subclass xmlp.Module and define forward/backward/predict."
+                )
             for method in ("forward", "backward", "predict"):
                 if not callable(getattr(layer, method, None)):
                     raise TypeError(
@@ -138,6 +144,32 @@ class MLP(_Container):
         spec = self.linear1._spec
         self.linear2 = Linear(hidden_dim, output_dim, xp=spec.xp, device=spec.device,
                               dtype=spec.dtype, rng=generator, init=init)
+
+    # forward and backward are the seed's code after one check. They need no snapshot: only
+    # the first layer sees an array from outside, and once it is accepted nothing after it can
+    # be rejected. The previous step's arrays are let go before new ones are made, so a step
+    # never holds two sets of activations (or gradients) at once.
+    def forward(self, x: Any) -> Any:
+        """x (..., input_dim) -> output (..., output_dim)."""
+        self.linear1._check_input(x, "forward")
+        for layer in (self.linear1, self.activation, self.linear2):
+            layer.x = layer.output = None
+        self.linear1._x2 = self.linear2._x2 = None
+        hidden = self.linear1.forward(x)
+        activated_hidden = self.activation.forward(hidden)
+        output = self.linear2.forward(activated_hidden)
+        return output
+
+    def backward(self, grad_output: Any) -> Any:
+        """dL/d(output) (..., output_dim) -> dL/dx (..., input_dim)."""
+        self.linear2._check_grad_output(grad_output)
+        for layer in (self.linear1, self.linear2):
+            layer.grad_weights = layer.grad_biases = layer.grad_input = None
+        self.activation.grad_input = None
+        grad_hidden = self.linear2.backward(grad_output)
+        grad_activated_hidden = self.activation.backward(grad_hidden)
+        grad_input = self.linear1.backward(grad_activated_hidden)
+        return grad_input
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         yield "linear1", self.linear1

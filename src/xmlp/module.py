@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import array_api_compat
+
 from ._backend import ArraySpec, check_learning_rate
 from .errors import NoGradientError
 
@@ -98,13 +100,41 @@ class Module:
 
     # -- training --------------------------------------------------------------------------
     def _check_grads(self) -> None:
-        """NoGradientError (a RuntimeError) naming the first parameter without a gradient."""
-        for name, grad in self.named_grads():
+        """NoGradientError (a RuntimeError) naming the first parameter without a gradient;
+        ValueError / TypeError for a gradient (set by hand) whose shape, namespace, dtype or
+        device is not its parameter's, so that an update never stops half-way."""
+        if self._grads_ok():
+            return
+        # Slow path, for the message: find the first bad gradient by its dotted name.
+        owner = f"{type(self).__name__}.update_params"
+        grads = dict(self.named_grads())
+        for name, param in self.named_parameters():
+            grad = grads[name]
             if grad is None:
                 raise NoGradientError(
-                    f"{type(self).__name__}.update_params: no gradient for {name!r}; "
-                    "call backward() after forward() first."
+                    f"{owner}: no gradient for {name!r}; call backward() after forward() first."
                 )
+            module, _ = self._owner(name)
+            module._spec.check(grad, owner, f"the gradient for {name!r}")
+            if tuple(grad.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{owner}: the gradient for {name!r} must have the parameter's shape "
+                    f"{tuple(param.shape)}, got {tuple(grad.shape)}"
+                )
+
+    def _grads_ok(self) -> bool:
+        """Whether every gradient is there with its parameter's type, dtype and shape (and
+        the device is not in doubt): the check of every training step, so it builds no names."""
+        for local in self._param_names:
+            grad, spec = getattr(self, "grad_" + local), self._spec
+            if (grad is None or type(grad) is not spec.array_type or grad.dtype != spec.dtype
+                    or grad.shape != getattr(self, local).shape
+                    or (spec.check_device and array_api_compat.device(grad) != spec.device)):
+                return False
+        for _, child in self.named_children():
+            if not child._grads_ok():
+                return False
+        return True
 
     def _apply_update(self, learning_rate: float) -> None:
         """The SGD step on validated input; containers apply it child by child."""

@@ -1,0 +1,124 @@
+"""What the input checks cost on the seed-sized training step (issue 5).
+
+One step is MLP(1, 10, 1) forward, MSELoss forward and backward, MLP backward and
+update_params, on the seed's batch of 100 samples, float64, NumPy. The same step is timed with
+the checks and with them patched out (here only, for the measurement: the library has no switch
+to turn them off), alternating the two in one run; the medians and their ratio are printed.
+
+Patched out: ArraySpec.check (namespace, dtype, device of every incoming array),
+Linear._check_input (feature count) and _check_grad_output, the activations' and MSELoss's
+input checks, the learning rate check and update_params's gradient checks. What stays in both
+is a few ``is None`` tests and the activations' grad_output checks written inline in backward.
+
+Two clocks: wall time (what a user sees) and the main thread's CPU time
+(``time.thread_time``), which a busy shared machine disturbs less; at this size BLAS runs on
+the calling thread, so the thread's CPU time is the step's.
+
+    python benchmarks/check_cost.py [--repeats 20] [--steps 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+import timeit
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+import xmlp
+from xmlp import _backend, activations, layers, losses, module
+from xmlp.data import generate_data
+
+
+@contextlib.contextmanager
+def checks_off() -> Iterator[None]:
+    """Replace every check with the cheapest stand-in that still returns what callers use."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    act_spec = activations._Activation._input_spec
+    mse_check = losses.MSELoss._check
+    patch(_backend.ArraySpec, "check", lambda self, a, owner, what, **kw: None)
+    patch(layers.Linear, "_check_input", lambda self, x, method: None)
+    patch(layers.Linear, "_check_grad_output", lambda self, grad_output: None)
+    # the spec of the previous call (the real check runs once, on the first call)
+    patch(activations._Activation, "_input_spec",
+          lambda self, x, method: self._spec or act_spec(self, x, method))
+    patch(losses.MSELoss, "_check",
+          lambda self, y, t, method: self._spec or mse_check(self, y, t, method))
+    patch(module, "check_learning_rate", lambda lr: lr)
+    patch(module.Module, "_check_grads", lambda self, *args: None)
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def make_step(dtype: str = "float64") -> Callable[[], None]:
+    model = xmlp.MLP(1, 10, 1, rng=0, dtype=dtype)
+    loss = xmlp.MSELoss()
+    x, y = (a.astype(dtype) for a in generate_data())
+
+    def step() -> None:
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward())
+        model.update_params(0.1)
+
+    return step
+
+
+def measure(repeats: int, steps: int) -> dict[str, Any]:
+    """Median microseconds per step with and without checks, interleaved round by round."""
+    step = make_step()
+    for _ in range(steps):  # warm up: caches, BLAS threads, the activations' specs
+        step()
+    with checks_off():
+        for _ in range(steps):
+            step()
+    result: dict[str, Any] = {}
+    for clock_name, clock in (("wall", time.perf_counter), ("thread_cpu", time.thread_time)):
+        timer_on = timeit.Timer(step, timer=clock)
+        on, off = [], []
+        for _ in range(repeats):
+            on.append(timer_on.timeit(steps) / steps * 1e6)
+            with checks_off():
+                off.append(timeit.Timer(step, timer=clock).timeit(steps) / steps * 1e6)
+        med_on, med_off = statistics.median(on), statistics.median(off)
+        result[clock_name] = {
+            "step_us_with_checks": round(med_on, 2),
+            "step_us_without_checks": round(med_off, 2),
+            "checks_us": round(med_on - med_off, 2),
+            "ratio_with_over_without": round(med_on / med_off, 3),
+            "checks_share_of_step": round((med_on - med_off) / med_on, 3),
+            "min_us_with_without": [round(min(on), 2), round(min(off), 2)],
+        }
+    result["repeats"], result["steps_per_repeat"] = repeats, steps
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=2000)
+    args = parser.parse_args()
+    result = measure(args.repeats, args.steps)
+    result["numpy"] = np.__version__
+    result["python"] = platform.python_version()
+    result["blas"] = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}
+                      for info in threadpool_info()]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Test matrix: one session per backend, plus lint and (only when named) benchmarks.
+
+    nox                        # every test session this machine can run, plus lint
+    nox -s tests-torch         # one backend
+    nox -s bench               # CPU benchmarks (never in the default set)
+    nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nox
+
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = False
+
+# backend -> extras it needs beside "test"
+BACKENDS = {
+    "numpy": [],
+    "array_api_strict": ["strict"],
+    "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
+    "jax": ["jax"],
+    "dask": ["dask"],
+    "cupy": ["cupy"],
+}
+
+nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint"]
+
+
+def has_nvidia_gpu() -> bool:
+    """True when nvidia-smi finds a GPU; checked before anything CUDA is downloaded."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def _tests(session: nox.Session, backend: str) -> None:
+    if backend == "cupy" and not has_nvidia_gpu():
+        session.skip("no NVIDIA GPU on this machine: the CuPy suite needs one (CuPy not installed)")
+    extras = ",".join(["test", *BACKENDS[backend]])
+    session.install(f".[{extras}]")
+    env = {"XMLP_BACKENDS": backend}
+    if backend == "jax":
+        env["JAX_ENABLE_X64"] = "1"
+    session.run("pytest", *session.posargs, env=env)
+    if backend == "dask":
+        # dask.distributed end to end: the seed's training on a LocalCluster vs NumPy
+        session.run("python", "examples/dask_distributed.py", env=env)
+
+
+def _register(backend: str) -> None:
+    @nox.session(name=f"tests-{backend}")
+    def tests(session: nox.Session) -> None:
+        _tests(session, backend)
+
+    tests.__doc__ = f"Run the whole test suite on {backend} arrays."
+
+
+for _backend in BACKENDS:
+    _register(_backend)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy on the package's public API."""
+    session.install(".[lint]")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session(name="bench", default=False)
+def bench(session: nox.Session) -> None:
+    """CPU benchmarks (NumPy and PyTorch as the peer): pytest-benchmark suite and `xmlp bench`."""
+    session.install(".[bench,torch]")
+    args = session.posargs or ["--quick"]
+    session.run("xmlp", "bench", "--backend", "numpy", "--backend", "torch", *args,
+                "--out", "bench-out")
+
+
+@nox.session(name="bench-cupy", default=False)
+def bench_cupy(session: nox.Session) -> None:
+    """GPU benchmarks: CuPy beside NumPy on the host CPU (skips without an NVIDIA GPU)."""
+    if not has_nvidia_gpu():
+        session.skip("no NVIDIA GPU on this machine")
+    session.install(".[bench,cupy,torch]")
+    session.run("xmlp", "bench", "--backend", "cupy", "--backend", "numpy", *session.posargs,
+                "--out", "bench-out-gpu")

@@ -1,0 +1,607 @@
+"""What ``xmlp bench`` and the pytest-benchmark suite measure: backends, ops, FLOPs and timing.
+
+One *case* is an op on one backend, dtype and shape ``(batch, in, hidden, out)``: a callable
+that runs the op once **and waits for it** (GPU stream sync, ``jax.block_until_ready``, Dask
+``persist``), so wall-clock time is the op's time. Both front ends time these callables:
+``xmlp bench`` with :func:`measure`, ``pytest benchmarks`` with ``benchmark.pedantic``.
+
+Backend names are the test suite's ids: numpy, array_api_strict, torch:cpu, torch:cuda, jax,
+dask, cupy. Heavy libraries are imported only when a backend is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._backend import ArraySpec, dtype_name
+
+__all__ = [
+    "BACKENDS",
+    "DTYPES",
+    "OPS",
+    "Backend",
+    "BackendUnavailable",
+    "Case",
+    "Timing",
+    "Workload",
+    "calibrate",
+    "gemms",
+    "gflops",
+    "grid",
+    "load_backend",
+    "measure",
+    "op_flops",
+    "plan",
+    "step_gemms",
+    "torch_step",
+]
+
+OPS = (
+    "matmul",
+    "batched_matmul",
+    "step_gemms",
+    "linear_forward",
+    "linear_backward",
+    "mlp_step",
+    "torch_step",
+)
+BACKENDS = ("numpy", "array_api_strict", "torch:cpu", "torch:cuda", "jax", "dask", "cupy")
+GPU_BACKENDS = ("torch:cuda", "cupy")
+DTYPES = ("float32", "float64")
+PEERS = {"cpu": "torch:cpu", "gpu": "torch:cuda"}  # where torch_step runs for each kind
+STACKS = 8  # batched_matmul splits the batch into this many stacked problems
+LEARNING_RATE = 1e-3
+
+Shape = tuple[int, int, int, int]
+Gemm = tuple[int, int, int]
+
+# -- size grids -------------------------------------------------------------------------------
+# Families of (in, hidden, out) with their batch sizes, so the plot has GFLOP/s-vs-batch lines.
+# The three shapes the performance targets are stated on are in every full grid:
+# (100, 1, 10, 1) (the seed's), (1024, 256, 1024, 256) and (4096, 1024, 4096, 1024).
+_GRIDS: dict[tuple[str, bool], list[tuple[tuple[int, int, int], tuple[int, ...]]]] = {
+    ("cpu", False): [((1, 10, 1), (100,)), ((256, 1024, 256), (64, 256, 1024))],
+    ("cpu", True): [
+        ((1, 10, 1), (100, 1000, 10000)),
+        ((256, 1024, 256), (64, 256, 1024, 4096)),
+        ((1024, 4096, 1024), (256, 1024, 4096)),
+    ],
+    ("gpu", False): [
+        ((1, 10, 1), (100,)),
+        ((256, 1024, 256), (1024,)),
+        ((1024, 4096, 1024), (4096,)),
+    ],
+    # Up to about 25 GiB of float64 activations at the largest shape: fills an H100's
+    # compute without running an 80 GB card out of memory.
+    ("gpu", True): [
+        ((1, 10, 1), (100, 10_000, 1_000_000)),
+        ((256, 1024, 256), (1024, 4096, 16384, 65536)),
+        ((1024, 4096, 1024), (1024, 4096, 16384, 65536)),
+        ((4096, 16384, 4096), (4096, 16384, 32768)),
+    ],
+}
+
+
+def grid(kind: str, full: bool) -> list[Shape]:
+    """The (batch, in, hidden, out) shapes measured on a "cpu" or "gpu" backend."""
+    return [(b, i, h, o) for (i, h, o), batches in _GRIDS[(kind, full)] for b in batches]
+
+
+def kind_of(name: str) -> str:
+    """"gpu" for torch:cuda and cupy, "cpu" for the rest."""
+    return "gpu" if name in GPU_BACKENDS else "cpu"
+
+
+# -- FLOPs ------------------------------------------------------------------------------------
+def stacks(batch: int) -> tuple[int, int]:
+    """(S, M): batched_matmul runs S stacked (M, in) @ (in, out) problems, S*M <= batch."""
+    s = min(STACKS, batch)
+    return s, batch // s
+
+
+def gemms(op: str, shape: Shape) -> list[Gemm]:
+    """The (m, k, n) of every GEMM an op runs (an (m, k) @ (k, n) product each)."""
+    b, i, h, o = shape
+    if op == "matmul":
+        return [(b, i, o)]
+    if op == "batched_matmul":
+        s, m = stacks(b)
+        return [(m, i, o)] * s
+    if op == "linear_forward":
+        return [(b, i, h)]
+    if op == "linear_backward":
+        return [(h, b, i), (b, h, i)]  # grad_weights = g.T @ x, grad_input = g @ W
+    if op in ("step_gemms", "mlp_step", "torch_step"):
+        # h = x @ W1.T, y = a @ W2.T, gW2 = gy.T @ a, ga = gy @ W2, gW1 = gh.T @ x, gx = gh @ W1
+        return [(b, i, h), (b, h, o), (o, b, h), (b, o, h), (h, b, i), (b, h, i)]
+    raise ValueError(f"unknown op {op!r}; choose from {OPS}")
+
+
+def op_flops(op: str, shape: Shape) -> int:
+    """2·m·k·n summed over the op's GEMMs (elementwise work is not counted)."""
+    return sum(2 * m * k * n for m, k, n in gemms(op, shape))
+
+
+def gflops(flops: float, seconds: float) -> float:
+    """The rate in GFLOP/s (1e9 floating-point operations per second)."""
+    if seconds <= 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    return flops / seconds / 1e9
+
+
+# -- the products themselves ------------------------------------------------------------------
+def step_gemms(xp: Any, x: Any, w1: Any, a: Any, w2: Any, gy: Any, gh: Any) -> tuple[Any, ...]:
+    """The six GEMMs of one MLP training step, nothing else: the floor a step cannot beat.
+
+    x (N, in), w1 (hidden, in), a (N, hidden), w2 (out, hidden), gy (N, out), gh (N, hidden)
+    -> (x @ w1.T, a @ w2.T, gy.T @ a, gy @ w2, gh.T @ x, gh @ w1): the first layer's
+    pre-activation, the output without bias, grad W2, grad a, grad W1 and grad x.
+    """
+    mm = xp.matmul
+    return mm(x, w1.T), mm(a, w2.T), mm(gy.T, a), mm(gy, w2), mm(gh.T, x), mm(gh, w1)
+
+
+def torch_step(params: Sequence[Any], x: Any, t: Any, lr: float) -> tuple[Any, Any]:
+    """The same MLP step in plain PyTorch tensors, no autograd: the peer xmlp is compared to.
+
+    params = [w1 (hidden, in), b1 (hidden,), w2 (out, hidden), b2 (out,)], updated in place by
+    SGD; x (N, in), t (N, out). Returns (loss, dL/dx), the same values xmlp's MLP and MSELoss
+    compute, with the same six GEMMs.
+    """
+    import torch
+
+    w1, b1, w2, b2 = params
+    h = torch.nn.functional.linear(x, w1, b1)  # what torch.nn.Linear runs: one addmm
+    a = torch.tanh(h)
+    y = torch.nn.functional.linear(a, w2, b2)
+    diff = y - t
+    loss = torch.mean(diff * diff)
+    gy = diff * (2.0 / diff.numel())
+    gw2, gb2, ga = gy.T @ a, gy.sum(0), gy @ w2
+    gh = ga * (1 - a * a)
+    gw1, gb1, gx = gh.T @ x, gh.sum(0), gh @ w1
+    for p, g in zip(params, (gw1, gb1, gw2, gb2), strict=True):
+        p.sub_(g, alpha=lr)
+    return loss, gx
+
+
+# -- backends ---------------------------------------------------------------------------------
+class BackendUnavailable(Exception):
+    """A backend that cannot run here (not installed, no GPU); the message says why."""
+
+
+@dataclass
+class Backend:
+    """A backend to measure: the module users pass as ``xp=`` and the device."""
+
+    name: str
+    module: Any  # numpy, array_api_strict, torch, jax.numpy, dask.array, cupy
+    device: Any = None
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.name)
+
+    @property
+    def lazy(self) -> bool:
+        return self.name == "dask"
+
+    def spec(self, dtype: str) -> ArraySpec:
+        return ArraySpec.resolve(self.module, self.device, dtype)
+
+    def asarray(self, spec: ArraySpec, host: np.ndarray, *, split: bool) -> Any:
+        """A fresh array from host data; on Dask chunked along axis 0 when ``split`` (the batch
+        axis: one chunk per core, the feature axes whole), one chunk otherwise."""
+        if self.lazy:
+            host = np.asarray(host, dtype=dtype_name(spec.dtype))
+            parts = max(1, min(os.cpu_count() or 1, host.shape[0])) if split else 1
+            chunks = (math.ceil(host.shape[0] / parts), *host.shape[1:])
+            return self.module.from_array(host, chunks=chunks)
+        return spec.from_host(host)
+
+    def syncer(self) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+        """A function that waits until the given arrays are computed and returns them (Dask:
+        persisted), or None where results are ready when the call returns (NumPy, torch CPU)."""
+        if self.name == "cupy":
+            stream = self.module.cuda.get_current_stream
+
+            def cupy_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                stream().synchronize()
+                return arrays
+
+            return cupy_sync
+        if self.name == "torch:cuda":
+            synchronize = self.module.cuda.synchronize
+
+            def torch_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                synchronize(self.device)
+                return arrays
+
+            return torch_sync
+        if self.name == "jax":
+            import jax
+
+            def jax_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                return jax.block_until_ready(arrays)
+
+            return jax_sync
+        if self.lazy:
+            import dask
+
+            def dask_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                return dask.persist(*arrays)
+
+            return dask_sync
+        return None
+
+    def device_name(self) -> str:
+        """The GPU's name, or the CPU model from /proc/cpuinfo."""
+        if self.name == "cupy":
+            cuda = self.module.cuda
+            props = cuda.runtime.getDeviceProperties(cuda.Device().id)
+            name = props["name"]
+            return name.decode() if isinstance(name, bytes) else str(name)
+        if self.name == "torch:cuda":
+            return str(self.module.cuda.get_device_name(self.device))
+        return cpu_model()
+
+    def threads(self) -> int | None:
+        """Threads of the BLAS this backend's CPU GEMMs run on (None: not known or a GPU)."""
+        if self.kind == "gpu":
+            return None
+        if self.name == "torch:cpu":
+            return int(self.module.get_num_threads())
+        if self.name == "jax":
+            return None  # XLA's own thread pool, not a BLAS threadpoolctl sees
+        return numpy_blas_threads()
+
+    def free(self) -> None:
+        """Hand cached GPU memory back between shapes, so the next shape has room."""
+        if self.name == "cupy":
+            self.module.get_default_memory_pool().free_all_blocks()
+        elif self.name == "torch:cuda":
+            self.module.cuda.empty_cache()
+
+
+def load_backend(name: str) -> Backend:
+    """The backend called ``name``; BackendUnavailable (with the reason) if it cannot run here."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
+    package = {"torch:cpu": "torch", "torch:cuda": "torch", "jax": "jax.numpy",
+               "dask": "dask.array"}.get(name, name)
+    try:
+        if name == "jax":
+            importlib.import_module("jax").config.update("jax_enable_x64", True)  # for float64
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise BackendUnavailable(f"{name}: {package} is not installed ({exc})") from exc
+    if name == "torch:cpu":
+        return Backend(name, module, module.device("cpu"))
+    if name == "torch:cuda":
+        if not module.cuda.is_available():
+            raise BackendUnavailable("torch:cuda: torch.cuda.is_available() is False")
+        return Backend(name, module, module.device("cuda:0"))
+    if name == "cupy":
+        try:
+            count = module.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # no driver, no GPU, a broken install: all mean "cannot run"
+            reason = f"cupy: no usable CUDA GPU ({type(exc).__name__}: {exc})"
+            raise BackendUnavailable(reason) from exc
+        if count < 1:
+            raise BackendUnavailable("cupy: no CUDA device")
+    return Backend(name, module)
+
+
+def cpu_model() -> str:
+    """"AMD EPYC 7763 64-Core Processor" from /proc/cpuinfo, or what platform knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def numpy_blas_threads() -> int | None:
+    """Threads of NumPy's BLAS per threadpoolctl (None if threadpoolctl is not installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    mine = [lib for lib in blas if "numpy" in str(lib.get("filepath", ""))] or blas
+    return int(mine[0]["num_threads"]) if mine else None
+
+
+# -- cases ------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    """One op, ready to time: ``fn()`` runs it once and waits for its results."""
+
+    backend: Backend
+    dtype: str
+    shape: Shape
+    op: str
+    fn: Callable[[], None]
+    check: Callable[[], bool] | None = None  # after timing: are the results finite?
+    subject: Any = None  # the xmlp layer or model exercised (Linear and MLP ops), to inspect
+
+    @property
+    def flops(self) -> int:
+        return op_flops(self.op, self.shape)
+
+
+class Workload:
+    """The arrays and layers of one (backend, dtype, shape), made once and shared by its ops.
+
+    Data is uniform in [-1, 1) (values do not change GEMM speed; drawing it is fast even at
+    GPU sizes); arrays are made on first use, so an op pays only for what it needs.
+    """
+
+    def __init__(self, backend: Backend, dtype: str, shape: Shape, seed: int = 0) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if len(shape) != 4 or any(int(d) < 1 for d in shape):
+            raise ValueError(f"shape must be 4 positive ints (batch, in, hidden, out), got {shape}")
+        self.backend, self.dtype = backend, dtype
+        self.shape: Shape = tuple(int(d) for d in shape)  # type: ignore[assignment]
+        self.spec = backend.spec(dtype)
+        self._rng = np.random.default_rng(seed)
+        self._arrays: dict[str, Any] = {}
+
+    def _host(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self._rng.random(shape, dtype=np.float32) * 2 - 1
+
+    def array(self, name: str) -> Any:
+        """x (N, in), t (N, out), w1 (hidden, in), b1 (hidden,), w2 (out, hidden), b2 (out,),
+        a and gh (N, hidden), gy (N, out), w (in, out), xs (S, M, in), ws (S, in, out)."""
+        if name not in self._arrays:
+            b, i, h, o = self.shape
+            s, m = stacks(b)
+            shapes = {"x": (b, i), "t": (b, o), "w1": (h, i), "b1": (h,), "w2": (o, h),
+                      "b2": (o,), "a": (b, h), "gh": (b, h), "gy": (b, o), "w": (i, o),
+                      "xs": (s, m, i), "ws": (s, i, o)}
+            split = name in ("x", "t", "a", "gh", "gy", "xs", "ws")
+            self._arrays[name] = self.backend.asarray(self.spec, self._host(shapes[name]),
+                                                      split=split)
+        return self._arrays[name]
+
+    def case(self, op: str) -> Case:
+        """The callable for ``op`` (one of OPS) on this workload."""
+        make = getattr(self, "_" + op, None)
+        if op not in OPS or make is None:
+            raise ValueError(f"unknown op {op!r}; choose from {OPS}")
+        fn, check, *subject = make()
+        return Case(self.backend, self.dtype, self.shape, op, fn, check, *subject)
+
+    def _timed(self, run: Callable[[], Sequence[Any]]) -> Callable[[], None]:
+        sync = self.backend.syncer()
+        if sync is None:
+            return run  # type: ignore[return-value]  # results ready on return
+
+        def fn() -> None:
+            sync(run())
+
+        return fn
+
+    def _matmul(self) -> tuple[Callable[[], None], None]:
+        xp, x, w = self.spec.xp, self.array("x"), self.array("w")
+        return self._timed(lambda: (xp.matmul(x, w),)), None
+
+    def _batched_matmul(self) -> tuple[Callable[[], None], None]:
+        xp, xs, ws = self.spec.xp, self.array("xs"), self.array("ws")
+        return self._timed(lambda: (xp.matmul(xs, ws),)), None
+
+    def _step_gemms(self) -> tuple[Callable[[], None], None]:
+        xp = self.spec.xp
+        args = [self.array(n) for n in ("x", "w1", "a", "w2", "gy", "gh")]
+        return self._timed(lambda: step_gemms(xp, *args)), None
+
+    def _linear(self) -> Any:
+        from .layers import Linear
+
+        _, i, h, _ = self.shape
+        return Linear(i, h, self.array("w1"), self.array("b1"))
+
+    def _linear_forward(self) -> tuple[Callable[[], None], None, Any]:
+        layer, x = self._linear(), self.array("x")
+        return self._timed(lambda: (layer.forward(x),)), None, layer
+
+    def _linear_backward(self) -> tuple[Callable[[], None], None, Any]:
+        layer, g = self._linear(), self.array("gh")
+        layer.forward(self.array("x"))
+
+        def run() -> tuple[Any, ...]:
+            layer.backward(g)
+            return layer.grad_weights, layer.grad_biases, layer.grad_input
+
+        return self._timed(run), None, layer
+
+    def _mlp_step(self) -> tuple[Callable[[], None], Callable[[], bool], Any]:
+        from .losses import MSELoss
+        from .models import MLP
+
+        _, i, h, o = self.shape
+        be = self.backend
+        model = MLP(i, h, o, xp=be.module, device=be.device, dtype=self.dtype, rng=0,
+                    init="xavier")
+        loss_fn, x, t = MSELoss(), self.array("x"), self.array("t")
+        names = [n for n, _ in model.named_parameters()]
+        sync = be.syncer()
+        last: list[Any] = [None]
+
+        def fn() -> None:
+            loss = loss_fn.forward(model.forward(x), t)
+            grad_x = model.backward(loss_fn.backward())
+            model.update_params(LEARNING_RATE)
+            # grad_x is waited for too: a lazy backend would otherwise skip the sixth GEMM
+            out = [loss, grad_x, *model.parameters()]
+            if sync is not None:
+                out = list(sync(out))
+            if be.lazy:  # keep the graph from growing step after step
+                model._assign_parameters(dict(zip(names, out[2:], strict=True)))
+            last[0] = out[0]
+
+        return fn, lambda: bool(math.isfinite(float(last[0]))), model
+
+    def _torch_step(self) -> tuple[Callable[[], None], Callable[[], bool]]:
+        if not self.backend.name.startswith("torch"):
+            raise ValueError(f"torch_step runs on torch:cpu or torch:cuda, not {self.backend.name}")
+        _, i, h, o = self.shape
+        be, spec = self.backend, self.spec
+        # its own parameters (they are updated in place), Xavier-scaled like the xmlp model's
+        params = [be.asarray(spec, self._host((h, i)) * math.sqrt(2.0 / (i + h)), split=False),
+                  be.asarray(spec, np.zeros(h), split=False),
+                  be.asarray(spec, self._host((o, h)) * math.sqrt(2.0 / (h + o)), split=False),
+                  be.asarray(spec, np.zeros(o), split=False)]
+        x, t = self.array("x"), self.array("t")
+        last: list[Any] = [None]
+
+        def run() -> tuple[Any, ...]:
+            loss, gx = torch_step(params, x, t, LEARNING_RATE)
+            last[0] = loss
+            return (loss, gx)
+
+        return self._timed(run), lambda: bool(math.isfinite(float(last[0])))
+
+
+# -- planning ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Planned:
+    """One case to run: backend name, dtype, shape, op."""
+
+    backend: str
+    dtype: str
+    shape: Shape
+    op: str
+
+
+def plan(
+    backends: Iterable[Backend],
+    dtypes: Sequence[str],
+    ops: Sequence[str],
+    *,
+    full: bool,
+    shapes: Sequence[Shape] | None = None,
+    peers: dict[str, Backend] | None = None,
+) -> list[Planned]:
+    """Every case to run, grouped by (backend, dtype, shape) so each workload is made once.
+
+    ``torch_step`` runs on the torch backends given, and for every other kind of device among
+    ``backends`` on its peer from ``peers`` ("cpu" -> torch:cpu, "gpu" -> torch:cuda) if given.
+    """
+    chosen = list(backends)
+    runners = list(chosen)
+    if "torch_step" in ops and peers:
+        have = {b.name for b in chosen}
+        for kind in dict.fromkeys(b.kind for b in chosen):
+            peer = peers.get(kind)
+            if peer is not None and peer.name not in have:
+                runners.append(peer)
+                have.add(peer.name)
+    out = []
+    for be in runners:
+        is_torch = be.name.startswith("torch")
+        peer_only = be not in chosen
+        for shape in shapes or grid(be.kind, full):
+            for dtype in dtypes:
+                for op in ops:
+                    if op == "torch_step" and not is_torch:
+                        continue
+                    if peer_only and op != "torch_step":
+                        continue
+                    out.append(Planned(be.name, dtype, tuple(shape), op))  # type: ignore[arg-type]
+    return out
+
+
+# -- timing -----------------------------------------------------------------------------------
+@dataclass
+class Timing:
+    """Median seconds per call over ``repeats`` repeats of ``number`` calls each."""
+
+    seconds: float
+    times: list[float] = field(default_factory=list)  # seconds per call, one per repeat
+    number: int = 1
+    warmup: int = 0
+
+
+def calibrate(
+    fn: Callable[[], None],
+    *,
+    warmup: int,
+    min_time: float,
+    timer: Callable[[], float] = time.perf_counter,
+    max_number: int = 100_000,
+) -> int:
+    """Run ``fn`` ``warmup`` times (at least once: compilation, memory pools and caches stay out
+    of the timings) and return how many calls make one repeat last ``min_time`` seconds."""
+    last = 0.0
+    for _ in range(max(1, warmup)):
+        start = timer()
+        fn()
+        last = timer() - start
+    if last <= 0:
+        return max_number if min_time > 0 else 1
+    return int(min(max_number, max(1, math.ceil(min_time / last))))
+
+
+def measure(
+    fn: Callable[[], None],
+    *,
+    repeats: int,
+    warmup: int,
+    min_time: float,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Timing:
+    """Warm up, then the median over ``repeats`` of (time of ``number`` calls) / ``number``.
+
+    ``fn`` must wait for its own results (see :class:`Case`), so each call is fully timed.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    number = calibrate(fn, warmup=warmup, min_time=min_time, timer=timer)
+    times = []
+    for _ in range(repeats):
+        start = timer()
+        for _ in range(number):
+            fn()
+        times.append((timer() - start) / number)
+    return Timing(statistics.median(times), times, number, max(1, warmup))
+
+
+def event_seconds(case: Case, n_repeat: int) -> float | None:
+    """Median GPU time of ``case.fn`` measured with CUDA events (cupyx.profiler.benchmark on
+    CuPy, torch.cuda.Event on torch:cuda): a cross-check that the host timings synchronize.
+    None on CPU backends."""
+    be = case.backend
+    if be.name == "cupy":
+        from cupyx.profiler import benchmark
+
+        result = benchmark(case.fn, n_repeat=n_repeat, n_warmup=1)
+        return float(np.median(result.gpu_times[0]))
+    if be.name == "torch:cuda":
+        cuda = be.module.cuda
+        case.fn()
+        times = []
+        for _ in range(n_repeat):
+            start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+            start.record()
+            case.fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)  # ms -> s
+        return float(statistics.median(times))
+    return None

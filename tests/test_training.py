@@ -1,0 +1,343 @@
+"""xmlp.fit on every backend against the NumPy float64 reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import xmlp
+from conftest import tolerances
+from reference import mlp_step
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+# One data shape (10, 2) and one model shape (2 -> 5 -> 1) almost everywhere: JAX compiles each
+# op once per shape, so shared shapes keep the suite fast.
+def make_data(n: int = 10, in_dim: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((n, in_dim))
+    t = np.sin(x.sum(axis=1, keepdims=True)) + 0.1 * gen.standard_normal((n, 1))
+    return x, t
+
+
+def make_model(xp, dtype="float64", hidden=5, seed=7, in_dim=2):
+    return xmlp.MLP(in_dim, hidden, 1, xp=xp.module, device=xp.device, dtype=dtype, rng=seed)
+
+
+def host_params(xp, model) -> list[np.ndarray]:
+    return [xp.to_numpy(p) for p in model.parameters()]
+
+
+def reference_fit(params, x, t, *, epochs, lr, batch_size=None, orders=None):
+    """The loop fit() promises, in NumPy float64: per-sample-weighted epoch losses."""
+    n = x.shape[0]
+    step = n if batch_size is None else batch_size
+    params = [np.array(p, dtype=np.float64) for p in params]
+    history, batch_losses = [], []
+    for epoch in range(epochs):
+        xe, te = (x, t) if orders is None else (x[orders[epoch]], t[orders[epoch]])
+        total, losses = 0.0, []
+        for start in range(0, n, step):
+            xb, tb = xe[start:start + step], te[start:start + step]
+            loss, _, params, _ = mlp_step(params, xb, tb, lr)
+            losses.append(loss)
+            total += loss * xb.shape[0]
+        history.append(total / n)
+        batch_losses.append(losses)
+    return history, params, batch_losses
+
+
+class PoisonedLoss(xmlp.MSELoss):
+    """MSE whose target turns NaN from the ``poison``-th forward call on."""
+
+    def __init__(self, poison: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.poison = poison
+
+    def forward(self, y, t):
+        self.calls += 1
+        if self.calls >= self.poison:
+            t = t * math.nan
+        return super().forward(y, t)
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+def test_fit_matches_reference(xp, dtype):
+    x, t = make_data()
+    model = make_model(xp, dtype)
+    start = host_params(xp, model)
+    history = xmlp.fit(model, xp.from_numpy(x, dtype), xp.from_numpy(t, dtype),
+                       epochs=3, lr=0.1, progress=False)
+    ref_history, ref_params, _ = reference_fit(start, x.astype(dtype).astype(np.float64),
+                                               t.astype(dtype).astype(np.float64),
+                                               epochs=3, lr=0.1)
+    assert len(history) == 3
+    assert all(type(v) is float for v in history)
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(history, ref_history, **tol)
+    for p, r in zip(model.parameters(), ref_params, strict=True):
+        assert type(p) is type(xp.from_numpy(x))
+        assert p.dtype == getattr(xp.ns, dtype)
+        np.testing.assert_allclose(xp.to_numpy(p), r, **tol)
+
+
+def test_short_last_batch_weighs_less(xp):
+    x, t = make_data()
+    model = make_model(xp)
+    start = host_params(xp, model)
+    history = xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(t), epochs=2, lr=0.2,
+                       batch_size=4, progress=False)
+    _, ref_params, batch_losses = reference_fit(start, x, t, epochs=2, lr=0.2, batch_size=4)
+    # by hand: batches of 4, 4 and 2 samples
+    expected = [(4 * a + 4 * b + 2 * c) / 10 for a, b, c in batch_losses]
+    unweighted = [sum(losses) / 3 for losses in batch_losses]
+    assert abs(expected[0] - unweighted[0]) > 1e-3  # the data tell the two apart
+    np.testing.assert_allclose(history, expected, rtol=1e-10)
+    for p, r in zip(host_params(xp, model), ref_params, strict=True):
+        np.testing.assert_allclose(p, r, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_size_larger_than_data_is_full_batch(xp):
+    x, t = make_data()
+    a, b = make_model(xp), make_model(xp)
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    full = xmlp.fit(a, xs, ts, epochs=3, lr=0.1, progress=False)
+    big = xmlp.fit(b, xs, ts, epochs=3, lr=0.1, batch_size=100, progress=False)
+    assert full == big
+    for p, q in zip(host_params(xp, a), host_params(xp, b), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_shuffle_same_rng_same_history_and_weights(xp):
+    x, t = make_data()
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    runs = []
+    for rng in (3, np.random.default_rng(3), 4):
+        model = make_model(xp)
+        history = xmlp.fit(model, xs, ts, epochs=2, lr=0.1, batch_size=4, shuffle=True,
+                           rng=rng, progress=False)
+        runs.append((history, host_params(xp, model)))
+    (h3, p3), (h3g, p3g), (h4, _) = runs
+    assert h3 == h3g
+    for p, q in zip(p3, p3g, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert h3 != h4
+    # and the order is one seeded permutation per epoch
+    gen = np.random.default_rng(3)
+    orders = [gen.permutation(10) for _ in range(2)]
+    start = host_params(xp, make_model(xp))
+    ref_history, ref_params, _ = reference_fit(start, x, t, epochs=2, lr=0.1, batch_size=4,
+                                               orders=orders)
+    np.testing.assert_allclose(h3, ref_history, rtol=1e-10)
+    for p, r in zip(p3, ref_params, strict=True):
+        np.testing.assert_allclose(p, r, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_trains_a_deeper_sequential(xp):
+    x, t = make_data()
+
+    def linear(i, o, seed, init):
+        return xmlp.Linear(i, o, xp=xp.module, device=xp.device, rng=seed, init=init,
+                           dtype="float64")
+
+    model = xmlp.Sequential(linear(2, 5, 1, "he"), xmlp.ReLU(), linear(5, 5, 2, "he"),
+                            xmlp.Sigmoid(), linear(5, 1, 3, "xavier"))
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    history = xmlp.fit(model, xs, ts, epochs=5, lr=0.3, batch_size=4, shuffle=True, rng=0,
+                       progress=False)
+    assert history[-1] < history[0] / 4
+    assert float(xmlp.MSELoss().predict(model.predict(xs), ts)) < history[0] / 4
+
+
+# -- non-finite losses -------------------------------------------------------------------------
+
+
+def test_nonfinite_loss_restores_last_finite_epoch(xp):
+    x, t = make_data()
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    clean = make_model(xp)
+    clean_history = xmlp.fit(clean, xs, ts, epochs=2, lr=0.1, progress=False)
+    model = make_model(xp)
+    with pytest.raises(FloatingPointError, match="epoch 3") as info:
+        xmlp.fit(model, xs, ts, epochs=5, lr=0.1, loss=PoisonedLoss(3), progress=False)
+    history = info.value.history
+    assert history[:2] == clean_history
+    assert len(history) == 3 and math.isnan(history[2])
+    for p, q in zip(host_params(xp, model), host_params(xp, clean), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert all(g is None for _, g in model.named_grads())
+    assert model.linear1.x is None
+
+
+def test_nonfinite_first_epoch_restores_initial_parameters(xp):
+    x, t = make_data()
+    model = make_model(xp)
+    start = host_params(xp, model)
+    # the second of three steps of epoch 1 turns everything NaN, after one real update
+    with pytest.raises(FloatingPointError, match="epoch 1") as info:
+        xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(t), epochs=3, lr=0.1, batch_size=4,
+                 loss=PoisonedLoss(2), progress=False)
+    assert len(info.value.history) == 1
+    for p, q in zip(host_params(xp, model), start, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+# -- progress and syncs ------------------------------------------------------------------------
+
+
+def test_progress_false_prints_nothing(capsys):
+    x, t = make_data(6)
+    xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_none_is_silent_off_a_terminal(capsys):
+    x, t = make_data(6)
+    xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_true_draws_a_bar_on_stderr(capsys):
+    x, t = make_data(6)
+    xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "3/3" in err and "loss=" in err
+
+
+def make_model_np():
+    return xmlp.MLP(2, 5, 1, rng=7)
+
+
+class CountingLoss(xmlp.MSELoss):
+    """Returns the loss wrapped so that every conversion to a Python float is counted."""
+
+    conversions = 0
+
+    def forward(self, y, t):
+        return Counted(super().forward(y, t))
+
+
+class Counted:
+    def __init__(self, value):
+        self.value = value
+
+    def __mul__(self, other):
+        return Counted(self.value * other)
+
+    def __add__(self, other):
+        return Counted(self.value + other.value)
+
+    def __float__(self):
+        CountingLoss.conversions += 1
+        return float(self.value)
+
+
+def test_loss_becomes_a_float_once_per_epoch():
+    x, t = make_data(10)
+    CountingLoss.conversions = 0
+    history = xmlp.fit(make_model_np(), x, t, epochs=4, lr=0.1, batch_size=3,
+                       loss=CountingLoss(), progress=False)
+    assert len(history) == 4
+    assert CountingLoss.conversions == 4  # not 16 (4 steps per epoch)
+
+
+def test_dask_parameters_are_persisted_each_epoch():
+    da = pytest.importorskip("dask.array")
+    x, t = make_data(16)
+    model = xmlp.MLP(2, 5, 1, xp=da, rng=7)
+    xs, ts = da.from_array(x, chunks=(4, 2)), da.from_array(t, chunks=(4, 1))
+    xmlp.fit(model, xs, ts, epochs=3, lr=0.1, batch_size=4, progress=False)
+    for name, p in model.named_parameters():
+        # persisted: one in-memory task per chunk, not the graph of 12 SGD steps
+        assert len(p.__dask_graph__()) == p.npartitions, name
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+BAD_ARGUMENTS = [
+    ({"epochs": 0}, ValueError),
+    ({"epochs": -2}, ValueError),
+    ({"epochs": 2.0}, TypeError),
+    ({"epochs": True}, TypeError),
+    ({"lr": -0.1}, ValueError),
+    ({"lr": math.nan}, ValueError),
+    ({"lr": "0.1"}, TypeError),
+    ({"batch_size": 0}, ValueError),
+    ({"batch_size": 1.5}, TypeError),
+    ({"shuffle": "yes"}, TypeError),
+    ({"progress": "yes"}, TypeError),
+    ({"loss": object()}, TypeError),
+    ({"rng": "seed"}, TypeError),
+    ({"rng": -1}, ValueError),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error"), BAD_ARGUMENTS,
+                         ids=[next(iter(k)) + "=" + repr(next(iter(k.values())))
+                              for k, _ in BAD_ARGUMENTS])
+def test_bad_arguments_are_rejected_before_training(kwargs, error):
+    x, t = make_data(6)
+    model = make_model_np()
+    before = [p.copy() for p in model.parameters()]
+    call = {"epochs": 2, "lr": 0.1, "progress": False, **kwargs}
+    with pytest.raises(error):
+        xmlp.fit(model, x, t, **call)
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert model.linear1.x is None
+
+
+def test_bad_data_are_rejected(xp):
+    x, t = make_data()
+    model = make_model(xp)
+    before = host_params(xp, model)
+    with pytest.raises(ValueError, match="10 samples but y has 9"):
+        xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(t[:9]), epochs=1, lr=0.1)
+    with pytest.raises(TypeError, match="must be an array"):
+        xmlp.fit(model, x.tolist(), xp.from_numpy(t), epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="no samples"):
+        xmlp.fit(model, xp.from_numpy(x[:0]), xp.from_numpy(t[:0]), epochs=1, lr=0.1)
+    if xp.name != "numpy":
+        with pytest.raises(TypeError, match="one namespace"):
+            xmlp.fit(model, xp.from_numpy(x), t, epochs=1, lr=0.1)
+    for p, q in zip(host_params(xp, model), before, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_first_step_the_model_rejects_leaves_it_unchanged(xp):
+    x, t = make_data()
+    model = make_model(xp)
+    before = host_params(xp, model)
+    with pytest.raises(ValueError, match="shape"):  # 3 features for a 2-input model
+        xmlp.fit(model, xp.from_numpy(np.ones((10, 3))), xp.from_numpy(t), epochs=2, lr=0.1)
+    with pytest.raises(ValueError, match="same shape"):  # the loss rejects (10, 2) targets
+        xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(np.ones((10, 2))), epochs=2, lr=0.1)
+    for p, q in zip(host_params(xp, model), before, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert model.linear1.x is None and model.linear2.output is None
+
+
+def test_model_must_be_an_xmlp_module():
+    x, t = make_data(4)
+
+    class Duck:
+        def forward(self, x):
+            return x
+
+        def backward(self, g):
+            return g
+
+        def update_params(self, lr):
+            pass
+
+    with pytest.raises(TypeError, match=r"xmlp\.Module"):
+        xmlp.fit(Duck(), x, t, epochs=1, lr=0.1)
+    with pytest.raises(TypeError, match="no forward"):
+        xmlp.fit(object(), x, t, epochs=1, lr=0.1)
