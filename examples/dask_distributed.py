@@ -22,7 +22,7 @@ import numpy as np
 from distributed import Client, LocalCluster
 
 import xmlp
-from xmlp._backend import persist_parameters
+from xmlp import persist_parameters
 from xmlp.data import generate_data
 
 LEARNING_RATE = 0.1

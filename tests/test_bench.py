@@ -299,3 +299,14 @@ def test_bad_arguments(capsys):
 def test_backend_names_expand():
     assert bench._backend_names(["numpy,torch", "numpy"]) == ["numpy", "torch:cpu", "torch:cuda"]
     assert bench._backend_names(["all"]) == list(bc.BACKENDS)
+
+
+def test_measure_makes_fewer_repeats_of_slow_calls():
+    clock = FakeClock([4.0])
+    timing = bc.measure(clock.op, repeats=7, warmup=1, min_time=0.1, max_time=10.0, timer=clock)
+    assert (timing.number, len(timing.times)) == (1, 3)  # at least 3 repeats, though > 10 s
+    clock = FakeClock([1.0])
+    timing = bc.measure(clock.op, repeats=7, warmup=1, min_time=0.1, max_time=5.0, timer=clock)
+    assert len(timing.times) == 5
+    timing = bc.measure(clock.op, repeats=2, warmup=1, min_time=0.1, max_time=0.5, timer=clock)
+    assert len(timing.times) == 2

@@ -142,6 +142,10 @@ def test_unknown_device_is_an_error(backend, device, capsys):
 def test_unwritable_output_is_an_error(tmp_path, capsys):
     out_png = tmp_path / "missing-dir" / "d.png"
     assert main(["demo", "--epochs", "2", "--out", str(out_png)]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot write" in err
+    assert out == ""  # refused before training
+    assert main(["demo", "--epochs", "2", "--out", str(tmp_path)]) == 2  # a directory
     assert "cannot write" in capsys.readouterr().err
 
 
@@ -202,3 +206,13 @@ def test_console_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert final_loss(result.stdout) > 0
     assert (tmp_path / "d.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_diverging_demo_exits_1_and_says_why(tmp_path, capsys):
+    with np.errstate(all="ignore"):  # NumPy would also warn about the overflow
+        code = main(["demo", "--lr", "1000", "--epochs", "40", "--out", str(tmp_path / "d.png")])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert re.search(r"loss of epoch \d+ is (nan|inf)", err)
+    assert out == ""
+    assert not (tmp_path / "d.png").exists()

@@ -13,7 +13,7 @@ import pytest
 import xmlp
 from conftest import selected_backends
 from reference import mlp_step
-from xmlp._backend import persist_parameters
+from xmlp import persist_parameters
 from xmlp.data import generate_data
 
 if "dask" not in selected_backends():
@@ -184,6 +184,7 @@ def test_seed_training_on_a_local_cluster_matches_numpy():
                                  dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
+        client.wait_for_workers(2)
         # A Nanny starts each worker with one BLAS thread (distributed's default).
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             assert set(client.run(os.getenv, var).values()) == {"1"}, var

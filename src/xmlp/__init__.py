@@ -5,6 +5,7 @@ The same code runs on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict array
 
 from __future__ import annotations
 
+from ._backend import persist_parameters
 from .activations import ReLU, Sigmoid, Tanh
 from .errors import ForwardNotCalledError, NoGradientError
 from .io import load, save
@@ -30,5 +31,6 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "persist_parameters",
     "save",
 ]

@@ -56,7 +56,7 @@ def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
         ) from exc
     if device is not None:
         try:
-            xp.asarray(0.0, device=device)
+            ns.asarray(0.0, device=device)  # ns: raw dask.array takes no device=
         except Exception as exc:  # the namespace is fine, the device is not
             raise _device_error(ns, device, exc) from exc
     return ns
@@ -200,6 +200,12 @@ class ArraySpec:
             device = self.device
         name = dtype_name(self.dtype) if dtype is None else dtype
         return ArraySpec(ns, device, _resolve_dtype(ns, name, device))
+
+    def same_place(self, other: ArraySpec) -> bool:
+        """Same namespace, device and dtype (O(1))."""
+        return self is other or (
+            self.xp is other.xp and self.dtype == other.dtype and self.device == other.device
+        )
 
     def describe(self) -> str:
         return f"{self.name} {dtype_name(self.dtype)} on {self.device}"

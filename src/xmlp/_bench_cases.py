@@ -538,24 +538,32 @@ class Timing:
     warmup: int = 0
 
 
+def _warm_up(fn: Callable[[], None], warmup: int, timer: Callable[[], float]) -> float:
+    """Run ``fn`` ``warmup`` times (at least once); the seconds the last call took."""
+    last = 0.0
+    for _ in range(max(1, warmup)):
+        start = timer()
+        fn()
+        last = timer() - start
+    return last
+
+
+def _calls_per_repeat(last: float, min_time: float, max_number: int = 100_000) -> int:
+    if last <= 0:
+        return max_number if min_time > 0 else 1
+    return int(min(max_number, max(1, math.ceil(min_time / last))))
+
+
 def calibrate(
     fn: Callable[[], None],
     *,
     warmup: int,
     min_time: float,
     timer: Callable[[], float] = time.perf_counter,
-    max_number: int = 100_000,
 ) -> int:
     """Run ``fn`` ``warmup`` times (at least once: compilation, memory pools and caches stay out
     of the timings) and return how many calls make one repeat last ``min_time`` seconds."""
-    last = 0.0
-    for _ in range(max(1, warmup)):
-        start = timer()
-        fn()
-        last = timer() - start
-    if last <= 0:
-        return max_number if min_time > 0 else 1
-    return int(min(max_number, max(1, math.ceil(min_time / last))))
+    return _calls_per_repeat(_warm_up(fn, warmup, timer), min_time)
 
 
 def measure(
@@ -564,15 +572,21 @@ def measure(
     repeats: int,
     warmup: int,
     min_time: float,
+    max_time: float | None = None,
     timer: Callable[[], float] = time.perf_counter,
 ) -> Timing:
     """Warm up, then the median over ``repeats`` of (time of ``number`` calls) / ``number``.
 
     ``fn`` must wait for its own results (see :class:`Case`), so each call is fully timed.
+    ``max_time`` caps the timed seconds of slow cases by making fewer repeats, never fewer
+    than 3 (or ``repeats`` if that is less): long calls vary little.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    number = calibrate(fn, warmup=warmup, min_time=min_time, timer=timer)
+    last = _warm_up(fn, warmup, timer)
+    number = _calls_per_repeat(last, min_time)
+    if max_time is not None and last > 0:
+        repeats = max(min(3, repeats), min(repeats, int(max_time // (last * number))))
     times = []
     for _ in range(repeats):
         start = timer()

@@ -244,9 +244,12 @@ def machine_markdown(info: dict[str, Any]) -> str:
     for backend, device in info["devices"].items():
         lines.append(f"- Device of {backend}: {device}")
     for lib in info["blas"]:
+        path = str(lib.get("filepath", ""))
+        owner = path.split("site-packages/", 1)[1].split("/")[0] if "site-packages/" in path else ""
+        what = " ".join(str(v) for v in (lib.get("internal_api"), lib.get("version")) if v)
         lines.append(
-            f"- Thread pool (threadpoolctl): {lib.get('internal_api')} {lib.get('version')} "
-            f"({lib.get('user_api')}), {lib.get('num_threads')} threads"
+            f"- Thread pool (threadpoolctl): {lib.get('prefix')} ({what}, {lib.get('user_api')})"
+            + (f" from {owner}" if owner else "") + f": {lib.get('num_threads')} threads"
             + (f", {lib['architecture']} kernels" if lib.get("architecture") else "")
             + (f", {lib['threading_layer']}" if lib.get("threading_layer") else "")
         )

@@ -25,8 +25,9 @@ __all__ = ["add_arguments", "main", "run"]
 
 _BACKEND_CHOICES = ("numpy", "array_api_strict", "torch", "torch:cpu", "torch:cuda", "jax",
                     "dask", "cupy", "all")
-# (repeats, warm-up calls, minimum seconds per repeat) for quick and full runs
-_TIMING = {True: (5, 2, 0.02), False: (7, 2, 0.1)}
+# (repeats, warm-up calls, minimum seconds per repeat, at most this many timed seconds per case
+# unless that leaves fewer than 3 repeats) for quick and full runs
+_TIMING = {True: (5, 2, 0.02, 2.0), False: (7, 2, 0.1, 10.0)}
 
 
 def _shape(text: str) -> tuple[int, int, int, int]:
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write bench.json, bench.md, bench.png, machine.json and "
                              "machine.md there (default: print the table only)")
     parser.add_argument("--repeat", type=_positive_int, metavar="N",
-                        help="timed repeats per case; the median is reported (quick 5, full 7)")
+                        help="timed repeats per case; the median is reported (default: quick 5, "
+                             "full 7, fewer but at least 3 for cases that would time more than "
+                             "2 s quick, 10 s full)")
     parser.add_argument("--warmup", type=_positive_int, metavar="N",
                         help="untimed calls before timing (default 2)")
     parser.add_argument("--min-time", type=_seconds, metavar="S",
@@ -151,10 +154,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
-    repeats, warmup, min_time = _TIMING[bool(args.quick)]
+    repeats, warmup, min_time, budget = _TIMING[bool(args.quick)]
+    max_time: float | None = budget
     repeats = args.repeat or repeats
     warmup = args.warmup or warmup
     min_time = min_time if args.min_time is None else args.min_time
+    if args.repeat:  # asked for: exactly that many
+        max_time = None
 
     loaded, skipped = [], []
     for name in names:
@@ -201,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
             case = None
             try:
                 case = workload.case(item.op)
-                timing = bc.measure(case.fn, repeats=repeats, warmup=warmup, min_time=min_time)
+                timing = bc.measure(case.fn, repeats=repeats, warmup=warmup, min_time=min_time,
+                                    max_time=max_time)
                 record = rep.make_record(case, timing, device=device, mode=mode)
                 if backend.kind == "gpu":
                     _event_check(bc, case, record, max(5, repeats), progress)

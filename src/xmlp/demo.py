@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
 import sys
 from typing import Any
 
@@ -153,6 +154,9 @@ def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarr
 def run(args: argparse.Namespace) -> int:
     """Train, print ``final loss: <value>``, write the PNG; 0 on success."""
     _matplotlib()  # fail before training, not after
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write {args.out!r}: no directory {folder!r}")
     module = import_backend(args.backend, args.dtype)
     device = parse_device(args.backend, module, args.device)
     try:

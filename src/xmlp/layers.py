@@ -113,7 +113,7 @@ class Linear(Module):
         return f"Linear({self.input_dim}, {self.output_dim}, {self._spec.describe()})"
 
     # -- passes ------------------------------------------------------------------------------
-    def _owner(self, method: str) -> str:
+    def _label(self, method: str) -> str:
         return f"Linear({self.input_dim}, {self.output_dim}).{method}"
 
     def _check_input(self, x: Any, method: str) -> None:
@@ -121,15 +121,16 @@ class Linear(Module):
         # The usual case (same array type and dtype, one device) builds no message: every
         # forward runs this.
         if type(x) is not spec.array_type or x.dtype != spec.dtype or spec.check_device:
-            spec.check(x, self._owner(method), "x")
-        if x.ndim < 1 or x.shape[-1] != self.input_dim:
-            owner = self._owner(method)
+            spec.check(x, self._label(method), "x")
+        shape = x.shape  # read once: on NumPy each read builds a new tuple
+        if not shape or shape[-1] != self.input_dim:
+            owner = self._label(method)
             raise ValueError(
                 f"{owner}: x must have shape (..., {self.input_dim}) (input_dim features), "
-                f"got {tuple(x.shape)}"
+                f"got {tuple(shape)}"
             )
-        if None in x.shape or x.shape[0] != x.shape[0]:  # an unknown size: Dask's nan
-            owner = self._owner(method)
+        if None in shape or shape[0] != shape[0]:  # an unknown size: Dask's nan
+            owner = self._label(method)
             raise ValueError(
                 f"{owner}: x has an unknown size, shape {tuple(x.shape)}; on Dask call "
                 "x.compute_chunk_sizes() first (needed after boolean indexing, for instance)."
@@ -141,9 +142,9 @@ class Linear(Module):
         spec = self._spec
         if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
                 or spec.check_device):
-            spec.check(grad_output, self._owner("backward"), "grad_output")
+            spec.check(grad_output, self._label("backward"), "grad_output")
         if grad_output.shape != self.output.shape:
-            owner = self._owner("backward")
+            owner = self._label("backward")
             raise ValueError(
                 f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
                 f"got {tuple(grad_output.shape)}"

@@ -42,21 +42,23 @@ class MSELoss(Module):
             spec = floating_spec(y, owner, "y")
         if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
             spec.check(t, owner, "t (the target)", against="y (the prediction)")
-        if None in y.shape or math.prod(y.shape) != math.prod(y.shape):  # Dask's nan sizes
+        shape = y.shape  # read once: on NumPy each read builds a new tuple
+        size = None if None in shape else math.prod(shape)
+        if size is None or size != size:  # Dask's unknown (nan) sizes
             raise ValueError(
-                f"{owner}: y has an unknown size, shape {tuple(y.shape)}, so the mean cannot be "
+                f"{owner}: y has an unknown size, shape {tuple(shape)}, so the mean cannot be "
                 "taken; on Dask call .compute_chunk_sizes() on the input first."
             )
-        if y.shape != t.shape:
+        if shape != t.shape:
             raise ValueError(
-                f"{owner}: y and t must have the same shape, got {tuple(y.shape)} and "
+                f"{owner}: y and t must have the same shape, got {tuple(shape)} and "
                 f"{tuple(t.shape)} (an (N, 1) against (N,) would broadcast to (N, N)); reshape "
                 "the target to the prediction's shape."
             )
-        if y.ndim < 1:
+        if not shape:
             raise ValueError(f"{owner}: y and t must have ndim >= 1, got 0-d arrays")
-        if 0 in y.shape:  # the mean of nothing is NaN, and backward would divide by 0
-            raise ValueError(f"{owner}: y and t are empty (shape {tuple(y.shape)})")
+        if size == 0:  # the mean of nothing is NaN, and backward would divide by 0
+            raise ValueError(f"{owner}: y and t are empty (shape {tuple(shape)})")
         return spec
 
     def forward(self, y: Any, t: Any) -> Any:

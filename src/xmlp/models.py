@@ -145,12 +145,20 @@ class MLP(_Container):
         self.linear2 = Linear(hidden_dim, output_dim, xp=spec.xp, device=spec.device,
                               dtype=spec.dtype, rng=generator, init=init)
 
-    # forward and backward are the seed's code after one check. They need no snapshot: only
-    # the first layer sees an array from outside, and once it is accepted nothing after it can
-    # be rejected. The previous step's arrays are let go before new ones are made, so a step
-    # never holds two sets of activations (or gradients) at once.
+    # forward and backward are the seed's code after O(1) checks. They need no snapshot when
+    # the layers are as the model made them (same namespace, device and dtype; the last
+    # forward's arrays chained through all three): then only the first layer sees an array
+    # from outside, and once it is accepted nothing after it can be rejected. Anything else
+    # (a layer moved or cleared on its own) takes the container's snapshot path. The previous
+    # step's arrays are let go before new ones are made, so a step never holds two sets of
+    # activations (or gradients) at once.
+    def _layers_agree(self) -> bool:
+        return self.linear1._spec.same_place(self.linear2._spec)
+
     def forward(self, x: Any) -> Any:
         """x (..., input_dim) -> output (..., output_dim)."""
+        if not self._layers_agree():
+            return super().forward(x)
         self.linear1._check_input(x, "forward")
         for layer in (self.linear1, self.activation, self.linear2):
             layer.x = layer.output = None
@@ -162,10 +170,14 @@ class MLP(_Container):
 
     def backward(self, grad_output: Any) -> Any:
         """dL/d(output) (..., output_dim) -> dL/dx (..., input_dim)."""
-        self.linear2._check_grad_output(grad_output)
-        for layer in (self.linear1, self.linear2):
+        l1, act, l2 = self.linear1, self.activation, self.linear2
+        chained = l1._x2 is not None and act.x is l1.output and l2.x is act.output
+        if not (chained and self._layers_agree()):
+            return super().backward(grad_output)
+        l2._check_grad_output(grad_output)
+        for layer in (l1, l2):
             layer.grad_weights = layer.grad_biases = layer.grad_input = None
-        self.activation.grad_input = None
+        act.grad_input = None
         grad_hidden = self.linear2.backward(grad_output)
         grad_activated_hidden = self.activation.backward(grad_hidden)
         grad_input = self.linear1.backward(grad_activated_hidden)

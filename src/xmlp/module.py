@@ -103,7 +103,7 @@ class Module:
         """NoGradientError (a RuntimeError) naming the first parameter without a gradient;
         ValueError / TypeError for a gradient (set by hand) whose shape, namespace, dtype or
         device is not its parameter's, so that an update never stops half-way."""
-        if self._grads_ok():
+        if self._grads_ok([]):
             return
         # Slow path, for the message: find the first bad gradient by its dotted name.
         owner = f"{type(self).__name__}.update_params"
@@ -122,17 +122,22 @@ class Module:
                     f"{tuple(param.shape)}, got {tuple(grad.shape)}"
                 )
 
-    def _grads_ok(self) -> bool:
+    def _grads_ok(self, holders: list[Module]) -> bool:
         """Whether every gradient is there with its parameter's type, dtype and shape (and
-        the device is not in doubt): the check of every training step, so it builds no names."""
-        for local in self._param_names:
-            grad, spec = getattr(self, "grad_" + local), self._spec
-            if (grad is None or type(grad) is not spec.array_type or grad.dtype != spec.dtype
-                    or grad.shape != getattr(self, local).shape
-                    or (spec.check_device and array_api_compat.device(grad) != spec.device)):
-                return False
+        the device is not in doubt), appending each module that holds parameters to
+        ``holders``. Runs every training step, so it builds no names."""
+        names = self._param_names
+        if names:
+            spec = self._spec
+            for local in names:
+                grad = getattr(self, "grad_" + local)
+                if (grad is None or type(grad) is not spec.array_type
+                        or grad.dtype != spec.dtype or grad.shape != getattr(self, local).shape
+                        or (spec.check_device and array_api_compat.device(grad) != spec.device)):
+                    return False
+            holders.append(self)
         for _, child in self.named_children():
-            if not child._grads_ok():
+            if not child._grads_ok(holders):
                 return False
         return True
 
@@ -144,11 +149,17 @@ class Module:
     def update_params(self, learning_rate: float) -> None:
         """One SGD step, ``p -= learning_rate * grad_p``, for every parameter.
 
-        Checks the learning rate and that every parameter has a gradient before changing any.
+        Checks the learning rate and every parameter's gradient before changing any.
         """
         lr = check_learning_rate(learning_rate)
-        self._check_grads()
-        self._apply_update(lr)
+        holders: list[Module] = []
+        if self._grads_ok(holders):
+            # the walk that checked the gradients found the layers: no second walk
+            for module in holders:
+                module._apply_update(lr)
+            return
+        self._check_grads()  # raises for a missing or mismatched gradient
+        self._apply_update(lr)  # the rest (an array subclass, say) is accepted
 
     def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
         """Move every parameter to namespace ``xp`` (None: keep), ``device`` and ``dtype``.
