@@ -56,9 +56,9 @@ def checks_off() -> Iterator[None]:
         patch(models.MLP, "_layers_agree", lambda self: True)
     # the spec of the previous call (the real check runs once, on the first call)
     patch(activations._Activation, "_input_spec",
-          lambda self, x, method: self._spec or act_spec(self, x, method))
+          lambda self, x, method: self._seen or act_spec(self, x, method))
     patch(losses.MSELoss, "_check",
-          lambda self, y, t, method: self._spec or mse_check(self, y, t, method))
+          lambda self, y, t, method: self._seen or mse_check(self, y, t, method))
     # update_params without the learning-rate and gradient checks: the plain walk that
     # applies p -= lr * grad layer by layer
     patch(module.Module, "update_params", lambda self, lr: self._apply_update(lr))

@@ -221,7 +221,10 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         s = r["seconds"]
         unit = "µs" if s["step_fast"] < 1e-3 else "ms"
         k = 1e6 if unit == "µs" else 1e3
-        fmt = lambda v: f"{v * k:.1f} {unit}" if v is not None else "-"  # noqa: E731
+
+        def fmt(v: float | None, k: float = k, unit: str = unit) -> str:
+            return f"{v * k:.1f} {unit}" if v is not None else "-"
+
         met = "yes" if r["after"] is not None and r["after"] <= r["target"] else "no"
         lines.append(
             f"| {tuple(r['shape'])} | {r['dtype']} | {fmt(s['step_fast'])} | "

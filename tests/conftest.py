@@ -84,13 +84,14 @@ def _load(name: str) -> list[Any]:
         try:
             if module.cuda.runtime.getDeviceCount() < 1:
                 reason = "cupy: no CUDA device"
-        except Exception as exc:  # noqa: BLE001 - no driver / no GPU
+        except Exception as exc:
             reason = f"cupy: no usable CUDA GPU ({type(exc).__name__}: {exc})"
     if reason is not None:
         return [pytest.param(None, id=name, marks=pytest.mark.skip(reason=reason))]
     ns = array_api_compat.array_namespace(module.asarray(0.0))
     if name == "torch":
-        params = [pytest.param(Backend("torch:cpu", module, ns, module.device("cpu")), id="torch:cpu")]
+        cpu = Backend("torch:cpu", module, ns, module.device("cpu"))
+        params = [pytest.param(cpu, id="torch:cpu")]
         if module.cuda.is_available():
             params.append(pytest.param(Backend("torch:cuda", module, ns, module.device("cuda:0")),
                                        id="torch:cuda"))

@@ -26,5 +26,5 @@ def mlp_step(params, x, t, lr):
     gh = ga * (1 - np.tanh(h) ** 2)
     gw1, gb1, gx = gh.T @ x, gh.sum(0), gh @ w1
     grads = (gw1, gb1, gw2, gb2)
-    new = tuple(p - lr * g for p, g in zip((w1, b1, w2, b2), grads))
+    new = tuple(p - lr * g for p, g in zip((w1, b1, w2, b2), grads, strict=True))
     return loss, grads, new, gx

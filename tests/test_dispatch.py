@@ -120,5 +120,5 @@ def test_whole_step_same_with_and_without_fast_paths():
             results.append([value, gx, *model.parameters(), *(g for _, g in model.named_grads())])
         finally:
             _dispatch.set_fast_paths(True)
-    for fast, portable in zip(*results):
+    for fast, portable in zip(*results, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)

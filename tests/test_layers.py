@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tolerances
-from reference import linear_backward, linear_forward
 
 import xmlp
+from conftest import tolerances
+from reference import linear_backward, linear_forward
 
 
 def _close(xp, got, want, dtype):
@@ -67,12 +67,12 @@ def test_initial_arrays_are_copied(xp):
 def test_same_rng_same_weights_on_every_backend(xp):
     here = xmlp.MLP(2, 5, 3, xp=xp.module, device=xp.device, dtype="float64", rng=42)
     ref = xmlp.MLP(2, 5, 3, rng=42)
-    for (n1, a), (n2, r) in zip(here.named_parameters(), ref.named_parameters()):
+    for (n1, a), (n2, r) in zip(here.named_parameters(), ref.named_parameters(), strict=True):
         assert n1 == n2
         np.testing.assert_array_equal(xp.to_numpy(a), r)
     gen = np.random.default_rng(42)
     expect = [gen.standard_normal(s) for s in ((5, 2), (5,), (3, 5), (3,))]
-    for r, e in zip(ref.parameters(), expect):
+    for r, e in zip(ref.parameters(), expect, strict=True):
         np.testing.assert_array_equal(r, e)
 
 

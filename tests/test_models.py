@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tolerances
-from reference import mlp_step
 
 import xmlp
+from conftest import tolerances
+from reference import mlp_step
 from xmlp.data import generate_data
 
 
@@ -29,9 +29,9 @@ def test_mlp_step_matches_reference(xp, dtype):
     tol = tolerances(dtype)
     np.testing.assert_allclose(float(loss), ref_loss, **tol)
     np.testing.assert_allclose(xp.to_numpy(grad_x), ref_gx, **tol)
-    for (_, g), r in zip(model.named_grads(), ref_grads):
+    for (_, g), r in zip(model.named_grads(), ref_grads, strict=True):
         np.testing.assert_allclose(xp.to_numpy(g), r, **tol)
-    for p, r in zip(model.parameters(), ref_new):
+    for p, r in zip(model.parameters(), ref_new, strict=True):
         assert p.dtype == getattr(xp.ns, dtype)
         np.testing.assert_allclose(xp.to_numpy(p), r, **tol)
 
@@ -57,14 +57,15 @@ def test_sequential_matches_mlp(xp):
     mlp = xmlp.MLP(2, 4, 1, xp=xp.module, device=xp.device, rng=5)
     seq = xmlp.Sequential(xmlp.Linear(2, 4, mlp.linear1.weights, mlp.linear1.biases), xmlp.Tanh(),
                           xmlp.Linear(4, 1, mlp.linear2.weights, mlp.linear2.biases))
-    assert [n for n, _ in seq.named_parameters()] == ["0.weights", "0.biases", "2.weights", "2.biases"]
+    names = [n for n, _ in seq.named_parameters()]
+    assert names == ["0.weights", "0.biases", "2.weights", "2.biases"]
     x = xp.from_numpy(np.linspace(-1, 1, 6).reshape(3, 2), mlp.dtype)
     g = xp.from_numpy(np.ones((3, 1)), mlp.dtype)
     np.testing.assert_allclose(xp.to_numpy(seq.forward(x)), xp.to_numpy(mlp.forward(x)))
     np.testing.assert_allclose(xp.to_numpy(seq.backward(g)), xp.to_numpy(mlp.backward(g)))
     seq.update_params(0.1)
     mlp.update_params(0.1)
-    for a, b in zip(seq.parameters(), mlp.parameters()):
+    for a, b in zip(seq.parameters(), mlp.parameters(), strict=True):
         np.testing.assert_allclose(xp.to_numpy(a), xp.to_numpy(b))
 
 

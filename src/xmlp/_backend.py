@@ -48,7 +48,7 @@ def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
         xp = np
     try:
         ns = array_namespace(xp.asarray(0.0))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not a usable namespace"
+    except Exception as exc:
         raise TypeError(
             f"xp={xp!r} is not an array namespace xmlp can use: {exc}. "
             "Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
@@ -109,7 +109,7 @@ def to_host(a: Any) -> np.ndarray:
         return np.array(a.compute(), copy=True)
     try:
         return np.array(a, copy=True)
-    except Exception:  # noqa: BLE001 - array-api-strict and friends speak DLPack instead
+    except Exception:
         xp = array_namespace(a)
         cpu = xp.__array_namespace_info__().default_device()
         return np.array(np.from_dlpack(array_api_compat.to_device(a, cpu)), copy=True)
@@ -122,7 +122,8 @@ def make_rng(rng: Any = None) -> np.random.Generator:
 
 def check_learning_rate(learning_rate: Any) -> float:
     """A learning rate as a Python float (never a NumPy scalar: that would drag NumPy in as a
-    second namespace on CuPy). TypeError if it is not a real number, ValueError if NaN, inf or < 0."""
+    second namespace on CuPy). TypeError if it is not a real number, ValueError if NaN, inf
+    or < 0."""
     if type(learning_rate) is float and 0.0 <= learning_rate < math.inf:
         return learning_rate  # the common case, once per training step
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
@@ -176,7 +177,7 @@ class ArraySpec:
                 warnings.simplefilter("ignore")
                 devices = xp.__array_namespace_info__().devices()
             self.check_device = len(devices) > 1
-        except Exception:  # noqa: BLE001 - a namespace without the inspection API
+        except Exception:
             self.check_device = True
 
     @classmethod

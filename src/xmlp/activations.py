@@ -18,16 +18,16 @@ __all__ = ["ReLU", "Sigmoid", "Tanh"]
 
 
 class _Activation(Module):
-    _state_names = ("x", "output", "grad_input", "_spec")
+    _state_names = ("x", "output", "grad_input", "_seen")
 
     def __init__(self) -> None:
         self.x: Any = None
         self.output: Any = None
         self.grad_input: Any = None
-        self._spec: ArraySpec | None = None
+        self._seen: ArraySpec | None = None
 
     def _input_spec(self, x: Any, method: str) -> ArraySpec:
-        spec = self._spec
+        spec = self._seen
         # Reuse the last input's spec when type, dtype and device agree: an O(1) check.
         if not (
             spec is not None
@@ -55,7 +55,7 @@ class _Activation(Module):
         """x (...) -> output (...), elementwise; stores ``x`` and ``output``."""
         spec = self._input_spec(x, "forward")
         out = self._f(spec, x)
-        self.x, self.output, self._spec = x, out, spec
+        self.x, self.output, self._seen = x, out, spec
         return out
 
     def predict(self, x: Any) -> Any:
@@ -64,9 +64,9 @@ class _Activation(Module):
 
     def backward(self, grad_output: Any) -> Any:
         """grad_output (same shape as output) -> grad_input; stores ``grad_input``."""
-        if self.output is None or self._spec is None:
+        if self.output is None or self._seen is None:
             raise ForwardNotCalledError("Perform forward pass first.")
-        spec = self._spec
+        spec = self._seen
         # The usual case builds no message: every backward runs this.
         if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
                 or spec.check_device):
@@ -78,7 +78,7 @@ class _Activation(Module):
                 f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
                 f"got {tuple(grad_output.shape)}"
             )
-        self.grad_input = self._df(self._spec, grad_output)
+        self.grad_input = self._df(self._seen, grad_output)
         return self.grad_input
 
 

@@ -75,7 +75,7 @@ class Linear(Module):
                     f"Linear({input_dim}, {output_dim}): {label} must have shape {shape}, "
                     f"got {tuple(given.shape)}"
                 )
-        generator = make_rng(rng) if initial_weights is None or initial_biases is None else None
+        generator = make_rng(rng)
         spec = self._spec
         if initial_weights is not None:
             self.weights = spec.convert(initial_weights)
@@ -179,7 +179,9 @@ class Linear(Module):
         """
         self._check_grad_output(grad_output)
         xp, ops = self._spec.xp, self._spec.ops
-        g2 = grad_output if grad_output.ndim == 2 else xp.reshape(grad_output, (-1, self.output_dim))
+        g2 = grad_output
+        if grad_output.ndim != 2:
+            g2 = xp.reshape(grad_output, (-1, self.output_dim))
         grad_weights = ops.matmul(g2.T, self._x2)
         grad_biases = ops.sum_rows(g2)
         grad_input = ops.matmul(g2, self.weights)

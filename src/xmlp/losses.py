@@ -21,18 +21,18 @@ class MSELoss(Module):
     which is the same for one output column and too large by output_dim otherwise.
     """
 
-    _state_names = ("y", "t", "loss", "_diff", "_spec")
+    _state_names = ("y", "t", "loss", "_diff", "_seen")
 
     def __init__(self) -> None:
         self.y: Any = None
         self.t: Any = None
         self.loss: Any = None
         self._diff: Any = None
-        self._spec: ArraySpec | None = None
+        self._seen: ArraySpec | None = None
 
     def _check(self, y: Any, t: Any, method: str) -> ArraySpec:
         owner = "MSELoss.forward" if method == "forward" else f"MSELoss.{method}"
-        spec = self._spec
+        spec = self._seen
         if not (
             spec is not None
             and type(y) is spec.array_type
@@ -61,20 +61,22 @@ class MSELoss(Module):
             raise ValueError(f"{owner}: y and t are empty (shape {tuple(shape)})")
         return spec
 
-    def forward(self, y: Any, t: Any) -> Any:
+    def forward(self, y: Any, t: Any) -> Any:  # type: ignore[override]  # a loss takes (y, t)
         """Mean of (y - t)**2 as the namespace's ``mean`` returns it (a 0-d array, or a NumPy
         scalar on NumPy): no conversion to a Python float, so no GPU sync."""
         spec = self._check(y, t, "forward")
         loss, diff = spec.ops.mse(y, t)
-        self.y, self.t, self.loss, self._diff, self._spec = y, t, loss, diff, spec
+        self.y, self.t, self.loss, self._diff, self._seen = y, t, loss, diff, spec
         return loss
 
-    def predict(self, y: Any, t: Any) -> Any:
+    def predict(self, y: Any, t: Any) -> Any:  # type: ignore[override]
         """The loss without storing anything (evaluation)."""
         return self._check(y, t, "predict").ops.mse(y, t)[0]
 
-    def backward(self) -> Any:
+    def backward(self) -> Any:  # type: ignore[override]  # the loss is the end of the chain
         """dL/dy = 2 (y - t) / y.size, same shape as y."""
         if self._diff is None:
             raise ForwardNotCalledError("Perform forward pass first.")
-        return self._spec.ops.mse_grad(self._diff, math.prod(self.y.shape))
+        spec = self._seen
+        assert spec is not None  # set together with _diff
+        return spec.ops.mse_grad(self._diff, math.prod(self.y.shape))

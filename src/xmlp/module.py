@@ -31,6 +31,19 @@ class Module:
     # Attributes that hold what the last forward/backward stored; cleared by to().
     _state_names: tuple[str, ...] = ()
 
+    # -- the protocol (subclasses define these) ----------------------------------------------
+    def forward(self, x: Any) -> Any:
+        """x -> output; stores what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, grad_output: Any) -> Any:
+        """dL/d(output) -> dL/dx; stores gradients of parameters."""
+        raise NotImplementedError
+
+    def predict(self, x: Any) -> Any:
+        """Forward without storing anything (inference)."""
+        raise NotImplementedError
+
     # -- listing ---------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Direct sub-layers with their names ("linear1", or "0" in a Sequential)."""
