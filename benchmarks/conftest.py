@@ -28,6 +28,7 @@ from xmlp.bench import _backend_names, _shape
 FULL = os.environ.get("XMLP_BENCH_FULL", "") == "1"
 ROUNDS = 7 if FULL else 5  # timed rounds; pytest-benchmark reports their statistics
 WARMUP = 2  # untimed calls before calibration, plus one warm-up round in pedantic
+WARMUP_TIME = 1.0 if FULL else 0.25  # and untimed calls for at least this many seconds
 MIN_TIME = 0.1 if FULL else 0.02  # seconds per round: iterations are chosen to fill it
 
 
@@ -120,7 +121,8 @@ def bench_case(benchmark: Any, planned: bc.Planned, workloads: _Workloads) -> An
 
     def run() -> None:
         case = workloads.get(planned).case(planned.op)
-        number = bc.calibrate(case.fn, warmup=WARMUP, min_time=MIN_TIME)
+        number = bc.calibrate(case.fn, warmup=WARMUP, warmup_time=WARMUP_TIME,
+                              min_time=MIN_TIME)
         benchmark.group = f"{planned.dtype} {planned.shape}"
         benchmark.pedantic(case.fn, rounds=ROUNDS, warmup_rounds=1, iterations=number)
         backend = case.backend

@@ -118,24 +118,35 @@ def timed(fn: Callable, inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
-def measure(shape: tuple[int, int, int, int], dtype: str, rounds: int) -> dict[str, float]:
-    variants: dict[str, Callable] = {
-        "step_fast": make_step(shape, dtype, True)[1],
-        "step_portable": make_step(shape, dtype, False)[1],
-        "step_gemms": make_gemms(shape, dtype),
-    }
-    peer = make_torch(shape, dtype)
-    if peer is not None:
-        variants["torch_step"] = peer
+def _rounds(variants: dict[str, Callable], rounds: int) -> dict[str, float]:
     once = min(timed(f, 1) for f in variants.values())
     inner = max(1, int(0.02 / max(once, 1e-7)))  # ~20 ms per sample, so timer noise is small
-    for fn in variants.values():  # warm-up: caches, allocator, thread pools
+    for fn in variants.values():  # warm-up: caches, allocator
         timed(fn, inner)
     samples: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(rounds):
         for name, fn in variants.items():
             samples[name].append(timed(fn, inner))
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def measure(shape: tuple[int, int, int, int], dtype: str, rounds: int) -> dict[str, float]:
+    """Medians of the NumPy variants, interleaved; then PyTorch in rounds of its own.
+
+    PyTorch is not interleaved with NumPy: each library's idle worker threads spin for a
+    while after a call (OpenBLAS, OpenMP), and on 2 cores the other library's next call then
+    shares its cores with them (measured: a 0.1 ms PyTorch step took 8 ms interleaved).
+    """
+    med = _rounds({
+        "step_fast": make_step(shape, dtype, True)[1],
+        "step_portable": make_step(shape, dtype, False)[1],
+        "step_gemms": make_gemms(shape, dtype),
+    }, rounds)
+    peer = make_torch(shape, dtype)
+    if peer is not None:
+        time.sleep(0.5)  # let OpenBLAS's workers go to sleep
+        med.update(_rounds({"torch_step": peer}, rounds))
+    return med
 
 
 def blas_info() -> list[dict[str, Any]]:

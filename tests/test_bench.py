@@ -310,3 +310,58 @@ def test_measure_makes_fewer_repeats_of_slow_calls():
     assert len(timing.times) == 5
     timing = bc.measure(clock.op, repeats=2, warmup=1, min_time=0.1, max_time=0.5, timer=clock)
     assert len(timing.times) == 2
+
+
+def test_measure_retimes_repeats_that_shared_the_cpu():
+    clock = FakeClock([1.0, 1.0, 3.0, 1.0, 1.0, 1.0])  # warm-up, then repeats
+    load = iter([0.0, 0.0, 0.0, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5])  # busy during repeat 2
+
+    timing = bc.measure(clock.op, repeats=3, warmup=1, min_time=0.0, timer=clock,
+                        others=lambda: next(load))
+    assert timing.times == [1.0, 1.0, 1.0]  # the 3 s repeat was dropped and made again
+    assert (timing.disturbed, timing.retimed, timing.others_cpu) == (0, 1, 0.0)
+
+    clock = FakeClock([2.0])  # others use a whole CPU all the time: nothing quiet to keep
+    total = iter(range(0, 100, 2))
+    timing = bc.measure(clock.op, repeats=2, warmup=1, min_time=0.0, timer=clock,
+                        others=lambda: float(next(total)))
+    assert (timing.disturbed, timing.retimed, len(timing.times)) == (2, 4, 2)
+    assert timing.others_cpu == 1.0
+
+
+def test_others_cpu_seconds_reads_a_counter():
+    first = bc.others_cpu_seconds()
+    if first is None:
+        pytest.skip("no /proc/stat here")
+    assert isinstance(first, float) and math.isfinite(first)
+
+
+def test_warm_up_lasts_long_enough():
+    clock = FakeClock([0.25])
+    number = bc.calibrate(clock.op, warmup=2, warmup_time=1.0, min_time=0.5, timer=clock)
+    assert clock.calls == 4 and number == 2  # 1 s of 0.25 s calls, then 2 calls per repeat
+    clock = FakeClock([5.0])
+    bc.calibrate(clock.op, warmup=2, warmup_time=1.0, min_time=0.3, timer=clock)
+    assert clock.calls == 2
+
+
+def test_quiet_gate_waits_for_other_processes_within_its_budget():
+    busy = iter([0.0, 1.0, 1.0, 2.0, 2.0, 2.0])  # busy, busy, then a quiet window
+    slept = []
+    gate = bc.QuietGate(10.0, others=lambda: next(busy), window=1.0, sleep=slept.append)
+    gate()
+    assert slept == [1.0, 1.0, 1.0] and gate.waited == 3.0
+    gate = bc.QuietGate(2.0, others=lambda: float(len(slept)), window=1.0, sleep=slept.append)
+    gate()  # always busy: gives up when the budget is spent
+    assert gate.waited == 2.0
+    gate()
+    assert gate.waited == 2.0  # nothing left to wait
+
+
+def test_measure_asks_the_gate_before_the_first_and_each_retimed_repeat():
+    clock = FakeClock([1.0])
+    load = iter([0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0, 5.0])  # the second repeat is disturbed
+    calls = []
+    bc.measure(clock.op, repeats=3, warmup=1, min_time=0.0, timer=clock,
+               others=lambda: next(load), gate=lambda: calls.append(clock.calls))
+    assert calls == [1, 3]  # after the warm-up call, and after the disturbed repeat

@@ -31,6 +31,7 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "Case",
+    "QuietGate",
     "Timing",
     "Workload",
     "calibrate",
@@ -40,6 +41,7 @@ __all__ = [
     "load_backend",
     "measure",
     "op_flops",
+    "others_cpu_seconds",
     "plan",
     "step_gemms",
     "torch_step",
@@ -533,18 +535,42 @@ class Timing:
     """Median seconds per call over ``repeats`` repeats of ``number`` calls each."""
 
     seconds: float
-    times: list[float] = field(default_factory=list)  # seconds per call, one per repeat
+    times: list[float] = field(default_factory=list)  # seconds per call, one per kept repeat
     number: int = 1
     warmup: int = 0
+    disturbed: int = 0  # kept repeats during which other processes took CPU time
+    retimed: int = 0  # disturbed repeats dropped and made again
+    others_cpu: float | None = None  # the most CPUs other processes used in a kept repeat
 
 
-def _warm_up(fn: Callable[[], None], warmup: int, timer: Callable[[], float]) -> float:
-    """Run ``fn`` ``warmup`` times (at least once); the seconds the last call took."""
+def others_cpu_seconds() -> float | None:
+    """CPU seconds used so far by everything but this process (other processes, the kernel's
+    interrupts and, in a VM, time the hypervisor stole), from /proc/stat and os.times();
+    None where there is no /proc/stat. Compared before and after a repeat, it says whether the
+    cores were shared while it ran."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    own = os.times()
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return busy - (own.user + own.system)
+
+
+def _warm_up(fn: Callable[[], None], warmup: int, timer: Callable[[], float],
+             warmup_time: float = 0.0) -> float:
+    """Run ``fn`` at least ``warmup`` times (and at least once) and for at least
+    ``warmup_time`` seconds; the seconds the last call took."""
     last = 0.0
-    for _ in range(max(1, warmup)):
+    calls = 0
+    begin = timer()
+    while calls < max(1, warmup) or timer() - begin < warmup_time:
         start = timer()
         fn()
         last = timer() - start
+        calls += 1
     return last
 
 
@@ -559,11 +585,42 @@ def calibrate(
     *,
     warmup: int,
     min_time: float,
+    warmup_time: float = 0.0,
     timer: Callable[[], float] = time.perf_counter,
 ) -> int:
-    """Run ``fn`` ``warmup`` times (at least once: compilation, memory pools and caches stay out
-    of the timings) and return how many calls make one repeat last ``min_time`` seconds."""
-    return _calls_per_repeat(_warm_up(fn, warmup, timer), min_time)
+    """Run ``fn`` ``warmup`` times and for ``warmup_time`` seconds (at least once: compilation,
+    memory pools, the allocator's thresholds and caches stay out of the timings) and return
+    how many calls make one repeat last ``min_time`` seconds."""
+    return _calls_per_repeat(_warm_up(fn, warmup, timer, warmup_time), min_time)
+
+
+class QuietGate:
+    """Waits, within a total budget of seconds, until other processes leave the CPU alone:
+    for benchmarking on a machine shared with bursts of other work (CI runners, shared
+    workstations). Calling it samples ``others`` over ``window`` seconds until a window is
+    quiet or the budget is spent."""
+
+    def __init__(self, budget: float, others: Callable[[], float | None] = others_cpu_seconds,
+                 window: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.budget, self.others, self.window, self.sleep = budget, others, window, sleep
+        self.waited = 0.0
+
+    def __call__(self) -> None:
+        while self.waited < self.budget:
+            before = self.others()
+            self.sleep(self.window)
+            after = self.others()
+            self.waited += self.window
+            if before is None or after is None:
+                return
+            if after - before <= DISTURBED_SHARE * self.window:
+                return
+
+
+# A repeat counts as disturbed when other processes used more than this share of one CPU
+# during it, beyond a 50 ms allowance for the 10 ms clock ticks the counters move in.
+DISTURBED_SHARE = 0.2
+_TICK_SLACK = 0.05
 
 
 def measure(
@@ -572,28 +629,56 @@ def measure(
     repeats: int,
     warmup: int,
     min_time: float,
+    warmup_time: float = 0.0,
     max_time: float | None = None,
     timer: Callable[[], float] = time.perf_counter,
+    others: Callable[[], float | None] | None = None,
+    gate: Callable[[], None] | None = None,
 ) -> Timing:
-    """Warm up, then the median over ``repeats`` of (time of ``number`` calls) / ``number``.
+    """Warm up (``warmup`` calls and ``warmup_time`` seconds, whichever is more), then the
+    median over ``repeats`` of (time of ``number`` calls) / ``number``.
 
     ``fn`` must wait for its own results (see :class:`Case`), so each call is fully timed.
     ``max_time`` caps the timed seconds of slow cases by making fewer repeats, never fewer
-    than 3 (or ``repeats`` if that is less): long calls vary little.
+    than 3 (or ``repeats`` if that is less): long calls vary little. With ``others`` (e.g.
+    :func:`others_cpu_seconds`, read outside the timed span), a repeat during which other
+    processes took CPU time is dropped and made again, up to ``2 * repeats`` extra times; if
+    that does not give enough quiet repeats, the disturbed ones are kept and counted. ``gate``
+    (e.g. a :class:`QuietGate`) is called before the first repeat and before each one made
+    again, to wait for the other processes to finish.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    last = _warm_up(fn, warmup, timer)
+    last = _warm_up(fn, warmup, timer, warmup_time)
     number = _calls_per_repeat(last, min_time)
     if max_time is not None and last > 0:
         repeats = max(min(3, repeats), min(repeats, int(max_time // (last * number))))
-    times = []
-    for _ in range(repeats):
+    quiet: list[tuple[float, float | None]] = []
+    noisy: list[tuple[float, float | None]] = []
+    disturbed = True  # so the gate is asked before the first repeat
+    for _ in range(3 * repeats):
+        if len(quiet) == repeats:
+            break
+        if gate is not None and disturbed:
+            gate()
+        before = others() if others is not None else None
         start = timer()
         for _ in range(number):
             fn()
-        times.append((timer() - start) / number)
-    return Timing(statistics.median(times), times, number, max(1, warmup))
+        wall = timer() - start
+        after = others() if others is not None else None
+        used = None if before is None or after is None else max(0.0, after - before)
+        # a share over less than 0.2 s is mostly clock-tick rounding: not reported
+        sample = (wall / number, None if used is None or wall < 0.2 else used / wall)
+        disturbed = used is not None and used > _TICK_SLACK + DISTURBED_SHARE * wall
+        (noisy if disturbed else quiet).append(sample)
+    kept = quiet + noisy[: repeats - len(quiet)]
+    shares = [share for _, share in kept if share is not None]
+    return Timing(
+        statistics.median(t for t, _ in kept), [t for t, _ in kept], number, max(1, warmup),
+        disturbed=len(kept) - len(quiet), retimed=len(noisy) - (len(kept) - len(quiet)),
+        others_cpu=max(shares) if shares else None,
+    )
 
 
 def event_seconds(case: Case, n_repeat: int) -> float | None:

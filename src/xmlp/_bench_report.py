@@ -46,7 +46,9 @@ LEGEND = (
     "time. vs floor = the op's time per GEMM FLOP over that of its floor on the same backend, "
     "dtype and shape (step_gemms for Linear/MLP ops and torch_step, matmul for batched_matmul "
     "and step_gemms); for mlp_step it is simply mlp_step time / step_gemms time. vs torch = "
-    "mlp_step time / torch_step time (plain PyTorch, same device kind, dtype and shape)."
+    "mlp_step time / torch_step time (plain PyTorch, same device kind, dtype and shape). "
+    "* = some timed repeats ran while other processes used the CPU (more than a fifth of a "
+    "core) even after re-timing: that median is likely too slow."
 )
 
 
@@ -72,6 +74,9 @@ def make_record(case: Case, timing: Timing, *, device: str, mode: str) -> dict[s
         "number": timing.number,
         "repeats": len(timing.times),
         "warmup": timing.warmup,
+        "disturbed": timing.disturbed,
+        "retimed": timing.retimed,
+        "others_cpu": timing.others_cpu,
         "threads": be.threads(),
         "tf32": _tf32(case),
         "finite": finite,
@@ -148,7 +153,8 @@ def _ratio(x: float | None) -> str:
 def _rows(records: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
     return [
         (r["op"], r["backend"], r["device"], r["dtype"],
-         "(" + ", ".join(map(str, r["shape"])) + ")", fmt_seconds(r["seconds"]),
+         "(" + ", ".join(map(str, r["shape"])) + ")",
+         fmt_seconds(r["seconds"]) + ("*" if r.get("disturbed") else ""),
          fmt_rate(r["gflops"]), _ratio(r.get("ratio_floor")), _ratio(r.get("ratio_torch")))
         for r in sorted(records, key=_sort_key)
     ]

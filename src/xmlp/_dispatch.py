@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["NumpyOps", "PortableOps", "ops_for", "set_fast_paths"]
@@ -58,44 +57,22 @@ class PortableOps:
 
 
 # -- NumPy ------------------------------------------------------------------------------------
-# A step's elementwise work on NumPy costs as much as its GEMMs when done plainly: each
-# expression allocates a fresh array (page faults) and streams it through memory, on one core
-# while BLAS used all of them. The fast path works in cache-sized row blocks, in place in
-# the one array it returns, on as many threads as BLAS has (NumPy's loops release the GIL).
+# Plain NumPy expressions allocate a fresh array per operator and stream each through memory;
+# a chain of them on a (1024, 1024) array costs several times its arithmetic. The fast path
+# works in cache-sized row blocks, in place in the one array it returns. (Threads were tried
+# and measured: right after a GEMM, OpenBLAS's workers spin on the other core, and a second
+# elementwise thread gained nothing. See benchmarks/results/perf-cpu-2core.)
 
-_BLOCK = 32_768  # elements per block: a few blocks of float64 stay in a core's L2
-_PARALLEL_MIN = 131_072  # below this, threads cost more than they save
-_THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1)))
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="xmlp")
-    return _pool
+_BLOCK = 32_768  # elements per block: the few blocks in flight stay in a core's L2
+_LARGE = 131_072  # below this, blocking costs more Python than it saves memory traffic
 
 
 def _blockwise(fn: Callable[..., None], *arrays: Any) -> None:
-    """fn(*row_blocks) over C-contiguous 2-D arrays of equal shape, split across threads."""
+    """fn(*row_blocks) over C-contiguous 2-D arrays of equal shape."""
     rows, cols = arrays[0].shape
     step = max(1, _BLOCK // max(1, cols))
-
-    def work(lo: int, hi: int) -> None:
-        for i in range(lo, hi, step):
-            j = min(hi, i + step)
-            fn(*(a[i:j] for a in arrays))
-
-    parts = min(_THREADS, rows) if arrays[0].size >= _PARALLEL_MIN else 1
-    if parts <= 1:
-        work(0, rows)
-        return
-    bounds = [rows * k // parts for k in range(parts + 1)]
-    futures = [_executor().submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    work(bounds[0], bounds[1])
-    for future in futures:
-        future.result()
+    for i in range(0, rows, step):
+        fn(*(a[i : i + step] for a in arrays))
 
 
 def _as_rows(a: Any) -> Any:
@@ -106,8 +83,8 @@ def _as_rows(a: Any) -> Any:
 
 
 class NumpyOps(PortableOps):
-    """NumPy: native calls (no wrapper overhead on small steps), blocked and threaded
-    elementwise work on large ones."""
+    """NumPy: native calls (no wrapper overhead on small steps), blocked elementwise work
+    without temporaries on large ones."""
 
     def __init__(self, xp: Any) -> None:
         import numpy as np
@@ -119,28 +96,18 @@ class NumpyOps(PortableOps):
         return self.np.matmul(a, b)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
-        np = self.np
-        out = np.matmul(x2, weights.T)
-        if out.size < _PARALLEL_MIN:
-            out += biases  # fresh array, not yet handed out
-        else:
-            _blockwise(lambda o: np.add(o, biases, out=o), out)
+        out = self.np.matmul(x2, weights.T)
+        out += biases  # in place: a fresh array, not yet handed out
         return out
 
     def tanh(self, x: Any) -> Any:
-        np = self.np
-        rows = _as_rows(x) if x.size >= _PARALLEL_MIN else None
-        if rows is None:
-            return np.tanh(x)
-        out = np.empty_like(x)
-        _blockwise(lambda xi, oi: np.tanh(xi, out=oi), rows, _as_rows(out))
-        return out
+        return self.np.tanh(x)
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
         if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
-        if output.size < _PARALLEL_MIN:
+        if output.size < _LARGE:
             out = np.multiply(output, output)
             np.subtract(1, out, out=out)
             return np.multiply(out, grad_output, out=out)
@@ -173,7 +140,7 @@ class NumpyOps(PortableOps):
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         np = self.np
-        if param.size < _PARALLEL_MIN or param.dtype != grad.dtype:
+        if param.size < _LARGE or param.dtype != grad.dtype:
             param -= lr * grad
             return param
         p, g = _as_rows(param), _as_rows(grad)

@@ -25,9 +25,11 @@ __all__ = ["add_arguments", "main", "run"]
 
 _BACKEND_CHOICES = ("numpy", "array_api_strict", "torch", "torch:cpu", "torch:cuda", "jax",
                     "dask", "cupy", "all")
-# (repeats, warm-up calls, minimum seconds per repeat, at most this many timed seconds per case
-# unless that leaves fewer than 3 repeats) for quick and full runs
-_TIMING = {True: (5, 2, 0.02, 2.0), False: (7, 2, 0.1, 10.0)}
+# (repeats, warm-up calls, minimum warm-up seconds, minimum seconds per repeat, at most this
+# many timed seconds per case unless that leaves fewer than 3 repeats) for quick and full runs.
+# Warming up for a while, not only a few calls: on NumPy the first tens of steps of a process
+# can run 1.5x slower (the allocator settling), which a 2-call warm-up would time.
+_TIMING = {True: (5, 2, 0.25, 0.02, 2.0), False: (7, 2, 1.0, 0.1, 10.0)}
 
 
 def _shape(text: str) -> tuple[int, int, int, int]:
@@ -84,10 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "full 7, fewer but at least 3 for cases that would time more than "
                              "2 s quick, 10 s full)")
     parser.add_argument("--warmup", type=_positive_int, metavar="N",
-                        help="untimed calls before timing (default 2)")
+                        help="untimed calls before timing (default 2, and calls for at least "
+                             "0.25 s quick, 1 s full)")
     parser.add_argument("--min-time", type=_seconds, metavar="S",
                         help="calls per repeat are chosen so a repeat lasts at least S seconds "
                              "(quick 0.02, full 0.1)")
+    parser.add_argument("--wait-quiet", type=_seconds, default=0.0, metavar="S",
+                        help="on a shared machine: before each case and each re-timed repeat, "
+                             "wait (up to S seconds in all) until other processes leave the "
+                             "CPU alone (default 0: never wait)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -134,7 +141,8 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
     if args.quick:
         words.append("--quick")
     for flag, value in (("--repeat", args.repeat), ("--warmup", args.warmup),
-                        ("--min-time", args.min_time), ("--out", args.out)):
+                        ("--min-time", args.min_time), ("--wait-quiet", args.wait_quiet or None),
+                        ("--out", args.out)):
         if value is not None:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
-    repeats, warmup, min_time, budget = _TIMING[bool(args.quick)]
+    repeats, warmup, warmup_time, min_time, budget = _TIMING[bool(args.quick)]
     max_time: float | None = budget
     repeats = args.repeat or repeats
     warmup = args.warmup or warmup
@@ -191,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     todo = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
     by_name = {b.name: b for b in [*loaded, *peers.values()]}
     mode = "quick" if args.quick else "full"
+    gate = bc.QuietGate(args.wait_quiet) if args.wait_quiet > 0 else None
     records: list[dict[str, Any]] = []
     failures: list[str] = []
     devices: dict[str, str] = {}
@@ -207,8 +216,10 @@ def run(args: argparse.Namespace) -> int:
             case = None
             try:
                 case = workload.case(item.op)
-                timing = bc.measure(case.fn, repeats=repeats, warmup=warmup, min_time=min_time,
-                                    max_time=max_time)
+                timing = bc.measure(case.fn, repeats=repeats, warmup=warmup,
+                                    warmup_time=warmup_time, min_time=min_time,
+                                    max_time=max_time, others=bc.others_cpu_seconds,
+                                    gate=gate)
                 record = rep.make_record(case, timing, device=device, mode=mode)
                 if backend.kind == "gpu":
                     _event_check(bc, case, record, max(5, repeats), progress)
@@ -222,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
         del workload
         backend.free()
     progress.close()
+    if gate is not None:
+        print(f"xmlp bench: waited {gate.waited:.0f} s in all for other processes to finish",
+              file=sys.stderr)
 
     rep.add_ratios(records)
     if records:
@@ -230,6 +244,11 @@ def run(args: argparse.Namespace) -> int:
         print(rep.LEGEND)
     if args.out is not None and records:
         _write(rep, args, records, devices, _command(args, names, dtypes, ops), load_before)
+    disturbed = sum(1 for r in records if r["disturbed"])
+    if disturbed:
+        print(f"xmlp bench: WARNING {disturbed} of {len(records)} cases (marked *) kept repeats "
+              "during which other processes used the CPU; rerun on a quiet machine",
+              file=sys.stderr)
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
