@@ -70,17 +70,19 @@ for _backend in BACKENDS:
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy on the package's public API."""
     session.install(".[lint]")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("mypy")
 
 
 @nox.session(name="bench", default=False)
 def bench(session: nox.Session) -> None:
-    """CPU benchmarks (NumPy and PyTorch as the peer): pytest-benchmark suite and `xmlp bench`."""
+    """CPU benchmarks: `xmlp bench` (PyTorch CPU as the peer), the peak check, pytest-benchmark."""
     session.install(".[bench,torch]")
-    args = session.posargs or ["--quick"]
-    session.run("xmlp", "bench", "--backend", "numpy", "--backend", "torch", *args,
-                "--out", "bench-out")
+    args = session.posargs or ["--passes", "2", "--wait-quiet", "900"]
+    session.run("xmlp", "bench", "--backend", "numpy", *args, "--out", "bench-out")
+    session.run("python", "benchmarks/peak.py", "--check", "bench-out/bench.json")
+    session.run("pytest", "benchmarks", "--benchmark-json=bench-out/pytest-benchmark.json",
+                env={"XMLP_BENCH_BACKENDS": "numpy"})
 
 
 @nox.session(name="bench-cupy", default=False)
@@ -89,5 +91,8 @@ def bench_cupy(session: nox.Session) -> None:
     if not has_nvidia_gpu():
         session.skip("no NVIDIA GPU on this machine")
     session.install(".[bench,cupy,torch]")
-    session.run("xmlp", "bench", "--backend", "cupy", "--backend", "numpy", *session.posargs,
+    session.run("xmlp", "bench", "--backend", "cupy", "numpy", *session.posargs,
                 "--out", "bench-out-gpu")
+    session.run("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json")
+    session.run("pytest", "benchmarks", "--benchmark-json=bench-out-gpu/pytest-benchmark.json",
+                env={"XMLP_BENCH_BACKENDS": "cupy", "XMLP_BENCH_FULL": "1"})

@@ -7,7 +7,7 @@ of a bench.json (matmul, batched_matmul, step_gemms on CPU backends) with the me
 exits 1 if any is above it.
 
     python benchmarks/peak.py --check DIR/bench.json >> DIR/machine.md
-    python benchmarks/peak.py --sizes 2048 4096 --repeat 5 --max-ghz 3.5
+    python benchmarks/peak.py --sizes 2048 4096 --repeat 5 --passes 3 --max-ghz 3.5
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def time_square(matmul: Any, make: Any, n: int, repeat: int) -> list[float]:
     return times
 
 
-def measured(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
-    """GFLOP/s of NumPy (and torch) square matmuls: best and median over the repeats."""
+def measured(sizes: list[int], repeat: int, passes: int) -> list[dict[str, Any]]:
+    """GFLOP/s of NumPy (and torch) square matmuls: best and median over the repeats of every
+    pass. The passes run one after another through all rows, so a stretch of time in which
+    the machine runs slower (cloud VMs drift) does not set the peak."""
     libs: list[tuple[str, Any, Any]] = []
     for dtype in ("float32", "float64"):
 
@@ -102,21 +104,25 @@ def measured(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
             return torch.from_numpy(make_np(n, seed))
 
         libs.append((f"torch {dtype}", lambda a, b, c: torch.mm(a, b, out=c), make_torch))
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(passes):
+        for name, matmul, make in libs:
+            for n in sizes:
+                times.setdefault((name, n), []).extend(time_square(matmul, make, n, repeat))
     rows = []
-    for name, matmul, make in libs:
-        for n in sizes:
-            times = time_square(matmul, make, n, repeat)
-            flops = 2.0 * n**3
-            rows.append({"lib": name.split()[0], "dtype": name.split()[1], "n": n,
-                         "best": flops / min(times) / 1e9,
-                         "median": flops / statistics.median(times) / 1e9})
+    for (name, n), ts in times.items():
+        flops = 2.0 * n**3
+        rows.append({"lib": name.split()[0], "dtype": name.split()[1], "n": n,
+                     "best": flops / min(ts) / 1e9, "median": flops / statistics.median(ts) / 1e9})
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per row and pass")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="times through all rows; best and median are over all passes")
     parser.add_argument("--max-ghz", type=float,
                         help="the CPU's maximum boost clock, from its spec sheet, for a second "
                              "theoretical figure (the OS may show only the base clock)")
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     per_cycle, why = fp64_flops_per_cycle(info)
     ghz, ghz_from = clock_ghz(info)
-    rows = measured(args.sizes, args.repeat)
+    rows = measured(args.sizes, args.repeat, args.passes)
     best = {dt: max(r["best"] for r in rows if r["dtype"] == dt) for dt in ("float32", "float64")}
 
     out = ["## GEMM peak: an independent check", "",
@@ -148,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- the clock the best measured GEMM implies (at 100% FMA use): "
         f"float64 {best['float64'] / (per_cycle * cores):.2f} GHz, "
         f"float32 {best['float32'] / (2 * per_cycle * cores):.2f} GHz")
-    out += ["", f"Measured: square n x n x n matmuls into a preallocated output, one warm-up "
-            f"call, then {args.repeat} calls timed one by one with time.perf_counter.", "",
+    out += ["", f"Measured: square n x n x n matmuls into a preallocated output; {args.passes} "
+            f"passes through the rows, each with one warm-up call and {args.repeat} calls "
+            "timed one by one with time.perf_counter; best and median over all passes.", "",
             "| library | dtype | n | best GFLOP/s | median GFLOP/s |",
             "| --- | --- | ---: | ---: | ---: |"]
     out += [f"| {r['lib']} | {r['dtype']} | {r['n']} | {r['best']:.1f} | {r['median']:.1f} |"

@@ -365,3 +365,15 @@ def test_measure_asks_the_gate_before_the_first_and_each_retimed_repeat():
     bc.measure(clock.op, repeats=3, warmup=1, min_time=0.0, timer=clock,
                others=lambda: next(load), gate=lambda: calls.append(clock.calls))
     assert calls == [1, 3]  # after the warm-up call, and after the disturbed repeat
+
+
+def test_passes_keep_each_cases_fastest_median(tmp_path):
+    args = _args("--backend", "numpy", "--dtype", "float32", "--op", "matmul", "step_gemms",
+                 "--shape", "6,3,4,2", "--repeat", "2", "--min-time", "0", "--passes", "3",
+                 "--out", str(tmp_path), "--no-progress")
+    assert bench.run(args) == 0
+    records = json.loads((tmp_path / "bench.json").read_text())
+    assert sorted(r["op"] for r in records) == ["matmul", "step_gemms"]
+    for r in records:
+        assert len(r["pass_seconds"]) == 3 and r["seconds"] == min(r["pass_seconds"])
+    assert "--passes 3" in json.loads((tmp_path / "machine.json").read_text())["command"]

@@ -213,6 +213,24 @@ def load_average() -> list[float] | None:
         return None
 
 
+def _source() -> str | None:
+    """The git commit xmlp was imported from, "+ changes" when the tree differs from it; None
+    outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, text=True,
+                              capture_output=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, text=True,
+                               capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def machine_info(devices: dict[str, str], command: str,
                  load_before: list[float] | None = None) -> dict[str, Any]:
     """CPU model and cores, BLAS libraries and threads (threadpoolctl), devices per backend,
@@ -232,6 +250,7 @@ def machine_info(devices: dict[str, str], command: str,
         "blas": _blas(),
         "torch_threads": torch_threads,
         "versions": _versions(),
+        "xmlp_source": _source(),
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
@@ -267,6 +286,8 @@ def machine_markdown(info: dict[str, Any]) -> str:
     if info.get("torch_threads") is not None:
         lines.append(f"- torch.get_num_threads(): {info['torch_threads']}")
     lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    if info.get("xmlp_source"):
+        lines.append(f"- xmlp source: git {info['xmlp_source']}")
     lines += ["", "Command:", "", "```", info["command"], "```", ""]
     return "\n".join(lines)
 
@@ -276,6 +297,7 @@ def plot(records: Sequence[dict[str, Any]], path: Path, title: str = "") -> None
     """GFLOP/s against batch size, log axes: a panel per (in, hidden, out) family and dtype, a
     line per backend and op (colour: op, line style and marker: backend)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     families = sorted({tuple(r["shape"][1:]) for r in records})
     dtypes = sorted({r["dtype"] for r in records})
@@ -301,6 +323,7 @@ def plot(records: Sequence[dict[str, Any]], path: Path, title: str = "") -> None
                             label=f"{backend} {op}")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels at powers of 10 only
             ax.set_xlabel("batch size")
             ax.set_ylabel("GFLOP/s")
             ax.set_title(f"{dtype}, (in, hidden, out) = {fam}")
