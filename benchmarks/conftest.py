@@ -48,20 +48,7 @@ def _selection() -> tuple[list[Any], list[str], dict[str, bc.Backend]]:
             raise pytest.UsageError(f"XMLP_BENCH: unknown {what} {bad}; choose from {allowed}")
     shapes_env = os.environ.get("XMLP_BENCH_SHAPES", "").strip()
     shapes = [_shape(s) for s in shapes_env.split(";") if s.strip()] or None
-    loaded, skipped = [], []
-    for name in names:
-        try:
-            loaded.append(bc.load_backend(name))
-        except bc.BackendUnavailable as exc:
-            skipped.append(str(exc))
-    peers = {}
-    if "torch_step" in ops:
-        for kind in dict.fromkeys(b.kind for b in loaded):
-            try:
-                peers[kind] = next((b for b in loaded if b.name == bc.PEERS[kind]), None) \
-                    or bc.load_backend(bc.PEERS[kind])
-            except bc.BackendUnavailable as exc:
-                skipped.append(f"torch_step peer: {exc}")
+    loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
     todo = bc.plan(loaded, dtypes, ops, full=FULL, shapes=shapes, peers=peers)
     by_name = {b.name: b for b in [*loaded, *peers.values()]}
     return todo, skipped, by_name

@@ -39,6 +39,7 @@ __all__ = [
     "gflops",
     "grid",
     "load_backend",
+    "load_backends",
     "measure",
     "op_flops",
     "others_cpu_seconds",
@@ -301,6 +302,29 @@ def load_backend(name: str) -> Backend:
         if count < 1:
             raise BackendUnavailable("cupy: no CUDA device")
     return Backend(name, module)
+
+
+def load_backends(
+    names: Iterable[str], with_peers: bool
+) -> tuple[list[Backend], dict[str, Backend], list[str]]:
+    """(the backends that can run here, the torch_step peer for each device kind when
+    ``with_peers``, the reasons the others were skipped)."""
+    loaded, skipped = [], []
+    for name in names:
+        try:
+            loaded.append(load_backend(name))
+        except BackendUnavailable as exc:
+            skipped.append(str(exc))
+    peers: dict[str, Backend] = {}
+    if with_peers:
+        for kind in dict.fromkeys(b.kind for b in loaded):
+            peer_name = PEERS[kind]
+            mine = [b for b in loaded if b.name == peer_name]
+            try:
+                peers[kind] = mine[0] if mine else load_backend(peer_name)
+            except BackendUnavailable as exc:
+                skipped.append(f"torch_step peer for {kind}: {exc}")
+    return loaded, peers, skipped
 
 
 def cpu_model() -> str:

@@ -175,21 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat:  # asked for: exactly that many
         max_time = None
 
-    loaded, skipped = [], []
-    for name in names:
-        try:
-            loaded.append(bc.load_backend(name))
-        except bc.BackendUnavailable as exc:
-            skipped.append(str(exc))
-    peers: dict[str, bc.Backend] = {}
-    if "torch_step" in ops:
-        for kind in dict.fromkeys(b.kind for b in loaded):
-            peer_name = bc.PEERS[kind]
-            mine = [b for b in loaded if b.name == peer_name]
-            try:
-                peers[kind] = mine[0] if mine else bc.load_backend(peer_name)
-            except bc.BackendUnavailable as exc:
-                skipped.append(f"torch_step peer for {kind}: {exc}")
+    loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
     for reason in skipped:
         print(f"xmlp bench: skipped {reason}", file=sys.stderr)
     if not loaded:
