@@ -131,15 +131,18 @@ def measure(cfg: argparse.Namespace) -> list[dict[str, Any]]:
         for run in runs.values():  # warm-up: imports, first-call costs, allocator
             run()
         seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        cpu: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         others: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         accuracy: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         for r in range(cfg.runs):
             order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]
             for name in order:
                 busy = others_cpu_seconds()
+                own = time.process_time()
                 start = time.perf_counter()
                 acc = runs[name]()
                 elapsed = time.perf_counter() - start
+                cpu[name].append(time.process_time() - own)
                 after = others_cpu_seconds()
                 seconds[name].append(elapsed)
                 accuracy[name].append(acc)
@@ -152,6 +155,7 @@ def measure(cfg: argparse.Namespace) -> list[dict[str, Any]]:
                 "contender": name, "dtype": dtype, "runs": cfg.runs,
                 "median_s": statistics.median(seconds[name]), "min_s": min(seconds[name]),
                 "max_s": max(seconds[name]), "seconds": seconds[name],
+                "cpu_median_s": statistics.median(cpu[name]), "cpu_seconds": cpu[name],
                 "test_accuracy_median": statistics.median(accuracy[name]),
                 "test_accuracy": accuracy[name],
                 "other_cpus_median": statistics.median(others[name]) if others[name] else None,
@@ -177,32 +181,36 @@ def markdown(records: list[dict[str, Any]], info: dict[str, Any], cfg: argparse.
         f"`xmlp demo --task digits` (split seed {DIGITS_SPLIT_SEED}). Median of {cfg.runs} "
         "interleaved runs (the order rotates every round), training only.",
         "",
-        "| dtype | library | median | min | max | time / xmlp's | test accuracy (median) "
-        "| other processes' CPUs (median) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| dtype | library | median | min | max | time / xmlp's | CPU time (median) "
+        "| test accuracy (median) | other processes' CPUs (median) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in records:
         busy = "" if r["other_cpus_median"] is None else f"{r['other_cpus_median']:.2f}"
         lines.append(
             f"| {r['dtype']} | {LABELS[r['contender']]} | {r['median_s']:.3f} s | "
             f"{r['min_s']:.3f} s | {r['max_s']:.3f} s | {r['vs_xmlp']:.2f}x | "
-            f"{r['test_accuracy_median']:.3f} | {busy} |")
+            f"{r['cpu_median_s']:.3f} s | {r['test_accuracy_median']:.3f} | {busy} |")
     blas = "; ".join(
         f"{b.get('internal_api')} {b.get('version') or ''} ({b.get('prefix')}): "
         f"{b.get('num_threads')} threads, {b.get('architecture') or '-'}"
         for b in info["blas"])
     lines += [
         "",
-        "\"Other processes' CPUs\" is how many CPUs everything else on the machine used, on "
-        "average, while a run went on (from /proc/stat): the machine is shared, and the runs "
-        "are interleaved so that this load falls on all three alike.",
+        "Times are wall-clock (the median, min and max of the runs; \"time / xmlp's\" compares "
+        "medians). \"CPU time\" is this process's user + system time during a run (all its "
+        "threads): less sensitive to other load than wall-clock time, but it counts the time "
+        "idle worker threads spin. \"Other processes' CPUs\" is how many CPUs everything else "
+        "on the machine used, on average, while a run went on (from /proc/stat): the machine "
+        "is shared, and the runs are interleaved so that this load falls on all three alike.",
         "",
         "## Machine",
         "",
         f"- Date (UTC): {info['date']}",
         f"- CPU: {info['cpu']}, {info['cpus_usable']} usable CPUs",
         f"- Thread pools (threadpoolctl): {blas}",
-        f"- torch.get_num_threads(): {info['torch_threads']}",
+        f"- torch.get_num_threads(): {info['torch_threads']}; --threads: "
+        f"{cfg.threads if cfg.threads is not None else 'not given (each library its default)'}",
         f"- Load average (1, 5, 15 min) before: {info['load_average_before']}, after: "
         f"{info['load_average_after']}",
         f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}, "
