@@ -113,10 +113,15 @@ BUILDERS = {"xmlp": train_xmlp, "sklearn": train_sklearn, "torch": train_torch}
 
 
 def set_threads(threads: int | None) -> Any:
-    """Limit BLAS/OpenMP threads (None: each library's default). Returns the limiter."""
+    """Load the libraries and limit their BLAS/OpenMP threads (None: each library's default).
+    Returns the limiter."""
+    # every library that brings a thread pool is loaded first: threadpoolctl limits the pools
+    # loaded at the time (scikit-learn brings SciPy's OpenBLAS and its own OpenMP runtime)
+    import sklearn.neural_network  # noqa: F401
+    import torch
+
     if threads is None:
         return None
-    import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
@@ -244,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for digits.json and digits.md (default: print only)")
     cfg = parser.parse_args(argv)
     command = "python benchmarks/digits_vs.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    set_threads(cfg.threads)
-    import torch  # noqa: F401  # loaded before machine_info, which reports its threads
+    set_threads(cfg.threads)  # also loads torch, whose threads machine_info reports
 
     before = load_average()
     records = measure(cfg)
