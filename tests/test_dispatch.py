@@ -80,6 +80,29 @@ def test_sgd_equals_portable_and_is_in_place(shape, dt):
     _close(out, portable.sgd(p_port, g, 0.3), dt)
 
 
+# A wide bias is a 1-D parameter; a row wider than a block (_BLOCK elements) is cut to one row
+# per block. Both pass _LARGE, so they take the blocked paths.
+WIDE = [(140_000,), (1, 140_000), (3, 50_000), (5, _dispatch._BLOCK + 1)]
+
+
+@pytest.mark.parametrize("shape", WIDE, ids=str)
+def test_wide_and_1d_arrays_through_the_blocked_paths(shape, dt):
+    assert np.prod(shape) >= _dispatch._LARGE
+    fast, portable = _pair()
+    gen = np.random.default_rng(5)
+    p = gen.standard_normal(shape).astype(dt)
+    g = gen.standard_normal(shape).astype(dt)
+    y = np.tanh(gen.standard_normal(shape)).astype(dt)
+    g_before, y_before = g.copy(), y.copy()
+    p_fast = p.copy()
+    out = fast.sgd(p_fast, g, 0.25)
+    assert out is p_fast
+    _close(out, portable.sgd(p.copy(), g, 0.25), dt)
+    _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
+    np.testing.assert_array_equal(g, g_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
 def test_non_contiguous_inputs_fall_back(dt):
     fast, portable = _pair()
     gen = np.random.default_rng(3)

@@ -43,6 +43,23 @@ def test_linear_matches_reference(xp, dtype, shape):
     _close(xp, layer.biases, b - 0.5 * gb, dtype)
 
 
+def test_wide_linear_step_matches_reference(xp, dtype):
+    """Linear(1, 140000): a bias wider than the NumPy fast path's block, and weights past its
+    size threshold, through forward, backward and update_params (the blocked SGD path)."""
+    gen = np.random.default_rng(6)
+    n_out = 140_000
+    w, b = gen.standard_normal((n_out, 1)), gen.standard_normal(n_out)
+    x, g = gen.standard_normal((3, 1)), gen.standard_normal((3, n_out))
+    layer = xmlp.Linear(1, n_out, xp.from_numpy(w, dtype), xp.from_numpy(b, dtype))
+    x, w, b, g = (a.astype(dtype).astype(np.float64) for a in (x, w, b, g))
+    _close(xp, layer.forward(xp.from_numpy(x, dtype)), linear_forward(x, w, b), dtype)
+    layer.backward(xp.from_numpy(g, dtype))
+    gw, gb, _ = linear_backward(x, w, g)
+    layer.update_params(0.5)
+    _close(xp, layer.weights, w - 0.5 * gw, dtype)
+    _close(xp, layer.biases, b - 0.5 * gb, dtype)
+
+
 def test_linear_predict_stores_nothing(xp):
     layer = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, rng=0)
     x = xp.from_numpy(np.ones((4, 3)), layer.dtype)
