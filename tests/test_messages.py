@@ -273,3 +273,57 @@ def test_load_messages_name_the_model(tmp_path):
 def test_os_errors_are_not_rewritten(tmp_path):
     with pytest.raises(FileNotFoundError):
         xmlp.load(xmlp.MLP(1, 2, 1), os.fspath(tmp_path / "nothing.npz"))
+
+
+# -- fit ---------------------------------------------------------------------------------------
+X6, T6 = np.ones((6, 2)), np.ones((6, 1))
+FIT = [
+    ({"epochs": 0}, ValueError, "fit: epochs must be a positive int, got 0"),
+    ({"epochs": 2.0}, TypeError, "fit: epochs must be a positive int, got 2.0"),
+    ({"batch_size": 0}, ValueError, "fit: batch_size must be a positive int, got 0"),
+    ({"batch_size": 1.5}, TypeError, "fit: batch_size must be a positive int, got 1.5"),
+    ({"shuffle": "yes"}, TypeError, "fit: shuffle must be True or False, got 'yes'"),
+    ({"progress": "yes"}, TypeError, "fit: progress must be None, True or False, got 'yes'"),
+    ({"loss": Duck()}, TypeError, "fit: loss must have a backward() method, got Duck"),
+    ({"rng": "seed"}, TypeError,
+     "fit: rng must be None, a non-negative int seed or a numpy.random.Generator, got 'seed'"),
+    ({"rng": -1}, ValueError,
+     "fit: rng must be None, a non-negative int seed or a numpy.random.Generator, got -1"),
+    ({"x": [1.0]}, TypeError, "fit: x must be an array, got list"),
+    ({"y": (1.0,)}, TypeError, "fit: y must be an array, got tuple"),
+    ({"x": np.float64(1.0)}, ValueError,
+     "fit: x and y need a leading sample axis, got shapes () and (6, 1)"),
+    ({"y": np.array(1.0)}, ValueError,
+     "fit: x and y need a leading sample axis, got shapes (6, 2) and ()"),
+    ({"x": np.ones((0, 2)), "y": np.ones((0, 1))}, ValueError, "fit: x and y hold no samples"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc_type", "expected"), FIT, ids=[str(k) for k, *_ in FIT])
+def test_fit_message(kwargs, exc_type, expected):
+    call = {"x": X6, "y": T6, "epochs": 2, "lr": 0.1, "progress": False, **kwargs}
+    x, y = call.pop("x"), call.pop("y")
+    assert message(exc_type, lambda: xmlp.fit(xmlp.MLP(2, 3, 1, rng=0), x, y, **call)) == expected
+
+
+def test_fit_model_messages():
+    assert message(TypeError, lambda: xmlp.fit(Duck(), X6, T6, epochs=1, lr=0.1)) == (
+        "fit: model has no backward() method (Duck)")
+
+    class Bare:
+        def forward(self, x: Any) -> Any:
+            return x
+
+        def backward(self, g: Any) -> Any:
+            return g
+
+        def update_params(self, lr: float) -> None:
+            pass
+
+    assert message(TypeError, lambda: xmlp.fit(Bare(), X6, T6, epochs=1, lr=0.1)) == (
+        "fit: model must be an xmlp.Module (got Bare): fit lists, restores and persists "
+        "parameters through named_parameters(). Subclass xmlp.Module or wrap your layers in "
+        "xmlp.Sequential.")
+    got = message(TypeError, lambda: xmlp.fit(xmlp.MLP(2, 3, 1), strict.ones((6, 2)), T6,
+                                              epochs=1, lr=0.1))
+    assert got.startswith("fit: x and y must be arrays of one namespace: ")
