@@ -108,3 +108,26 @@ def test_reprs():
         "Sequential(Linear(2, 3, numpy float64 on cpu), Tanh())")
     assert repr(xmlp.MLP(1, 4, 2, rng=0, dtype="float32")) == "MLP(1, 4, 2, numpy float32 on cpu)"
     assert repr(xmlp.MSELoss()) == "MSELoss()"
+
+
+def test_fit_takes_samples_without_a_feature_axis_and_a_single_sample():
+    x = np.linspace(-1, 1, 8)  # (N,) inputs and targets, for a model that takes them
+    history = xmlp.fit(xmlp.Sequential(xmlp.Tanh()), x, np.zeros(8), epochs=2, lr=0.1,
+                       progress=False)
+    np.testing.assert_allclose(history, [np.mean(np.tanh(x) ** 2)] * 2, rtol=1e-12)
+    model = xmlp.MLP(1, 2, 1, rng=0)
+    params = [p.copy() for p in model.parameters()]
+    history = xmlp.fit(model, np.ones((1, 1)), np.zeros((1, 1)), epochs=1, lr=0.1,
+                       progress=False)
+    loss, _, expected, _ = mlp_step(params, np.ones((1, 1)), np.zeros((1, 1)), 0.1)
+    np.testing.assert_allclose(history, [loss], rtol=1e-12)
+    for p, e in zip(model.parameters(), expected, strict=True):
+        np.testing.assert_allclose(p, e, rtol=1e-12)
+
+
+def test_progress_bar_is_labelled_fit_and_shows_the_last_loss(capsys):
+    x, t = np.linspace(-1, 1, 6).reshape(6, 1), np.zeros((6, 1))
+    history = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, progress=True)
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("fit: 100%") and "2/2" in err and "epoch" in err
+    assert f"loss={history[-1]:.4g}" in err

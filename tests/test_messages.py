@@ -327,3 +327,26 @@ def test_fit_model_messages():
     got = message(TypeError, lambda: xmlp.fit(xmlp.MLP(2, 3, 1), strict.ones((6, 2)), T6,
                                               epochs=1, lr=0.1))
     assert got.startswith("fit: x and y must be arrays of one namespace: ")
+
+
+def test_unknown_dask_sizes_are_value_errors():
+    """Dask arrays after boolean indexing have a nan length: every entry point says so."""
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
+    y = da.from_array(np.zeros((8, 1)), chunks=4)
+    keep = x[:, 0] > -2
+    xu, yu = x[keep], y[keep]
+    assert np.isnan(xu.shape[0])
+    hint = (" is unknown (a Dask array with unknown chunk sizes?); call .compute_chunk_sizes() "
+            "first.")
+    model = xmlp.MLP(1, 2, 1, xp=da, rng=0)
+    assert message(ValueError, lambda: xmlp.fit(model, xu, y, epochs=1, lr=0.1)) == (
+        "fit: the number of samples of x" + hint)
+    assert message(ValueError, lambda: xmlp.fit(model, x, yu, epochs=1, lr=0.1)) == (
+        "fit: the number of samples of y" + hint)
+    assert message(ValueError, lambda: model.linear1.forward(xu)) == (
+        "Linear(1, 2).forward: x has an unknown size, shape (nan, 1); on Dask call "
+        "x.compute_chunk_sizes() first (needed after boolean indexing, for instance).")
+    assert message(ValueError, lambda: xmlp.MSELoss().forward(xu, yu)) == (
+        "MSELoss.forward: y has an unknown size, shape (nan, 1), so the mean cannot be taken; on "
+        "Dask call .compute_chunk_sizes() on the input first.")
