@@ -131,3 +131,22 @@ def test_progress_bar_is_labelled_fit_and_shows_the_last_loss(capsys):
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("fit: 100%") and "2/2" in err and "epoch" in err
     assert f"loss={history[-1]:.4g}" in err
+
+
+def test_gradient_on_another_device_is_rejected_before_any_update():
+    """update_params checks every gradient's device (not only its type, dtype and shape) before
+    it changes a parameter."""
+    dev1 = strict.Device("device1")
+    model = xmlp.MLP(2, 3, 1, xp=strict, rng=0)
+    x = strict.asarray(np.ones((4, 2)))
+    model.backward(model.forward(x))
+    before = [np.asarray(p) for p in model.parameters()]
+    model.linear2.grad_biases = strict.asarray(np.ones(1), device=dev1)
+    try:
+        model.update_params(0.1)
+    except TypeError as exc:
+        assert "device1" in str(exc) and "'linear2.biases'" in str(exc)
+    else:
+        raise AssertionError("a gradient on another device was accepted")
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(np.asarray(p), q)
