@@ -141,11 +141,13 @@ def test_gradient_on_another_device_is_rejected_before_any_update():
     x = strict.asarray(np.ones((4, 2)))
     model.backward(model.forward(x))
     before = [np.asarray(p) for p in model.parameters()]
-    model.linear2.grad_biases = strict.asarray(np.ones(1), device=dev1)
+    for layer in (model.linear1, model.linear2):  # every gradient, so no other one is wrong
+        for name in ("grad_weights", "grad_biases"):
+            setattr(layer, name, strict.asarray(getattr(layer, name), device=dev1))
     try:
         model.update_params(0.1)
     except TypeError as exc:
-        assert "device1" in str(exc) and "'linear2.biases'" in str(exc)
+        assert "device1" in str(exc) and "'linear1.weights'" in str(exc)
     else:
         raise AssertionError("a gradient on another device was accepted")
     for p, q in zip(model.parameters(), before, strict=True):
