@@ -152,3 +152,46 @@ def test_gradient_on_another_device_is_rejected_before_any_update():
         raise AssertionError("a gradient on another device was accepted")
     for p, q in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(np.asarray(p), q)
+
+
+def test_mlp_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_when_rejected():
+    """A sub-layer's own forward (another batch size) breaks the chain MLP.forward left; the
+    backward that this makes fail must leave every layer as it was (the snapshot path)."""
+    from test_errors import rejects
+
+    gen = np.random.default_rng(3)
+    for sub, grad_rows in (("linear1", 5), ("activation", 5), ("linear2", 3)):
+        model = xmlp.MLP(2, 4, 1, rng=0)
+        model.forward(gen.standard_normal((5, 2)))
+        model.backward(gen.standard_normal((5, 1)))  # gradients to keep
+        layer = getattr(model, sub)
+        width = 2 if sub == "linear1" else 4
+        layer.forward(gen.standard_normal((3, width)))
+        rejects(ValueError, model, lambda m=model, r=grad_rows: m.backward(np.ones((r, 1))))
+
+
+def test_tanh_grad_with_a_non_contiguous_stored_output():
+    from xmlp._dispatch import _LARGE, NumpyOps, PortableOps
+
+    gen = np.random.default_rng(4)
+    g = gen.standard_normal((400, 400))  # contiguous, past _LARGE
+    y = np.tanh(gen.standard_normal((400, 800)))[:, ::2]  # not contiguous
+    assert g.size >= _LARGE and not y.flags.c_contiguous
+    np.testing.assert_allclose(NumpyOps(np).tanh_grad(g, y), PortableOps(np).tanh_grad(g, y),
+                               rtol=1e-14)
+
+
+def test_mlp_children_are_named_as_in_the_seed():
+    names = [name for name, _ in xmlp.MLP(1, 2, 1, rng=0).named_children()]
+    assert names == ["linear1", "activation", "linear2"]
+
+
+def test_backward_before_forward_message():
+    for make in (xmlp.MSELoss, xmlp.Tanh, lambda: xmlp.Linear(1, 1), lambda: xmlp.MLP(1, 2, 1)):
+        obj = make()
+        try:
+            obj.backward() if isinstance(obj, xmlp.MSELoss) else obj.backward(np.ones((1, 1)))
+        except xmlp.ForwardNotCalledError as exc:
+            assert str(exc) == "Perform forward pass first."
+        else:
+            raise AssertionError("backward before forward was accepted")
