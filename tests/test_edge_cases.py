@@ -5,8 +5,11 @@ checked slow path, and the reprs."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import stat
+import sys
 
 import array_api_strict as strict
 import numpy as np
@@ -129,8 +132,36 @@ def test_progress_bar_is_labelled_fit_and_shows_the_last_loss(capsys):
     x, t = np.linspace(-1, 1, 6).reshape(6, 1), np.zeros((6, 1))
     history = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, progress=True)
     err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("fit: 100%") and "2/2" in err and "epoch" in err
+    assert err.startswith("fit: 100%") and "2/2" in err
+    assert re.search(r"[\d?]epoch/s|s/epoch", err), err  # the unit is the epoch
     assert f"loss={history[-1]:.4g}" in err
+
+
+class TerminalStderr(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_none_draws_a_bar_on_a_terminal(monkeypatch):
+    err = TerminalStderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    x, t = np.linspace(-1, 1, 6).reshape(6, 1), np.zeros((6, 1))
+    xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1)
+    assert "fit: 100%" in err.getvalue()
+
+
+def test_shuffled_fit_on_a_second_device():
+    """The permutation is made on the data's device (array-api-strict's device1 here)."""
+    dev1 = strict.Device("device1")
+    gen = np.random.default_rng(5)
+    x, t = gen.standard_normal((8, 2)), gen.standard_normal((8, 1))
+    model = xmlp.MLP(2, 3, 1, xp=strict, device=dev1, rng=0)
+    history = xmlp.fit(model, strict.asarray(x, device=dev1), strict.asarray(t, device=dev1),
+                       epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1, progress=False)
+    twin = xmlp.MLP(2, 3, 1, rng=0)
+    assert history == xmlp.fit(twin, x, t, epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1,
+                               progress=False)
+    assert all(device(p) == dev1 for p in model.parameters())
 
 
 def test_gradient_on_another_device_is_rejected_before_any_update():
