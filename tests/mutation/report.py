@@ -98,6 +98,10 @@ def main() -> int:
         for name, code in codes.items():
             st = status(code)
             note = notes.get(name, "")
+            count["mutants"] += 1
+            if st == "not run":  # a run that was stopped, or limited to other modules
+                count["not run"] += 1
+                continue
             if st in ("killed", "timeout", "type check"):
                 count["killed"] += 1
                 if note.startswith("killed by"):
@@ -108,12 +112,11 @@ def main() -> int:
             else:
                 count["not killed"] += 1
                 survivors.append((module, name, st))
-            count["mutants"] += 1
         totals.update(count)
         rows.append((module, count))
 
     def score(c: Counter[str]) -> str:
-        relevant = c["mutants"] - c["equivalent"]
+        relevant = c["mutants"] - c["not run"] - c["equivalent"]
         return f"{100 * c['killed'] / relevant:.1f}%" if relevant else "-"
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -129,17 +132,21 @@ def main() -> int:
         out.append(f"The mutmut run took {args.runtime} s (one worker, `nice -n 19`).")
     out += [
         "",
-        "Score = killed / (mutants - equivalent). A mutant is killed when a test fails or it "
-        "times out.",
+        "Score = killed / (mutants run - equivalent). A mutant is killed when a test fails or "
+        "it times out; *not run* counts mutants this and earlier runs have not reached (a run "
+        "stopped early or limited to some modules: `nox -s mutate` runs them next).",
         "",
-        "| module | mutants | killed | equivalent | not killed | score |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| module | mutants | run | killed | equivalent | not killed | not run | score |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for module, c in rows:
-        out.append(f"| {module} | {c['mutants']} | {c['killed']} | {c['equivalent']} | "
-                   f"{c['not killed']} | {score(c)} |")
-    out.append(f"| **all** | {totals['mutants']} | {totals['killed']} | {totals['equivalent']} | "
-               f"{totals['not killed']} | **{score(totals)}** |")
+    for module, c in [*rows, ("**all**", totals)]:
+        out.append(f"| {module} | {c['mutants']} | {c['mutants'] - c['not run']} | "
+                   f"{c['killed']} | {c['equivalent']} | {c['not killed']} | {c['not run']} | "
+                   f"{score(c)} |")
+    complete = [m for m, c in rows if not c["not run"]]
+    partial = [m for m, c in rows if c["not run"]]
+    out += ["", f"Run completely: {', '.join(complete) or 'none'}. "
+                f"Not completely: {', '.join(partial) or 'none'}."]
     out += ["", "## Surviving mutants", "",
             "Each with its diff and why it is harmless (from tests/mutation/survivors.txt).", ""]
     unexplained = 0
@@ -158,7 +165,8 @@ def main() -> int:
     if not fixed:
         out.append("None.")
     REPORT.write_text("\n".join(out) + "\n")
-    print(f"{REPORT.relative_to(ROOT)}: score {score(totals)} over {totals['mutants']} mutants, "
+    print(f"{REPORT.relative_to(ROOT)}: score {score(totals)} over "
+          f"{totals['mutants'] - totals['not run']} mutants run (of {totals['mutants']}), "
           f"{totals['equivalent']} equivalent, {totals['not killed']} not killed "
           f"({unexplained} unexplained)")
     return 1 if unexplained else 0
