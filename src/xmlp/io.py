@@ -132,6 +132,7 @@ class Checkpoint:
         self.members: dict[str, Member] = {}
         self.record: dict[str, Any] = {}
         try:
+            self._refuse_other_formats()
             with self._refusing():
                 self._zip = zipfile.ZipFile(file)
                 record = self._check_directory(os.fstat(file.fileno()).st_size)
@@ -144,6 +145,16 @@ class Checkpoint:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+    def _refuse_other_formats(self) -> None:
+        """A clearer message than zipfile's for the two files most often mistaken for one."""
+        head = self._file.read(6)
+        self._file.seek(0)
+        if head == b"\x93NUMPY":  # what np.save writes
+            raise self.error("it holds a single array, not an .npz archive")
+        if head[:1] == b"\x80":  # a pickle's PROTO opcode
+            raise self.error("it is a Python pickle, not an .npz archive (load never unpickles: "
+                             "pickles and object arrays are refused)")
 
     # -- errors -------------------------------------------------------------------------------
     def error(self, what: str) -> ValueError:
@@ -255,8 +266,8 @@ class Checkpoint:
     def _read_record(self, member: Member) -> Any:
         """The JSON record, read only once its header says it is one bounded string."""
         if member.shape != () or member.dtype.kind != "U":
-            raise self.error(f"its {RECORD_KEY!r} record is a {member.dtype} array of shape "
-                             f"{member.shape}, not one string")
+            raise self.error(f"its {RECORD_KEY!r} record is an array of dtype {member.dtype} "
+                             f"and shape {member.shape}, not one string")
         if member.dtype.itemsize // 4 > _MAX_RECORD:
             raise self.error(f"its {RECORD_KEY!r} record declares {member.dtype.itemsize // 4} "
                              f"characters (at most {_MAX_RECORD})")
