@@ -119,11 +119,10 @@ def main() -> int:
         relevant = c["mutants"] - c["not run"] - c["equivalent"]
         return f"{100 * c['killed'] / relevant:.1f}%" if relevant else "-"
 
-    # the commit the run tested (mutmut records it), not the one this report is written at
-    stats = ROOT / "mutants" / "mutmut-stats.json"
-    commit = json.loads(stats.read_text()).get("git_commit") if stats.exists() else None
-    commit = (commit or subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                       text=True, check=False).stdout.strip())[:7]
+    # mutmut keys each result to a hash of its function's source: a function changed since its
+    # mutants ran shows as "not run", so every result below holds for the source at this commit
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
     out = [
         "# Mutation testing report",
         "",
