@@ -696,3 +696,40 @@ def test_bench_checks_out_before_measuring(tmp_path, monkeypatch, capsys):
                 main(["bench", flag, value])
             assert info.value.code == 2
     assert "finite number" in capsys.readouterr().err
+
+
+def test_sequential_of_mixed_dtypes_or_namespaces_is_refused(xp):
+    with pytest.raises(TypeError, match=r"layer 2 holds .*float32.*layer 0 holds .*float64"):
+        xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), xmlp.Tanh(),
+                        xmlp.Linear(2, 2, **kw(xp, "float32")))
+    other = np if xp.name != "numpy" else pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match="one namespace, device and dtype"):
+        xmlp.Sequential(xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp))), xmlp.Linear(2, 2, xp=other))
+    fixed = xmlp.Linear(2, 2, **kw(xp, "float32")).to(dtype=xp.ns.float64)
+    xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), fixed).forward(data(xp, (3, 2)))
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    (lambda: xmlp.Linear(10**400, 3), ValueError),
+    (lambda: xmlp.Linear(3, -(10**5000)), ValueError),
+    (lambda: xmlp.Linear(sys.maxsize + 1, 1), ValueError),
+    (lambda: xmlp.MLP(1, 2, 1).to(dtype=10**5000), TypeError),
+    (lambda: xmlp.MLP(1, 2, 1, device=10**5000), TypeError),
+    (lambda: xmlp.MLP(1, 2, 1, dtype=10**5000), TypeError),
+], ids=["dim-10**400", "dim--10**5000", "dim-maxsize+1", "to-dtype-int", "device-int",
+        "dtype-int"])
+def test_huge_numbers_anywhere_get_the_documented_type(call, error):
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error
+
+
+def test_load_puts_parameters_back_in_the_layers_dtype(xp, tmp_path):
+    """A parameter replaced by hand with another dtype is caught by the next call, and load
+    (like .to()) writes every parameter in its layer's namespace, device and dtype."""
+    model = xmlp.MLP(2, 3, 1, rng=0, **kw(xp))
+    xmlp.save(model, tmp_path / "m.npz")
+    model.linear1.weights = xp.astype(model.linear1.weights, xp.float32)
+    xmlp.load(model, tmp_path / "m.npz")
+    assert all(p.dtype == xp.float64 for p in model.parameters())
+    model.forward(data(xp, (4, 2)))

@@ -53,7 +53,7 @@ def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
         ns = array_namespace(xp.asarray(0.0))
     except Exception as exc:
         raise TypeError(
-            f"xp={xp!r} is not an array namespace xmlp can use: {exc}. "
+            f"xp={short_repr(xp)} is not an array namespace xmlp can use: {exc}. "
             "Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
             "array_api_strict."
         ) from exc
@@ -72,7 +72,7 @@ def _device_error(ns: Any, device: Any, exc: Exception) -> TypeError:
     except Exception:  # a namespace without the inspection API
         known = ""
     return TypeError(
-        f"{namespace_name(ns)} cannot make arrays on device={device!r} ({exc}).{known}"
+        f"{namespace_name(ns)} cannot make arrays on device={short_repr(device)} ({exc}).{known}"
     )
 
 
@@ -80,6 +80,8 @@ def dtype_name(dtype: Any) -> str:
     """"float32" for numpy.float32, torch.float32, array_api_strict.float32, "float32"..."""
     if isinstance(dtype, str):
         return dtype
+    if isinstance(dtype, int):  # never a dtype (np.dtype() would read it as a number)
+        return short_repr(dtype)
     try:
         return np.dtype(dtype).name
     except TypeError:
@@ -94,7 +96,7 @@ def _resolve_dtype(xp: Any, dtype: Any, device: Any) -> Any:
     resolved = getattr(xp, name, None) if name in _FLOAT_NAMES else None
     if resolved is None:
         raise TypeError(
-            f"dtype={dtype!r} is not a real floating dtype; use float32 or float64 "
+            f"dtype={short_repr(dtype)} is not a real floating dtype; use float32 or float64 "
             f"(e.g. dtype={namespace_name(xp)}.float32)."
         )
     return resolved

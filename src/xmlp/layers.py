@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
 
-from ._backend import ArraySpec, floating_spec, make_rng, namespace_name, resolve_namespace
+from ._backend import (
+    ArraySpec,
+    floating_spec,
+    make_rng,
+    namespace_name,
+    resolve_namespace,
+    short_repr,
+)
 from .errors import ForwardNotCalledError
 from .module import Module
 
@@ -54,15 +62,15 @@ class Linear(Module):
         dims: list[int] = []
         for label, dim in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-                raise TypeError(
-                    f"Linear: {label} must be a positive int, got {type(dim).__name__}: {dim!r}"
-                )
-            if dim < 1:
-                raise ValueError(f"Linear: {label} must be a positive int, got {dim!r}")
+                raise TypeError(f"Linear: {label} must be a positive int, got "
+                                f"{type(dim).__name__}: {short_repr(dim)}")
+            if not 1 <= dim <= sys.maxsize:  # beyond it no array could have the dimension
+                raise ValueError(f"Linear: {label} must be a positive int up to {sys.maxsize}, "
+                                 f"got {short_repr(dim)}")
             dims.append(int(dim))  # a NumPy integer becomes a plain int
         input_dim, output_dim = dims
         if init not in _INITS:
-            raise ValueError(f"Linear: init must be one of {_INITS}, got {init!r}")
+            raise ValueError(f"Linear: init must be one of {_INITS}, got {short_repr(init)}")
         self.input_dim = input_dim
         self.output_dim = output_dim
         self._spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
@@ -236,7 +244,7 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
         )
     if device is not None and device != spec.device:
         raise TypeError(
-            f"Linear: device={device!r} disagrees with {label} on {spec.device}; move the "
-            "arrays first or leave device out."
+            f"Linear: device={short_repr(device)} disagrees with {label} on {spec.device}; move "
+            "the arrays first or leave device out."
         )
     return spec

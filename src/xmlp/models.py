@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._backend import make_rng
+from ._backend import ArraySpec, make_rng
 from .activations import ReLU, Sigmoid, Tanh
 from .layers import Linear
 from .module import Module
@@ -84,10 +84,13 @@ class Sequential(_Container):
     "0.weights", "0.biases", "2.weights"...
 
     Consecutive Linear layers (with only parameter-free layers between them) must agree on
-    dims: ValueError otherwise. A layer object can be used once, in one model: ValueError for
-    ``Sequential(L, Tanh(), L)`` or for a layer that belongs to another model still alive
-    (each layer keeps its last forward's arrays for backward, so a shared one would compute
-    wrong gradients). ``copy.deepcopy(layer)`` makes a new layer with the same weights.
+    dims: ValueError otherwise. Layers with parameters must share one namespace, device and
+    dtype (a model that mixes them could never run a forward pass): TypeError otherwise.
+
+    A layer object can be used once, in one model: ValueError for ``Sequential(L, Tanh(), L)``
+    or for a layer that belongs to another model still alive (each layer keeps its last
+    forward's arrays for backward, so a shared one would compute wrong gradients).
+    ``copy.deepcopy(layer)`` makes a new layer with the same weights.
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -114,6 +117,7 @@ class Sequential(_Container):
                         f"but layer {i} takes {layer.input_dim}"
                     )
                 previous = (i, layer)
+        _check_one_place(layers)
         self._adopt((str(i), layer) for i, layer in enumerate(layers))
         self.layers = list(layers)
 
@@ -212,3 +216,22 @@ class MLP(_Container):
     def __repr__(self) -> str:
         l1, l2 = self.linear1, self.linear2
         return f"MLP({l1.input_dim}, {l1.output_dim}, {l2.output_dim}, {l1._spec.describe()})"
+
+
+def _check_one_place(layers: tuple[Module, ...]) -> None:
+    """TypeError unless every layer with parameters (at any depth) has the first one's
+    namespace, device and dtype."""
+    first: tuple[int, ArraySpec] | None = None
+    for i, layer in enumerate(layers):
+        for _, module in layer._named_modules():
+            spec = getattr(module, "_spec", None) if module._param_names else None
+            if spec is None:
+                continue
+            if first is None:
+                first = (i, spec)
+            elif not spec.same_place(first[1]):
+                raise TypeError(
+                    f"Sequential: layer {i} holds {spec.describe()} parameters but layer "
+                    f"{first[0]} holds {first[1].describe()}; a model computes in one "
+                    "namespace, device and dtype. Convert a layer with .to(...) first."
+                )

@@ -71,9 +71,9 @@ def fit(
     xp, n = _check_data(x, y)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
-        raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
     if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"fit: progress must be None, True or False, got {progress!r}")
+        raise TypeError(f"fit: progress must be None, True or False, got {short_repr(progress)}")
     try:  # checked even when unused; draws happen only when shuffling
         generator = make_rng(rng)
     except (TypeError, ValueError) as exc:
