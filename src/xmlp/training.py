@@ -184,9 +184,8 @@ def _positive_int(value: Any, label: str) -> int:
         raise TypeError(f"fit: {label} must be a positive int, got {short_repr(value)}")
     number = int(value)
     if not 1 <= number <= sys.maxsize:
-        raise ValueError(
-            f"fit: {label} must be a positive int up to {sys.maxsize}, got {short_repr(value)}"
-        )
+        limit = f" up to {sys.maxsize}" if number > 0 else ""  # named only when passed
+        raise ValueError(f"fit: {label} must be a positive int{limit}, got {short_repr(value)}")
     return number
 
 
