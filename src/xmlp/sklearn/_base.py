@@ -445,9 +445,9 @@ class BaseMLP(BaseEstimator):
             for layer in model.layers:
                 if isinstance(layer, L2Linear):
                     layers.append(("linear", to_host(layer.weights), to_host(layer.biases),
-                                   layer.alpha))
+                                   layer.alpha, layer.input_layer))
                 else:
-                    layers.append(("activation", type(layer).__name__, None, None))
+                    layers.append(("activation", type(layer).__name__, None, None, None))
             state["_network_state"] = {
                 "xp": spec.name, "device": _picklable(spec.device),
                 "dtype": dtype_name(spec.dtype), "layers": layers,
@@ -467,11 +467,11 @@ class BaseMLP(BaseEstimator):
         spec = ArraySpec.resolve(module, network["device"], network["dtype"])
         layers: list[Module] = []
         acts = {cls.__name__: cls for cls in ACTIVATIONS.values() if cls is not None}
-        for kind, a, b, alpha in network["layers"]:
+        for kind, a, b, alpha, input_layer in network["layers"]:
             if kind == "linear":
                 out_dim, in_dim = a.shape
                 layers.append(L2Linear(in_dim, out_dim, spec.from_host(a), spec.from_host(b),
-                                       alpha=alpha))
+                                       alpha=alpha, input_layer=input_layer))
             else:
                 layers.append(acts[a]())
         self.model_ = Sequential(*layers)
