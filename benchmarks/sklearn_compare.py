@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "params": base, "seeds": args.seeds, "n_regression": args.n_regression,
         "python": platform.python_version(), "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__, "xmlp": xmlp.__version__,
+        "scikit-learn": sklearn.__version__, "xmlp": xmlp.__version__, "commit": commit(),
         "blas_threads": args.blas_threads, "threadpool_info": blas,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
@@ -141,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"meta": meta, "runs": runs, "summary": summary}, indent=1) + "\n")
         (args.out / "sklearn_compare.md").write_text(report)
     return 0
+
+
+def commit() -> str:
+    """The checkout's commit (with "+dirty" for uncommitted changes), or "n/a"."""
+    try:
+        run = subprocess.run(["git", "describe", "--always", "--dirty=+dirty"],
+                             capture_output=True, text=True, cwd=Path(__file__).parent)
+    except OSError:
+        return "n/a"
+    return run.stdout.strip() or "n/a"
 
 
 def cpu_name() -> str:
@@ -186,7 +196,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "# xmlp.sklearn vs scikit-learn's MLP",
         "",
         f"`{meta['command']}` — {meta['seeds']} seeds; {meta['cpu']}; NumPy {meta['numpy']}, "
-        f"scikit-learn {meta['scikit-learn']}, xmlp {meta['xmlp']}, Python {meta['python']}; "
+        f"scikit-learn {meta['scikit-learn']}, xmlp {meta['xmlp']} at {meta['commit']}, "
+        f"Python {meta['python']}; "
         f"BLAS threads: {meta['blas_threads']} ({kernels}); "
         f"OPENBLAS_CORETYPE={meta['OPENBLAS_CORETYPE']}.",
         "",

@@ -53,7 +53,8 @@ class L2Linear(Linear):
             grad_input = super().backward(grad_output)
         if self.alpha != 0.0:
             n = self._x2.shape[0]
-            self.grad_weights = self.grad_weights + (self.alpha / n) * self.weights
+            # in place on NumPy / CuPy / torch (a fresh array of this step); rebinds on JAX
+            self.grad_weights += (self.alpha / n) * self.weights
         return grad_input
 
 
