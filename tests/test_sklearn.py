@@ -328,6 +328,27 @@ def test_bad_parameters_and_calls():
         clf.predict(X[:, :3])
 
 
+def test_a_rejected_call_leaves_the_estimator_as_it_was():
+    X, y = task_data("multiclass")
+    clf = MLPClassifier(**SGD).fit(X, y)
+    before = {k: v for k, v in vars(clf).items()}
+    weights = [np.array(c, copy=True) for c in clf.coefs_]
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X, y + 5)
+    with pytest.raises(ValueError, match="4 features"):
+        clf.partial_fit(X[:, :3], y)
+    assert vars(clf).keys() == before.keys()
+    assert all(vars(clf)[k] is v for k, v in before.items())
+    for a, b in zip(clf.coefs_, weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    fresh = MLPClassifier(**SGD)
+    with pytest.raises(ValueError, match="classes not in"):
+        fresh.partial_fit(X, y, classes=[0, 1])  # y also holds 2
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+    assert not [k for k in vars(fresh) if k.endswith("_") or k.startswith("_")]
+
+
 def test_non_finite_training_is_a_value_error():
     X, y = task_data("regression")
     est = MLPRegressor(solver="sgd", learning_rate_init=1e3, momentum=0.0, max_iter=50,

@@ -13,7 +13,7 @@ from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -227,8 +227,9 @@ class BaseMLP(BaseEstimator):
             if transpose:
                 converted = layer.xp.asarray(converted.T, copy=True)
             if tuple(converted.shape) != tuple(current.shape):
-                want = tuple(current.shape)[::-1] if transpose else tuple(current.shape)
-                raise ValueError(f"expected shape {want}, got {tuple(value.shape)}")
+                flip = (lambda shape: shape[::-1]) if transpose else (lambda shape: shape)
+                raise ValueError(f"expected shape {flip(tuple(current.shape))}, got "
+                                 f"{flip(tuple(converted.shape))}")
             new.append(converted)
         for layer, value in zip(layers, new, strict=True):
             setattr(layer, leaf, value)
@@ -240,6 +241,24 @@ class BaseMLP(BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> BaseMLP:
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        # Everything up to the first training step is checked and prepared first; a call
+        # rejected there leaves the estimator as it was.
+        snapshot = dict(self.__dict__)
+        try:
+            plan = self._prepare(X, y, incremental, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        self._train(*plan, incremental=incremental)
+        return self
+
+    def _prepare(self, X: Any, y: Any, incremental: bool,
+                 classes: Any) -> tuple[Any, Any, Any, Any, int, np.random.Generator]:
+        """Validate, (re)initialise, build the optimizer and split: (X_train, y_train, X_val,
+        y_val, batch size, the Generator of this call's shuffles), in the network's place."""
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if any(int(h) <= 0 for h in hidden):
@@ -248,22 +267,57 @@ class BaseMLP(BaseEstimator):
 
         X, y = self._validate_X_y(X, y, reset=first_pass)
         if y.ndim == 2 and y.shape[1] == 1:
-            from sklearn.utils import column_or_1d
-
             y = column_or_1d(y, warn=True)
         if first_pass:
             self._place = Place.of(X)
+        else:  # partial_fit or warm_start: the data must come from where fit's came from
+            self._check_same_place(X, "partial_fit" if incremental else "fit")
         checked = self._validate_targets(y, incremental, first_pass, classes)
         spec = spec_for(X, self.xp, self.device, self.dtype) if first_pass else self._spec
         Xm = to_spec(X, spec)
         ym = self._encode_targets(y, checked, spec)
-        stratify = self._stratify(checked) if self.early_stopping else None
 
         rng = check_random_state(self.random_state)
         if first_pass:
             self._initialize(spec, [int(X.shape[1]), *(int(h) for h in hidden)], rng)
-        self._fit_stochastic(Xm, ym, stratify, incremental, rng)
-        return self
+        if not incremental or "_optimizer" not in self.__dict__:
+            self._optimizer = self._make_optimizer()
+        if self.early_stopping:
+            X_train, y_train, X_val, y_val = self._split(Xm, ym, self._stratify(checked), rng)
+        else:
+            X_train, y_train, X_val, y_val = Xm, ym, None, None
+        n_samples = int(X_train.shape[0])
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped", stacklevel=4,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        # one Generator for this call's shuffles, drawn from random_state after the
+        # initialisation and the split (so those match scikit-learn's draw for draw)
+        shuffles = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+        return X_train, y_train, X_val, y_val, batch_size, shuffles
+
+    def _split(self, X: Any, y: Any, stratify: Any,
+               rng: np.random.RandomState) -> tuple[Any, Any, Any, Any]:
+        """scikit-learn's early-stopping split (same draws), taken on the network's device."""
+        spec = self._spec
+        xp = spec.xp
+        train_idx, val_idx = train_test_split(
+            np.arange(int(X.shape[0])), random_state=rng, test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size "
+                "of your dataset."
+            )
+        train, val = (xp.asarray(i, device=spec.device) for i in (train_idx, val_idx))
+        return (xp.take(X, train, axis=0), xp.take(y, train, axis=0),
+                xp.take(X, val, axis=0), xp.take(y, val, axis=0))
 
     def _initialize(self, spec: ArraySpec, units: list[int], rng: np.random.RandomState) -> None:
         self.n_iter_ = 0
@@ -299,45 +353,11 @@ class BaseMLP(BaseEstimator):
         return {name: array_namespace(p).asarray(p, copy=True)
                 for name, p in self.model_.named_parameters()}
 
-    def _fit_stochastic(self, X: Any, y: Any, stratify: Any, incremental: bool,
-                        rng: np.random.RandomState) -> None:
-        if not incremental or "_optimizer" not in self.__dict__:
-            self._optimizer = self._make_optimizer()
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
+    def _train(self, X_train: Any, y_train: Any, X_val: Any, y_val: Any, batch_size: int,
+               shuffles: np.random.Generator, *, incremental: bool) -> None:
+        """Epochs of xmlp.fit with the estimator's optimizer, scikit-learn's stopping rules."""
         early_stopping = self.early_stopping
-        spec = self._spec
-        xp = spec.xp
-        if early_stopping:
-            n = int(X.shape[0])
-            train_idx, val_idx = train_test_split(
-                np.arange(n), random_state=rng, test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            if val_idx.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            take = [xp.asarray(i, device=spec.device) for i in (train_idx, val_idx)]
-            X_train, X_val = (xp.take(X, i, axis=0) for i in take)
-            y_train, y_val = (xp.take(y, i, axis=0) for i in take)
-        else:
-            X_train, y_train, X_val, y_val = X, y, None, None
-
         n_samples = int(X_train.shape[0])
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
-                    "be clipped", stacklevel=3,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        # one Generator for this call's shuffles, drawn from random_state after the
-        # initialisation and the split (so those match scikit-learn's draw for draw)
-        shuffles = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
         opt = self._optimizer
         loss = self._make_loss()
         try:
