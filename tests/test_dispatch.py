@@ -265,3 +265,37 @@ def test_optimizer_steps_same_with_and_without_fast_paths(name):
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*results, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_packed_adam_group_equals_portable(dt, decay, decoupled):
+    """The packed (flat-state) Adam of small models: equal to the per-parameter portable one,
+    in place on the parameters, and the state views stay views of the flat arrays."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(10)
+    shapes = [(5, 3), (5,), (4, 5), (4,)]
+    start = [gen.standard_normal(s).astype(dt) for s in shapes]
+    pf, pp = [p.copy() for p in start], [p.copy() for p in start]
+    state_f = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_p = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_f, packing = fast.pack_state(state_f)
+    assert packing is not None and portable.pack_state(state_p)[1] is None
+    flat_m = packing[0][0]
+    for t in range(1, 4):
+        grads = [gen.standard_normal(s).astype(dt) for s in shapes]
+        copies = [g.copy() for g in grads]
+        args = (0.01, 0.9, 0.999, 1e-8, decay, decoupled, 1 - 0.9**t, (1 - 0.999**t) ** 0.5)
+        out = fast.adam_group(pf, grads, state_f, packing, *args)
+        assert all(a is b for a, b in zip(out, pf, strict=True))  # in place
+        for g, c in zip(grads, copies, strict=True):
+            np.testing.assert_array_equal(g, c)
+        pp = portable.adam_group(pp, grads, state_p, None, *args)
+    for a, b in zip(pf, pp, strict=True):
+        _close(a, b, dt)
+    for sf, sp in zip(state_f, state_p, strict=True):
+        for a, b in zip(sf, sp, strict=True):
+            _close(a, b, dt)
+    assert state_f[2][0].base is flat_m
+    # a large model keeps one array per parameter (updated block by block instead)
+    big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
+    assert fast.pack_state(big)[1] is None

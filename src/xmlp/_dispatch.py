@@ -87,6 +87,12 @@ class PortableOps:
             rows = xp.where(valid, rows, xp.full_like(rows, math.nan))
         return xp.mean(rows), e / total
 
+    def labels_in_range(self, labels: Any, n_classes: int) -> bool:
+        """Whether every class index is in [0, n_classes): reads the data, so only for arrays
+        whose host reads cost no sync (see _backend.reads_are_free)."""
+        xp = self.xp
+        return int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes
+
     def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
         """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
         xp = self.xp
@@ -138,6 +144,27 @@ class PortableOps:
         denom = xp.sqrt(exp_avg_sq) / bias2_sqrt + eps
         param -= (lr / bias1) * (exp_avg / denom)
         return param, exp_avg, exp_avg_sq
+
+    # An optimizer's state for all its parameters at once: the portable version keeps one array
+    # per parameter and state key, and updates parameter after parameter.
+    def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
+        """(state, packing): the state arrays (per parameter, per key) in the layout these ops
+        update fastest, and what they need to know about it (None: as given)."""
+        return state, None
+
+    def adam_group(self, params: list[Any], grads: list[Any], state: list[list[Any]],
+                   packing: Any, lr: float, beta1: float, beta2: float, eps: float,
+                   weight_decay: float, decoupled: bool, bias1: float,
+                   bias2_sqrt: float) -> list[Any]:
+        """:meth:`adam` on every parameter; returns the parameters and rebinds the entries of
+        ``state`` (per parameter: [exp_avg, exp_avg_sq]) to the updated arrays."""
+        out = []
+        for param, grad, slots in zip(params, grads, state, strict=True):
+            param, slots[0], slots[1] = self.adam(param, grad, slots[0], slots[1], lr, beta1,
+                                                  beta2, eps, weight_decay, decoupled, bias1,
+                                                  bias2_sqrt)
+            out.append(param)
+        return out
 
 
 # -- NumPy ------------------------------------------------------------------------------------
@@ -252,6 +279,10 @@ class NumpyOps(PortableOps):
         e /= total  # e is ours: becomes the softmax in place
         return loss, e
 
+    def labels_in_range(self, labels: Any, n_classes: int) -> bool:
+        np = self.np  # the ufuncs' own reductions: no wrapper on a per-step check
+        return bool(np.minimum.reduce(labels) >= 0 and np.maximum.reduce(labels) < n_classes)
+
     def cross_entropy_grad_index(self, probs: Any, labels: Any, valid: Any, n: int) -> Any:
         np = self.np
         if valid is not None:
@@ -338,6 +369,75 @@ class NumpyOps(PortableOps):
             return super().adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                                 weight_decay, decoupled, bias1, bias2_sqrt)
         return param, exp_avg, exp_avg_sq
+
+    # Small models: a step is dominated by the calls, not the arithmetic (an MLP's Adam step
+    # is about 13 NumPy calls per parameter). Packed, each state key of all parameters is one
+    # flat array (the per-parameter arrays are views into it), and Adam runs its 12 calls once
+    # on all parameters, plus one to gather the gradients and one per parameter to apply.
+    def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
+        np = self.np
+        arrays = [a for slots in state for a in slots]
+        if not arrays or not all(isinstance(a, np.ndarray) for a in arrays):
+            return state, None
+        dtype = arrays[0].dtype
+        sizes = [slots[0].size for slots in state]
+        total = sum(sizes)
+        if total >= _LARGE or any(a.dtype != dtype for a in arrays):
+            return state, None  # large ones update fastest in place, block by block
+        bounds = []
+        start = 0
+        for size in sizes:
+            bounds.append((start, start + size))
+            start += size
+        flats = [np.empty(total, dtype=dtype) for _ in state[0]]
+        packed = []
+        for slots, (lo, hi) in zip(state, bounds, strict=True):
+            views = []
+            for flat, a in zip(flats, slots, strict=True):
+                view = flat[lo:hi].reshape(a.shape)
+                view[...] = a
+                views.append(view)
+            packed.append(views)
+        return packed, (flats, bounds)
+
+    def adam_group(self, params: list[Any], grads: list[Any], state: list[list[Any]],
+                   packing: Any, lr: float, beta1: float, beta2: float, eps: float,
+                   weight_decay: float, decoupled: bool, bias1: float,
+                   bias2_sqrt: float) -> list[Any]:
+        np = self.np
+        if packing is None or any(type(p) is not np.ndarray or p.dtype != grad.dtype
+                                  for p, grad in zip(params, grads, strict=True)):
+            return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
+                                      weight_decay, decoupled, bias1, bias2_sqrt)
+        (m, v), bounds = packing
+        g = np.concatenate([grad.reshape(-1) for grad in grads])  # ours: written below
+        if g.dtype != m.dtype:
+            return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
+                                      weight_decay, decoupled, bias1, bias2_sqrt)
+        if weight_decay:
+            if decoupled:
+                for p in params:
+                    p *= 1 - lr * weight_decay
+            else:  # g + weight_decay * p, as torch adds it (addition commutes exactly)
+                decayed = np.concatenate([p.reshape(-1) for p in params])
+                decayed *= weight_decay
+                decayed += g
+                g = decayed
+        t = np.subtract(g, m)
+        t *= 1 - beta1
+        m += t
+        np.multiply(g, g, out=t)
+        t *= 1 - beta2
+        v *= beta2
+        v += t
+        np.sqrt(v, out=t)
+        t /= bias2_sqrt
+        t += eps
+        np.divide(m, t, out=t)
+        t *= lr / bias1
+        for p, (lo, hi) in zip(params, bounds, strict=True):
+            p -= t[lo:hi].reshape(p.shape)
+        return params
 
 
 _cache: dict[int, PortableOps] = {}
