@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's array API support,
+# which SciPy reads once, when it is first imported: set it before anything imports SciPy.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 
 
