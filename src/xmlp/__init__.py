@@ -13,6 +13,7 @@ from .layers import Linear
 from .losses import MSELoss
 from .models import MLP, Sequential
 from .module import Module
+from .streaming import rechunk_for
 from .training import fit
 
 __version__ = "0.1.0"
@@ -32,5 +33,6 @@ __all__ = [
     "fit",
     "load",
     "persist_parameters",
+    "rechunk_for",
     "save",
 ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import array_api_compat
 from array_api_compat import array_namespace, is_array_api_obj
 from tqdm import tqdm
 
 from ._backend import check_learning_rate, make_rng, persist_parameters
 from .losses import MSELoss
 from .module import Module
+from .streaming import batch_source
 
 __all__ = ["fit"]
 
@@ -49,6 +49,12 @@ def fit(
     Losses stay arrays during an epoch and become one float at its end: one device sync per
     epoch. On Dask the parameters are persisted once per epoch so the graph does not grow.
 
+    Dask data, a model elsewhere (NumPy, CuPy, torch...): fit streams. It computes one chunk of
+    x (and the aligned rows of y) at a time, the next one in a background thread while the
+    current one trains, converts each once to the model's namespace, device and dtype, and
+    runs the same batches as in memory (shuffle=False: exactly those; shuffle=True: chunk order
+    and samples within each chunk, see docs/streaming.md). batch_size is required there.
+
     Raises:
         FloatingPointError: an epoch's loss is NaN or infinite. The parameters are restored to
             those after the last finite epoch (the initial ones if none), stored activations
@@ -78,8 +84,9 @@ def fit(
             f"got {rng!r}"
         ) from exc
 
-    # (start, stop, weight): a batch's mean loss times its share of the samples.
-    batches = [(s, min(s + step, n), (min(s + step, n) - s) / n) for s in range(0, n, step)]
+    # in-memory slices, or Dask chunks streamed into a model that lives elsewhere
+    source = batch_source(model, x, y, xp=xp, n=n, step=step, full_batch=batch_size is None,
+                          shuffle=shuffle, rng=generator, epochs=n_epochs)
     last_good = _copy_parameters(model)
     history: list[float] = []
     # tqdm's disable=None means "only on a terminal".
@@ -88,14 +95,9 @@ def fit(
     first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
     try:
         for epoch in bar:
-            xe, ye = x, y
-            if shuffle:
-                order = xp.asarray(generator.permutation(n), device=array_api_compat.device(x))
-                xe, ye = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
             total: Any = None
-            for start, stop, weight in batches:
-                batch_loss = _step(model, loss_fn, xe[start:stop, ...], ye[start:stop, ...],
-                                   learning_rate, first_step)
+            for xb, yb, weight in source.epoch():
+                batch_loss = _step(model, loss_fn, xb, yb, learning_rate, first_step)
                 first_step = None
                 weighted = batch_loss * weight
                 total = weighted if total is None else total + weighted
@@ -115,6 +117,7 @@ def fit(
             last_good = _copy_parameters(model)
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
     finally:
+        source.close()
         bar.close()
     return history
 
