@@ -141,8 +141,9 @@ class StreamedBatches:
         self.rng = np.random.default_rng(rng.integers(2**63)) if shuffle else None
         self._feed: _Prefetcher | None = None
 
-    def _groups(self) -> Iterator[tuple[Any, Any]]:
-        """Runs in the background thread: every epoch's groups, computed and converted."""
+    def _groups(self) -> Iterator[tuple[Any, Any, Any]]:
+        """Runs in the background thread: every epoch's groups, computed and converted, with
+        the order of their samples (an index array of the model's namespace, or None)."""
         import dask
 
         for _ in range(self.epochs):
@@ -153,35 +154,43 @@ class StreamedBatches:
                 xs, ys = dask.compute(self.x_blocks[first:stop], self.y_blocks[first:stop])
                 xg, yg = _concat(xs), _concat(ys)
                 del xs, ys  # the blocks, when a group had several
-                if self.rng is not None:
-                    order_in = self.rng.permutation(xg.shape[0])
-                    xg, yg = _take(xg, order_in), _take(yg, order_in)
-                yield adopt(self.spec, xg), adopt(self.spec, yg)
+                # The samples are gathered batch by batch in this order (xp.take): no shuffled
+                # copy of the whole group.
+                within = None if self.rng is None else adopt(
+                    self.spec, self.rng.permutation(xg.shape[0]))
+                yield adopt(self.spec, xg), adopt(self.spec, yg), within
 
     def epoch(self) -> Iterator[tuple[Any, Any, float]]:
         """One pass over the data: full batches of ``step`` samples (the last may be short)."""
         if self._feed is None:
             self._feed = _Prefetcher(self._groups(), self.prefetch)
-        xp, step, n = self.spec.xp, self.step, self.n
+        feed, xp, step, n = self._feed, self.spec.xp, self.step, self.n
         carry: tuple[Any, Any] | None = None  # fewer than `step` samples left from a group
         for _ in self.groups:
-            xc, yc = self._feed.get()
-            size, start = xc.shape[0], 0
-            if carry is not None:
-                need = step - carry[0].shape[0]
-                if size < need:  # a short last group, or one after dropped samples
-                    carry = (xp.concat([carry[0], xc], axis=0),
-                             xp.concat([carry[1], yc], axis=0))
-                    continue
-                yield (xp.concat([carry[0], xc[:need, ...]], axis=0),
-                       xp.concat([carry[1], yc[:need, ...]], axis=0), step / n)
-                start, carry = need, None
+            xc, yc, order = feed.get()
+            # The next group is computed once this one has trained a step: by then the model
+            # holds no view of the group before, so memory holds two groups, not three.
+            size, start, released = xc.shape[0], 0, False
+            if carry is not None:  # complete the samples left from the group before
+                start = min(step - carry[0].shape[0], size)
+                carry = (xp.concat([carry[0], _rows(xp, xc, order, 0, start)], axis=0),
+                         xp.concat([carry[1], _rows(xp, yc, order, 0, start)], axis=0))
+                if carry[0].shape[0] == step:
+                    yield carry[0], carry[1], step / n
+                    carry, released = None, True
+                    feed.release()
             stop = start + (size - start) // step * step
-            for s in range(start, stop, step):
-                yield xc[s:s + step, ...], yc[s:s + step, ...], step / n
+            for lo in range(start, stop, step):
+                yield (_rows(xp, xc, order, lo, lo + step), _rows(xp, yc, order, lo, lo + step),
+                       step / n)
+                if not released:
+                    released = True
+                    feed.release()
             if stop < size:  # a copy: a view would keep the whole group in memory
-                carry = (xp.asarray(xc[stop:, ...], copy=True),
-                         xp.asarray(yc[stop:, ...], copy=True))
+                carry = (_rows(xp, xc, order, stop, size, copy=True),
+                         _rows(xp, yc, order, stop, size, copy=True))
+            if not released:
+                feed.release()
         if carry is not None:
             yield carry[0], carry[1], carry[0].shape[0] / n
 
@@ -198,18 +207,21 @@ def _concat(blocks: list[Any]) -> Any:
     return array_namespace(*blocks).concat(blocks, axis=0)
 
 
-def _take(a: Any, order: np.ndarray) -> Any:
-    xp = array_namespace(a)
-    return xp.take(a, xp.asarray(order, device=array_api_compat.device(a)), axis=0)
+def _rows(xp: Any, a: Any, order: Any, lo: int, hi: int, *, copy: bool = False) -> Any:
+    """Rows lo:hi of a group, in its sample order when shuffled (then always a new array)."""
+    if order is not None:
+        return xp.take(a, order[lo:hi], axis=0)
+    return xp.asarray(a[lo:hi, ...], copy=True) if copy else a[lo:hi, ...]
 
 
 class _Prefetcher:
-    """Pulls items from ``source`` in one daemon thread, at most ``depth`` items ahead of
-    :meth:`get`; an exception in the thread is raised by the next :meth:`get`."""
+    """Pulls items from ``source`` in one daemon thread, at most ``depth`` items computed (or
+    computing) and not yet released by the trainer; an exception in the thread is raised by the
+    next :meth:`get`."""
 
     def __init__(self, source: Iterator[Any], depth: int) -> None:
         self._source = source
-        self._slots = threading.Semaphore(depth)  # items computed or computing, not yet taken
+        self._slots = threading.Semaphore(depth)  # items computed or computing, not released
         self._items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xmlp-prefetch", daemon=True)
@@ -230,6 +242,7 @@ class _Prefetcher:
             self._items.put((True, item))
 
     def get(self) -> Any:
+        """The next item; call :meth:`release` when its memory may be reused for another."""
         while True:
             try:
                 ok, item = self._items.get(timeout=0.5)
@@ -239,8 +252,11 @@ class _Prefetcher:
                     raise RuntimeError("streaming: no more chunks to train on") from None
         if not ok:
             raise item
-        self._slots.release()
         return item
+
+    def release(self) -> None:
+        """Lets the thread compute one more item."""
+        self._slots.release()
 
     def close(self) -> None:
         self._stop.set()
