@@ -22,7 +22,7 @@ BACKENDS = {
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
-    "dask": ["dask"],
+    "dask": ["dask", "torch"],  # torch: the streaming tests also train torch models on Dask data
     "cupy": ["cupy"],
 }
 

@@ -251,6 +251,24 @@ def test_chunks_are_computed_at_most_one_ahead_of_training():
     assert computed == 3 * 10 and steps == 3 * 20
 
 
+def test_x_and_y_from_one_store_are_read_once_per_chunk():
+    """x and y as column slices of one array: each chunk of it is computed once per epoch."""
+    reads: list[int] = []
+    data = np.hstack(make_data(60))
+
+    def read(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"][0])
+        return block
+
+    stored = da.from_array(data, chunks=(20, 5)).map_blocks(read, meta=np.empty((0, 0)))
+    ref = make_model("numpy")
+    want = xmlp.fit(ref, data[:, :3], data[:, 3:], batch_size=10, **FIT)
+    model = make_model("numpy")
+    got = xmlp.fit(model, stored[:, :3], stored[:, 3:], batch_size=10, **FIT)
+    assert sorted(reads) == sorted([0, 1, 2] * FIT["epochs"])
+    assert got == want
+
+
 def test_a_failing_chunk_raises_its_error_and_leaves_the_model_unchanged():
     x, t = make_data(40)
 

@@ -133,8 +133,11 @@ class StreamedBatches:
         # whole samples of x with the same samples of y.
         x = x.rechunk({axis: -1 for axis in range(1, x.ndim)})
         y = y.rechunk({0: samples, **{axis: -1 for axis in range(1, y.ndim)}})
-        self.x_blocks = list(x.to_delayed(optimize_graph=True).ravel())
-        self.y_blocks = list(y.to_delayed(optimize_graph=True).ravel())
+        # Unoptimized: x and y keep the keys of their shared tasks (x and y as column slices
+        # of one stored array, say), so one compute of both reads each file once; optimized
+        # separately, each would fuse its own copy of the read.
+        self.x_blocks = list(x.to_delayed(optimize_graph=False).ravel())
+        self.y_blocks = list(y.to_delayed(optimize_graph=False).ravel())
         self.groups = plan_chunks(samples, step)
         # One draw from the caller's generator; the plan's draws come from this private one in
         # the background thread, in a fixed order, so the result does not depend on timing.
