@@ -26,6 +26,7 @@ __all__ = [
     "make_rng",
     "namespace_name",
     "persist_parameters",
+    "reads_are_free",
     "resolve_namespace",
     "to_host",
 ]
@@ -114,6 +115,17 @@ def to_host(a: Any) -> np.ndarray:
         xp = array_namespace(a)
         cpu = xp.__array_namespace_info__().default_device()
         return np.array(np.from_dlpack(array_api_compat.to_device(a, cpu)), copy=True)
+
+
+def reads_are_free(a: Any) -> bool:
+    """Whether reading ``a``'s values on the host costs no device sync and no graph compute:
+    NumPy, array-api-strict and torch CPU arrays (not CuPy, CUDA torch, JAX's asynchronous
+    dispatch or Dask's graphs). Data checks (labels in range...) run only where this holds."""
+    if isinstance(a, np.ndarray):
+        return True
+    if array_api_compat.is_torch_array(a):
+        return a.device.type == "cpu"
+    return array_api_compat.is_array_api_strict_namespace(_namespace_or_none(a))
 
 
 def make_rng(rng: Any = None) -> np.random.Generator:

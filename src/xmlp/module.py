@@ -112,14 +112,15 @@ class Module:
             module.__dict__.update(attrs)
 
     # -- training --------------------------------------------------------------------------
-    def _check_grads(self) -> None:
+    def _check_grads(self, owner: str | None = None) -> None:
         """NoGradientError (a RuntimeError) naming the first parameter without a gradient;
         ValueError / TypeError for a gradient (set by hand) whose shape, namespace, dtype or
-        device is not its parameter's, so that an update never stops half-way."""
+        device is not its parameter's, so that an update never stops half-way. ``owner``
+        names the caller in messages (default "<Model>.update_params")."""
         if self._grads_ok([]):
             return
         # Slow path, for the message: find the first bad gradient by its dotted name.
-        owner = f"{type(self).__name__}.update_params"
+        owner = owner or f"{type(self).__name__}.update_params"
         grads = dict(self.named_grads())
         for name, param in self.named_parameters():
             grad = grads[name]

@@ -36,7 +36,15 @@ from array_api_compat import array_namespace
 from ._backend import ArraySpec, adopt
 from .module import Module
 
-__all__ = ["MemoryBatches", "StreamedBatches", "batch_source", "plan_chunks", "rechunk_for"]
+__all__ = [
+    "MemoryBatches",
+    "StreamedBatches",
+    "batch_source",
+    "model_namespace",
+    "plan_chunks",
+    "rechunk_for",
+    "streams",
+]
 
 
 def batch_source(
@@ -49,8 +57,7 @@ def batch_source(
     (``n`` for full batch, which ``full_batch`` says was asked for by batch_size=None).
     """
     spec = _model_spec(model)
-    if (spec is None or not array_api_compat.is_dask_array(x)
-            or array_api_compat.is_dask_namespace(spec.xp)):
+    if spec is None or not streams(model, x):
         return MemoryBatches(x, y, xp=xp, n=n, step=step, shuffle=shuffle, rng=rng)
     if full_batch:
         raise ValueError(
@@ -61,6 +68,19 @@ def batch_source(
         )
     return StreamedBatches(spec, x, y, n=n, step=step, shuffle=shuffle, rng=rng, epochs=epochs,
                            prefetch=prefetch)
+
+
+def streams(model: Module, x: Any) -> bool:
+    """Whether fit streams ``x``: a Dask array, and a model with parameters not on Dask."""
+    spec = _model_spec(model)
+    return (spec is not None and array_api_compat.is_dask_array(x)
+            and not array_api_compat.is_dask_namespace(spec.xp))
+
+
+def model_namespace(model: Module) -> Any:
+    """The namespace of the model's parameters (None for a model without parameters)."""
+    spec = _model_spec(model)
+    return None if spec is None else spec.xp
 
 
 def _model_spec(model: Module) -> ArraySpec | None:
@@ -128,6 +148,7 @@ class StreamedBatches:
     def __init__(self, spec: ArraySpec, x: Any, y: Any, *, n: int, step: int, shuffle: bool,
                  rng: np.random.Generator, epochs: int, prefetch: int = 1) -> None:
         self.spec, self.n, self.step, self.epochs, self.prefetch = spec, n, step, epochs, prefetch
+        self.xp = spec.xp  # the namespace of the batches
         samples = x.chunks[0]
         # Chunks aligned along the samples, every other axis whole: a block is then a set of
         # whole samples of x with the same samples of y.
