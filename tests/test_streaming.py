@@ -160,6 +160,70 @@ def test_a_model_on_dask_keeps_the_data_parallel_route():
     assert all(isinstance(p, da.Array) for p in model.parameters())
 
 
+def classification_data(n: int = 90, seed: int = 1):
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((n, 3))
+    labels = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0).astype(np.int64)  # 4 classes
+    return x, labels
+
+
+@pytest.mark.parametrize("val_kind", ["dask", "in_model_namespace"])
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+def test_streamed_classifier_with_adam_and_validation_matches_in_memory(backend, val_kind):
+    """optimizer=, integer class labels, validation data (Dask, evaluated chunk by chunk, or
+    in the model's namespace) and History: the same numbers as in-memory fit."""
+    x, labels = classification_data()
+    xv, lv = classification_data(50, seed=2)
+
+    def run(streamed: bool):
+        module, device = model_backend(backend)
+        model = xmlp.MLP(3, 6, 4, xp=module, device=device, dtype="float64", rng=7)
+        spec = ArraySpec.of(model.linear1.weights)
+        data = [x, labels, xv, lv]
+        if streamed:  # training data on Dask; validation on Dask or already in place
+            data[:2] = [da.from_array(x, chunks=(25, 3)), da.from_array(labels, chunks=40)]
+            data[2:] = ([da.from_array(xv, chunks=(15, 3)), da.from_array(lv, chunks=15)]
+                        if val_kind == "dask" else [adopt(spec, xv), adopt(spec, lv)])
+        else:
+            data = [adopt(spec, a) for a in data]
+        history = xmlp.fit(model, data[0], data[1], epochs=3, batch_size=10,
+                           optimizer=xmlp.optim.Adam(model, lr=0.01),
+                           loss=xmlp.CrossEntropyLoss(), validation_data=(data[2], data[3]),
+                           progress=False)
+        return history, host(model)
+
+    (want, want_params), (got, got_params) = run(False), run(True)
+    for name in ("val_loss", "accuracy", "val_accuracy"):
+        assert len(getattr(got, name)) == 3, name
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-12,
+                                   err_msg=name)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for g, w in zip(got_params, want_params, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+    assert not prefetch_threads()
+
+
+def test_validation_data_of_another_namespace_is_rejected_before_training():
+    x, t = make_data(40)
+    model = make_model("numpy")
+    before = host(model)
+    strict = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
+    with pytest.raises(TypeError, match="validation_data"):
+        xmlp.fit(model, da.from_array(x, chunks=20), da.from_array(t, chunks=20), epochs=1,
+                 lr=0.1, batch_size=10, progress=False,
+                 validation_data=(strict.asarray(x), strict.asarray(t)))
+    for a, b in zip(host(model), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_progress_bar_is_drawn_while_streaming(capsys):
+    x, t = make_data(40)
+    xmlp.fit(make_model("numpy"), da.from_array(x, chunks=20), da.from_array(t, chunks=20),
+             epochs=2, lr=0.1, batch_size=10, progress=True)
+    err = capsys.readouterr().err
+    assert "fit" in err and "2/2" in err
+
+
 # -- shuffling ---------------------------------------------------------------------------------
 def test_shuffle_is_reproducible_from_the_seed():
     x, t = make_data()
@@ -313,6 +377,27 @@ def test_nonfinite_epoch_restores_the_last_finite_one_and_stops_the_stream():
     assert len(info.value.history) == 3 and not math.isfinite(info.value.history[-1])
     for g, w in zip(host(model), host(ref), strict=True):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+    assert not prefetch_threads()
+
+
+def test_nonfinite_epoch_restores_the_optimizer_state_too():
+    x, t = make_data(40)
+    ref = make_model("numpy")
+    ref_opt = xmlp.optim.Adam(ref, lr=0.01)
+    xmlp.fit(ref, x, t, epochs=2, optimizer=ref_opt, batch_size=10, progress=False)
+    model = make_model("numpy")
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    with pytest.raises(FloatingPointError, match="optimizer state"):
+        xmlp.fit(model, da.from_array(x, chunks=(20, 3)), da.from_array(t, chunks=(20, 2)),
+                 epochs=5, optimizer=opt, batch_size=10, progress=False, loss=PoisonedLoss(10))
+    for g, w in zip(host(model), host(ref), strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+    got, want = opt.state_dict(), ref_opt.state_dict()
+    assert got["step_count"] == want["step_count"] == 8  # 4 steps in each of 2 epochs
+    assert got["state"].keys() == want["state"].keys()
+    for name, buffers in want["state"].items():
+        for key, value in buffers.items():
+            np.testing.assert_allclose(got["state"][name][key], value, rtol=0, atol=1e-12)
     assert not prefetch_threads()
 
 
