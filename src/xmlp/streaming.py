@@ -188,7 +188,7 @@ class StreamedBatches:
         """One pass over the data: full batches of ``step`` samples (the last may be short)."""
         if self._feed is None:
             self._feed = _Prefetcher(self._groups(), self.prefetch)
-        feed, xp, step, n = self._feed, self.spec.xp, self.step, self.n
+        feed, spec, xp, step, n = self._feed, self.spec, self.spec.xp, self.step, self.n
         carry: tuple[Any, Any] | None = None  # fewer than `step` samples left from a group
         for _ in self.groups:
             xc, yc, order = feed.get()
@@ -197,22 +197,22 @@ class StreamedBatches:
             size, start, released = xc.shape[0], 0, False
             if carry is not None:  # complete the samples left from the group before
                 start = min(step - carry[0].shape[0], size)
-                carry = (xp.concat([carry[0], _rows(xp, xc, order, 0, start)], axis=0),
-                         xp.concat([carry[1], _rows(xp, yc, order, 0, start)], axis=0))
+                carry = (xp.concat([carry[0], _rows(spec, xc, order, 0, start)], axis=0),
+                         xp.concat([carry[1], _rows(spec, yc, order, 0, start)], axis=0))
                 if carry[0].shape[0] == step:
                     yield carry[0], carry[1], step / n
                     carry, released = None, True
                     feed.release()
             stop = start + (size - start) // step * step
             for lo in range(start, stop, step):
-                yield (_rows(xp, xc, order, lo, lo + step), _rows(xp, yc, order, lo, lo + step),
+                yield (_rows(spec, xc, order, lo, lo + step), _rows(spec, yc, order, lo, lo + step),
                        step / n)
                 if not released:
                     released = True
                     feed.release()
             if stop < size:  # a copy: a view would keep the whole group in memory
-                carry = (_rows(xp, xc, order, stop, size, copy=True),
-                         _rows(xp, yc, order, stop, size, copy=True))
+                carry = (_rows(spec, xc, order, stop, size, copy=True),
+                         _rows(spec, yc, order, stop, size, copy=True))
             if not released:
                 feed.release()
         if carry is not None:
@@ -231,11 +231,11 @@ def _concat(blocks: list[Any]) -> Any:
     return array_namespace(*blocks).concat(blocks, axis=0)
 
 
-def _rows(xp: Any, a: Any, order: Any, lo: int, hi: int, *, copy: bool = False) -> Any:
+def _rows(spec: ArraySpec, a: Any, order: Any, lo: int, hi: int, *, copy: bool = False) -> Any:
     """Rows lo:hi of a group, in its sample order when shuffled (then always a new array)."""
     if order is not None:
-        return xp.take(a, order[lo:hi], axis=0)
-    return xp.asarray(a[lo:hi, ...], copy=True) if copy else a[lo:hi, ...]
+        return spec.ops.take_rows(a, order[lo:hi])
+    return spec.xp.asarray(a[lo:hi, ...], copy=True) if copy else a[lo:hi, ...]
 
 
 class _Prefetcher:
