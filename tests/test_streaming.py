@@ -46,6 +46,13 @@ def model_backend(name: str) -> tuple[Any, Any]:
     """(module to build the model with, device) for a model backend, or skip saying why."""
     if name == "numpy":
         return np, None
+    if name == "array_api_strict":
+        return pytest.importorskip("array_api_strict", reason="array-api-strict is not "
+                                   "installed here"), None
+    if name == "jax":
+        jax = pytest.importorskip("jax", reason="JAX is not installed here")
+        jax.config.update("jax_enable_x64", True)  # float64 models, as the suite's JAX session
+        return importlib.import_module("jax.numpy"), None
     if name.startswith("torch"):
         torch = pytest.importorskip("torch", reason="torch is not installed here")
         if name == "torch:cuda" and not torch.cuda.is_available():
@@ -61,6 +68,7 @@ def model_backend(name: str) -> tuple[Any, Any]:
 
 
 MODEL_BACKENDS = ["numpy", "torch:cpu", "torch:cuda", "cupy"]
+ALL_MODEL_BACKENDS = [*MODEL_BACKENDS, "jax", "array_api_strict"]
 
 
 def make_model(name: str, dtype: str = "float64", in_dim: int = 3, out_dim: int = 2):
@@ -86,7 +94,7 @@ CHUNKINGS = [(40, 40, 20), (37, 50, 20), (7, 7, 20), (30, 45, 10), (50, 50, 32)]
 
 
 @pytest.mark.parametrize("chunking", CHUNKINGS, ids=lambda c: "x{}-y{}-b{}".format(*c))
-@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+@pytest.mark.parametrize("backend", ALL_MODEL_BACKENDS)
 def test_streamed_fit_matches_in_memory_fit(backend, chunking):
     x_chunk, y_chunk, batch = chunking
     x, t = make_data()
