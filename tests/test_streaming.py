@@ -409,6 +409,19 @@ def test_nonfinite_epoch_restores_the_optimizer_state_too():
     assert not prefetch_threads()
 
 
+def test_a_first_batch_the_model_rejects_leaves_it_unchanged():
+    x, t = make_data(40, in_dim=4)  # 4 features for a 3-input model
+    model = make_model("numpy")
+    before = host(model)
+    with pytest.raises(ValueError, match="shape"):
+        xmlp.fit(model, da.from_array(x, chunks=20), da.from_array(t, chunks=20), epochs=2,
+                 lr=0.1, batch_size=10, progress=False)
+    for a, b in zip(host(model), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert model.linear1.x is None
+    assert not prefetch_threads()
+
+
 def test_full_batch_streaming_is_refused_before_training():
     x, t = make_data(40)
     model = make_model("numpy")
