@@ -25,7 +25,7 @@ BACKENDS = {
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
-    "dask": ["dask"],
+    "dask": ["dask", "torch"],  # torch: the streaming tests also train torch models on Dask data
     "cupy": ["cupy"],
 }
 
@@ -55,6 +55,10 @@ def _tests(session: nox.Session, backend: str) -> None:
     if backend == "dask":
         # dask.distributed end to end: the seed's training on a LocalCluster vs NumPy
         session.run("python", "examples/dask_distributed.py", env=env)
+        # streaming: 512 MiB on disk, trained under a 256 MiB resident-memory cap
+        session.run("python", "examples/out_of_core.py", "--size-gib", "0.5",
+                    "--memory-cap-mib", "256", "--chunk-rows", "50000", "--hidden", "64",
+                    "--batch-size", "10000", "--enforce-address-space", env=env)
 
 
 def _register(backend: str) -> None:
