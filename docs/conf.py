@@ -61,4 +61,5 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "getting-started": [], "errors": [], "performance": []}
+html_sidebars = {page: [] for page in ("index", "getting-started", "errors", "performance",
+                                      "development")}

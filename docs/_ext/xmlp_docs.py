@@ -30,7 +30,7 @@ PACKAGE = "xmlp"
 
 # Pages at the top of the navigation (docs/index.md lists them); every other docs/*.md page
 # belongs to the user guide.
-TOP_LEVEL = ("index", "getting-started", "user-guide", "errors", "performance")
+TOP_LEVEL = ("index", "getting-started", "user-guide", "errors", "performance", "development")
 # Reading order of the user guide; pages not named here follow alphabetically.
 GUIDE_ORDER = ("layers", "usage", "optimizers", "optim", "classification", "backends", "dask",
                "streaming", "sklearn", "scikit-learn")

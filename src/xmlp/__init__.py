@@ -15,7 +15,7 @@ from .models import MLP, Sequential
 from .module import Module
 from .training import fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MLP",
