@@ -95,10 +95,10 @@ def _group(obj: Any) -> str:
 
 
 # -- generated sources -----------------------------------------------------------------------
-def _title(module: ModuleType, name: str) -> str:
+def _summary(module: ModuleType) -> list[str]:
+    """The first line of a module's docstring, as a paragraph."""
     doc = (module.__doc__ or "").strip().splitlines()
-    first = doc[0].rstrip(".") if doc else ""
-    return f"``{name}``" + (f": {first}" if first else "")
+    return [doc[0], ""] if doc else []
 
 
 def _autosummary(names: list[str]) -> list[str]:
@@ -127,8 +127,11 @@ def api_sources() -> dict[str, str]:
                 groups.setdefault(_group(getattr(package, n, None)), []).append(n)
             # by defining module; names defined elsewhere (private modules, __version__) last
             for where in sorted(groups, key=lambda m: (m == PACKAGE, m)):
-                heading = "Other names" if where == PACKAGE else _title(_import(where), where)
-                lines += _heading(heading, "-") + _autosummary(groups[where])
+                if where == PACKAGE:
+                    lines += _heading("Other names", "-")
+                else:
+                    lines += _heading(f"``{where}``", "-") + _summary(_import(where))
+                lines += _autosummary(groups[where])
         else:
             lines += _autosummary(names)
         page = module_name.replace(".", "-")
