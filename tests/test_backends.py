@@ -8,9 +8,11 @@ session runs its own and reports no skips for the others.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -537,3 +539,15 @@ def test_what_is_not_a_backend_is_a_type_error_without_internals(bad):
         assert "has no attribute" not in message, message
         assert "'numpy'" in message and "'array_api_strict'" in message, message  # the names
     assert model.weights is before
+
+
+def test_every_backend_name_points_at_an_extra_that_exists():
+    """The install hint of a missing library names an extra pyproject.toml defines."""
+    from xmlp._backend import BACKEND_NAMES
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    extras = set(re.findall(r"^([\w-]+) = \[", pyproject.split("[project.optional-dependencies]")
+                            [1].split("\n[")[0], re.MULTILINE))
+    assert {"cupy", "cupy-cuda12", "cupy-cuda13", "torch", "jax", "dask", "strict"} <= extras
+    for name, (_, extra) in BACKEND_NAMES.items():
+        assert extra is None or extra in extras, (name, extra)

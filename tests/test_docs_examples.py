@@ -4,7 +4,8 @@
   defined, as a reader who copies them one after the other would. Each page runs in a fresh
   temporary directory (files it writes land there).
 * A block that imports a library that is not installed here is skipped, naming the extra to
-  install. ``nox -s examples`` installs every CPU backend, so there only GPU blocks skip.
+  install. ``nox -s examples`` installs what the pages use and sets XMLP_EXAMPLES_STRICT=1,
+  which turns such a skip into a failure: there only GPU blocks skip.
 * GPU blocks (they import CuPy, or put torch on ``"cuda..."``) run where CuPy / torch see an
   NVIDIA GPU and are skipped otherwise, with that reason. Until a GPU run has verified them,
   each carries the visible note :data:`GPU_NOTE` just above it (checked below).
@@ -143,7 +144,11 @@ def test_example(page: Path, index: int, tmp_path_factory: pytest.TempPathFactor
             directive.evaluate()
     _done[page] = index + 1
     example = examples[index]
-    reason = skip_reason(_source(example))
+    source = _source(example)
+    reason = skip_reason(source)
+    if reason is not None and os.environ.get("XMLP_EXAMPLES_STRICT") and not needs_gpu(source):
+        pytest.fail(f"{reason}: `nox -s examples` must run every CPU example; add the extra to "
+                    "EXAMPLE_EXTRAS in noxfile.py")
     if reason is not None:
         pytest.skip(reason)
     try:
