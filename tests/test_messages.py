@@ -372,3 +372,15 @@ def test_unknown_dask_sizes_are_value_errors():
     assert message(ValueError, lambda: xmlp.MSELoss().forward(xu, yu)) == (
         "MSELoss.forward: y has an unknown size, shape (nan, 1), so the mean cannot be taken; on "
         "Dask call .compute_chunk_sizes() on the input first.")
+
+
+@pytest.mark.parametrize("epoch", [1, 2, 3])
+def test_fit_nonfinite_loss_message(epoch):
+    from test_training import PoisonedLoss
+
+    kept = "to their initial values" if epoch == 1 else f"after epoch {epoch - 1}"
+    got = message(FloatingPointError, lambda: xmlp.fit(
+        xmlp.MLP(2, 3, 1, rng=0), X6, T6, epochs=4, lr=0.1, loss=PoisonedLoss(epoch),
+        progress=False))
+    assert got == (f"fit: the loss of epoch {epoch} is nan; parameters restored {kept}. Try a "
+                   "smaller learning rate.")

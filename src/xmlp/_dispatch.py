@@ -50,8 +50,11 @@ class PortableOps:
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         """param - lr * grad, in place where the array type allows it (NumPy, CuPy, torch,
-        array-api-strict), a new array where arrays are immutable (JAX) or lazy (Dask). The
+        array-api-strict), a new array where arrays are immutable (JAX), lazy (Dask) or
+        read-only (a NumPy array with writeable=False, e.g. weights loaded with mmap). The
         caller rebinds the attribute to the result either way."""
+        if not getattr(getattr(param, "flags", None), "writeable", True):
+            return param - lr * grad
         param -= lr * grad
         return param
 
@@ -84,28 +87,57 @@ def _as_rows(a: Any) -> Any:
 
 class NumpyOps(PortableOps):
     """NumPy: native calls (no wrapper overhead on small steps), blocked elementwise work
-    without temporaries on large ones."""
+    without temporaries on large ones.
+
+    Every fast path first asks :meth:`takes` whether it may handle its arrays, and hands
+    anything else to the portable op: so a dtype or layout xmlp accepts computes the same with
+    ``XMLP_FAST_PATHS=0`` and without it.
+    """
 
     def __init__(self, xp: Any) -> None:
         import numpy as np
 
         super().__init__(xp)
         self.np = np
+        self._ndarray = np.ndarray
+        # Native byte order only: np.dtype("float64") == np.dtype(">f8") is False.
+        self._dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+    def takes(self, *arrays: Any) -> bool:
+        """Whether the fast paths may take ``arrays``: plain ``numpy.ndarray`` s (no subclass)
+        of one dtype, float32 or float64 in native byte order. float16 is left to the portable
+        ops, which accumulate means in float32 (a float16 dot product overflows at 65504);
+        a non-native byte order, mixed dtypes or a subclass likewise. Layout (strides, 0-size)
+        is each fast path's own check, where it needs one."""
+        dtype = arrays[0].dtype
+        if dtype not in self._dtypes:
+            return False
+        ndarray = self._ndarray
+        for a in arrays:  # a loop, not all(...): this runs for every op of every step
+            if type(a) is not ndarray or a.dtype != dtype:
+                return False
+        return True
 
     def matmul(self, a: Any, b: Any) -> Any:
+        if not self.takes(a, b):
+            return super().matmul(a, b)
         return self.np.matmul(a, b)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
+        if not self.takes(x2, weights, biases):
+            return super().affine(x2, weights, biases)
         out = self.np.matmul(x2, weights.T)
         out += biases  # in place: a fresh array, not yet handed out
         return out
 
     def tanh(self, x: Any) -> Any:
+        if not self.takes(x):
+            return super().tanh(x)
         return self.np.tanh(x)
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
-        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
+        if not self.takes(grad_output, output) or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
         if output.size < _LARGE:
             out = np.multiply(output, output)
@@ -125,10 +157,14 @@ class NumpyOps(PortableOps):
         return out
 
     def sum_rows(self, g2: Any) -> Any:
+        if not self.takes(g2):
+            return super().sum_rows(g2)
         return self.np.add.reduce(g2, axis=0)
 
     def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
         np = self.np
+        if not self.takes(y, t) or y.size == 0:  # the mean of nothing: the portable NaN
+            return super().mse(y, t)
         diff = np.subtract(y, t)
         flat = diff.reshape(-1)
         # A dot product is the sum of squares without the squared temporary; the result has
@@ -136,11 +172,15 @@ class NumpyOps(PortableOps):
         return np.dot(flat, flat) / flat.size, diff
 
     def mse_grad(self, diff: Any, size: int) -> Any:
+        if not self.takes(diff):
+            return super().mse_grad(diff, size)
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         np = self.np
-        if param.size < _LARGE or param.dtype != grad.dtype:
+        if not self.takes(param, grad) or not param.flags.writeable:
+            return super().sgd(param, grad, lr)
+        if param.size < _LARGE:
             param -= lr * grad
             return param
         p, g = _as_rows(param), _as_rows(grad)

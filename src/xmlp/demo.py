@@ -22,7 +22,8 @@ from .data import generate_data
 from .models import MLP
 from .training import fit
 
-__all__ = ["BACKENDS", "DEFAULT_SEED", "add_arguments", "import_backend", "make_figure", "run"]
+__all__ = ["BACKENDS", "DEFAULT_SEED", "add_arguments", "check_output_file", "import_backend",
+           "make_figure", "run"]
 
 BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict")
 # With the defaults, seeds 0..19 all end between 0.044 and 0.083 (float64 and float32); 0: 0.0763.
@@ -33,8 +34,16 @@ _EXTRAS = {"cupy": "cupy", "torch": "torch", "jax": "jax", "dask": "dask",
 
 def _positive_int(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    if not 1 <= value <= sys.maxsize:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer up to {sys.maxsize}, got {text:.40}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text:.40}")
     return value
 
 
@@ -59,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learning rate (default: 0.1)")
     parser.add_argument("--hidden", type=_positive_int, default=10,
                         help="hidden units (default: 10)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"seed of the weight init (default: {DEFAULT_SEED})")
     parser.add_argument("--out", default="demo.png",
                         help="PNG to write (default: demo.png)")
@@ -127,6 +136,19 @@ def _matplotlib() -> tuple[Any, Any]:
     return Figure, FigureCanvasAgg
 
 
+def check_output_file(path: str) -> None:
+    """CommandError unless ``path`` can be written as a file: checked before any long work,
+    so a bad ``--out`` fails at once rather than after training or measuring."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write {path!r}: it is a directory")
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write {path!r}: no directory {folder!r}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CommandError(f"cannot write {path!r}: permission denied")
+
+
 def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarray,
                 history: list[float], title: str) -> Any:
     """A matplotlib Figure (Agg canvas, no pyplot state): data and fit left, loss curve right.
@@ -154,9 +176,7 @@ def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarr
 def run(args: argparse.Namespace) -> int:
     """Train, print ``final loss: <value>``, write the PNG; 0 on success."""
     _matplotlib()  # fail before training, not after
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise CommandError(f"cannot write {args.out!r}: no directory {folder!r}")
+    check_output_file(args.out)
     module = import_backend(args.backend, args.dtype)
     device = parse_device(args.backend, module, args.device)
     try:
@@ -164,8 +184,11 @@ def run(args: argparse.Namespace) -> int:
     except TypeError as exc:
         raise CommandError(str(exc)) from exc
     x_host, y_host = generate_data()
-    model = MLP(1, args.hidden, 1, xp=spec.xp, device=spec.device, dtype=spec.dtype,
-                rng=args.seed)
+    try:
+        model = MLP(1, args.hidden, 1, xp=spec.xp, device=spec.device, dtype=spec.dtype,
+                    rng=args.seed)
+    except (ValueError, MemoryError) as exc:  # --hidden too large for this machine
+        raise CommandError(f"cannot build MLP(1, {args.hidden}, 1): {exc}") from exc
     x, y = spec.from_host(x_host), spec.from_host(y_host)
     try:
         history = fit(model, x, y, epochs=args.epochs, lr=args.lr, progress=args.progress)

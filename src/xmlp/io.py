@@ -379,10 +379,19 @@ def load(model: Module, path: str | os.PathLike[str]) -> Module:
     with open_checkpoint(target) as checkpoint:
         _check_names(checkpoint, model, named)
         hosts = {name: checkpoint.read(name) for name, _ in named}
-    values = {name: ArraySpec.of(current).from_host(hosts[name]) for name, current in named}
+    values = {name: _spec_of(model, name, current).from_host(hosts[name])
+              for name, current in named}
     model._assign_parameters(values)
     model._clear_state()
     return model
+
+
+def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
+    """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
+    replaced by hand with another dtype), or the current array's for a layer without one."""
+    module, _ = model._owner(name)
+    spec = getattr(module, "_spec", None)
+    return spec if isinstance(spec, ArraySpec) else ArraySpec.of(current)
 
 
 def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:
