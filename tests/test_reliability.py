@@ -733,3 +733,13 @@ def test_load_puts_parameters_back_in_the_layers_dtype(xp, tmp_path):
     xmlp.load(model, tmp_path / "m.npz")
     assert all(p.dtype == xp.float64 for p in model.parameters())
     model.forward(data(xp, (4, 2)))
+
+
+def test_masked_arrays_are_refused():
+    """A mask would be honoured by some NumPy functions and ignored by others (matmul)."""
+    masked = np.ma.array(np.ones((4, 3)), mask=np.eye(4, 3, dtype=bool))
+    layer, act, loss = xmlp.Linear(3, 2, rng=0), xmlp.Tanh(), xmlp.MSELoss()
+    for obj, call in [(layer, lambda: layer.forward(masked)), (act, lambda: act.forward(masked)),
+                      (loss, lambda: loss.forward(masked, np.ones((4, 3))))]:
+        rejects(TypeError, obj, call, "MaskedArray", "filled")
+    layer.forward(np.asarray(masked))  # the way out the message names
