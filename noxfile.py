@@ -4,12 +4,15 @@
     nox -s tests-torch         # one backend
     nox -s bench               # CPU benchmarks (never in the default set)
     nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
+    nox -s mutate              # mutation testing of the core modules (never in the default set)
+    nox -s mutate -- "xmlp.io*" "xmlp.losses*"   # only those modules' mutants
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import nox
 
@@ -22,7 +25,7 @@ BACKENDS = {
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
-    "dask": ["dask"],
+    "dask": ["dask", "torch"],  # torch: the streaming tests also train torch models on Dask data
     "cupy": ["cupy"],
 }
 
@@ -52,6 +55,10 @@ def _tests(session: nox.Session, backend: str) -> None:
     if backend == "dask":
         # dask.distributed end to end: the seed's training on a LocalCluster vs NumPy
         session.run("python", "examples/dask_distributed.py", env=env)
+        # streaming: 512 MiB on disk, trained under a 256 MiB resident-memory cap
+        session.run("python", "examples/out_of_core.py", "--size-gib", "0.5",
+                    "--memory-cap-mib", "256", "--chunk-rows", "50000", "--hidden", "64",
+                    "--batch-size", "10000", "--enforce-address-space", env=env)
 
 
 def _register(backend: str) -> None:
@@ -96,3 +103,24 @@ def bench_cupy(session: nox.Session) -> None:
     session.run("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json")
     session.run("pytest", "benchmarks", "--benchmark-json=bench-out-gpu/pytest-benchmark.json",
                 env={"XMLP_BENCH_BACKENDS": "cupy", "XMLP_BENCH_FULL": "1"})
+
+
+@nox.session(name="mutate", default=False)
+def mutate(session: nox.Session) -> None:
+    """mutmut over the core modules ([tool.mutmut] in pyproject.toml) against the NumPy and
+    array-api-strict suites, then tests/mutation/report.md. Positional arguments are mutant name
+    globs ("xmlp.io*"): only those are run, the report still covers every result so far.
+
+    Low priority and one worker: the machine is shared. Results are kept in mutants/ between
+    runs; a mutant is run again only when its function changed, or when named here.
+    """
+    session.install(".[test,strict,dask,mutate]")  # dask: the Dask-only branches run too
+    env = {"XMLP_BACKENDS": "numpy,array_api_strict", "PYTHONHASHSEED": "0"}
+    nice = ["nice", "-n", "19"] if shutil.which("nice") else []
+    started = time.monotonic()
+    session.run(*nice, "mutmut", "run", "--max-children", "1", *session.posargs, env=env,
+                external=bool(nice))
+    seconds = round(time.monotonic() - started)
+    session.run("python", "tests/mutation/report.py", "--runtime", str(seconds),
+                "--command", " ".join(["nox -s mutate", *(["--", *session.posargs]
+                                                          if session.posargs else [])]))

@@ -20,6 +20,7 @@ from ._dispatch import PortableOps, ops_for
 
 __all__ = [
     "ArraySpec",
+    "adopt",
     "check_learning_rate",
     "dtype_name",
     "floating_spec",
@@ -27,6 +28,7 @@ __all__ = [
     "namespace_name",
     "native_dtype",
     "persist_parameters",
+    "reads_are_free",
     "resolve_namespace",
     "short_repr",
     "to_host",
@@ -118,6 +120,17 @@ def to_host(a: Any) -> np.ndarray:
         xp = array_namespace(a)
         cpu = xp.__array_namespace_info__().default_device()
         return np.array(np.from_dlpack(array_api_compat.to_device(a, cpu)), copy=True)
+
+
+def reads_are_free(a: Any) -> bool:
+    """Whether reading ``a``'s values on the host costs no device sync and no graph compute:
+    NumPy, array-api-strict and torch CPU arrays (not CuPy, CUDA torch, JAX's asynchronous
+    dispatch or Dask's graphs). Data checks (labels in range...) run only where this holds."""
+    if isinstance(a, np.ndarray):
+        return True
+    if array_api_compat.is_torch_array(a):
+        return a.device.type == "cpu"
+    return array_api_compat.is_array_api_strict_namespace(_namespace_or_none(a))
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -449,3 +462,25 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
         {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
     )
     return tuple(persisted[len(named):])
+
+
+def adopt(spec: ArraySpec, a: Any) -> Any:
+    """Array ``a`` (a data chunk, e.g. NumPy from Dask) in ``spec``'s namespace and device, and
+    in its dtype if ``a`` is real floating (integer class labels keep theirs).
+
+    Shares ``a``'s buffer where the backend can (NumPy into NumPy or torch on the CPU; CuPy
+    already on the device): right for data that is only read, like training batches, and a
+    copy fewer per chunk. A read-only NumPy buffer is copied first, except into NumPy (torch
+    cannot share one, and warns).
+    """
+    floating = dtype_name(a.dtype) in _FLOAT_NAMES
+    if not isinstance(a, np.ndarray) and _namespace_or_none(a) is spec.xp:
+        if spec.check_device and array_api_compat.device(a) != spec.device:
+            a = array_api_compat.to_device(a, spec.device)
+        return spec.xp.astype(a, spec.dtype) if floating and a.dtype != spec.dtype else a
+    host = a if isinstance(a, np.ndarray) else to_host(a)
+    if floating:
+        host = np.asarray(host, dtype=dtype_name(spec.dtype))
+    if not host.flags.writeable and not array_api_compat.is_numpy_namespace(spec.xp):
+        host = np.array(host, copy=True)
+    return spec.xp.asarray(host, device=spec.device)

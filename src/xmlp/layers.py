@@ -65,7 +65,8 @@ class Linear(Module):
                 raise TypeError(f"Linear: {label} must be a positive int, got "
                                 f"{type(dim).__name__}: {short_repr(dim)}")
             if not 1 <= dim <= sys.maxsize:  # beyond it no array could have the dimension
-                raise ValueError(f"Linear: {label} must be a positive int up to {sys.maxsize}, "
+                limit = f" up to {sys.maxsize}" if dim > 0 else ""  # named only when passed
+                raise ValueError(f"Linear: {label} must be a positive int{limit}, "
                                  f"got {short_repr(dim)}")
             dims.append(int(dim))  # a NumPy integer becomes a plain int
         input_dim, output_dim = dims

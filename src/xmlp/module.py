@@ -207,15 +207,16 @@ class Module:
                 )
 
     # -- training --------------------------------------------------------------------------
-    def _check_grads(self) -> None:
+    def _check_grads(self, owner: str | None = None) -> None:
         """NoGradientError (a RuntimeError) naming the first parameter without a gradient;
         ValueError / TypeError for a parameter or a gradient (set by hand) whose shape,
         namespace, dtype or device is not the layer's, so that an update never stops half-way
-        and never trains a model of mixed dtypes."""
+        and never trains a model of mixed dtypes. ``owner`` names the caller in messages
+        (default "<Model>.update_params")."""
         if self._grads_ok([]):
             return
         # Slow path, for the message: find the first bad parameter or gradient by its name.
-        owner = f"{type(self).__name__}.update_params"
+        owner = owner or f"{type(self).__name__}.update_params"
         for prefix, module in self._named_modules():
             if module._param_names:
                 module._check_params(owner, f"{prefix}." if prefix else "")
