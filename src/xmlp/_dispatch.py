@@ -59,7 +59,7 @@ class PortableOps:
         try:
             param -= lr * grad
         except ValueError:  # NumPy refuses before writing anything: "output array is read-only"
-            if getattr(getattr(param, "flags", None), "writeable", True):
+            if _writeable(param):
                 raise
             return param - lr * grad
         return param
