@@ -24,7 +24,9 @@ be assembled from two chunks.
 from __future__ import annotations
 
 import math
+import numbers
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +35,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._backend import ArraySpec, adopt
+from ._backend import ArraySpec, adopt, short_repr
 from .module import Module
 
 __all__ = [
@@ -327,8 +329,12 @@ def rechunk_for(x: Any, batch_size: int, *, samples_per_chunk: int | None = None
 
 
 def _positive_int(value: Any, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"rechunk_for: {label} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"rechunk_for: {label} must be a positive int, got {value!r}")
-    return value
+    """A positive int (NumPy ints too) up to sys.maxsize (the largest size an axis can have)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"rechunk_for: {label} must be a positive int, got "
+                        f"{short_repr(value)}")
+    number = int(value)
+    if not 1 <= number <= sys.maxsize:
+        raise ValueError(f"rechunk_for: {label} must be a positive int up to {sys.maxsize}, "
+                         f"got {short_repr(value)}")
+    return number
