@@ -134,6 +134,14 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:
 
     tqdm.tqdm.monitor_interval = 0
     tqdm.tqdm.set_lock(threading.RLock())
+    # Dask's threaded scheduler has the same trouble (a fork inherits its pool's locks, not its
+    # threads): compute in the calling thread.
+    try:
+        import dask
+    except ImportError:
+        pass
+    else:
+        dask.config.set(scheduler="synchronous")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

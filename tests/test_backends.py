@@ -431,7 +431,8 @@ def test_to_mixed_model_failing_on_a_later_layer_changes_nothing(strict):
     """The first layer could move to device1, the NumPy one after it cannot: nothing moves."""
     xps = strict.module
     model = xmlp.Sequential(xmlp.Linear(3, 4, xp=xps, rng=0), xmlp.Tanh(),
-                            xmlp.Linear(4, 2, rng=1))
+                            xmlp.Linear(4, 2, xp=xps, rng=1))
+    model.layers[2] = xmlp.Linear(4, 2, rng=1)  # by hand: Sequential() refuses mixed layers
     snapshot = model._snapshot()
     with pytest.raises(TypeError, match="device1"):
         model.to(device=xps.Device("device1"))

@@ -222,22 +222,22 @@ def test_load_messages_name_the_file_and_the_fault(tmp_path):
         np.save(f, np.ones(3))
     assert load_message(path) == (f"load: {str(path)!r} is not a readable xmlp checkpoint: it "
                                   "holds a single array, not an .npz archive")
-    head = f"load: {str(path)!r} is not an xmlp checkpoint"
+    head = f"load: {str(path)!r} is not a readable xmlp checkpoint"
     write(path, arrays, record(arrays, shapes=None))
     assert load_message(path) == f"{head}: its '__xmlp__' record has no parameter shapes"
     write(path, arrays, json.dumps([1, 2]))
-    assert load_message(path) == f"{head}: its '__xmlp__' record has no parameter shapes"
-    for bad_record in (np.array(5), np.array(["{}", "{}"])):
+    assert load_message(path) == f"{head}: its '__xmlp__' record is a JSON list, not an object"
+    for bad_record, kind in ((np.array(5), "an array of dtype int64 and shape ()"),
+                             (np.array(["{}", "{}"]), "an array of dtype <U2 and shape (2,)")):
         with open(path, "wb") as f:
             np.savez(f, **arrays, __xmlp__=bad_record)
-        assert load_message(path) == (f"{head}: no '__xmlp__' record (was it written by "
-                                      "xmlp.save?)")
+        assert load_message(path) == f"{head}: its '__xmlp__' record is {kind}, not one string"
     write(path, arrays, record(arrays, format=99))
     assert load_message(path) == (f"load: {str(path)!r} has format version 99; this xmlp reads "
                                   "version 1")
     write(path, {**arrays, "extra": np.ones(1)}, record(arrays))
-    assert load_message(path) == (
-        f"{head}: its record lists {sorted(arrays)} but it holds {sorted([*arrays, 'extra'])}")
+    assert load_message(path) == (f"{head}: its '__xmlp__' record lists {sorted(arrays)} but it "
+                                  f"holds {sorted([*arrays, 'extra'])}")
 
 
 def test_load_message_for_a_pickle(tmp_path):
@@ -350,3 +350,15 @@ def test_unknown_dask_sizes_are_value_errors():
     assert message(ValueError, lambda: xmlp.MSELoss().forward(xu, yu)) == (
         "MSELoss.forward: y has an unknown size, shape (nan, 1), so the mean cannot be taken; on "
         "Dask call .compute_chunk_sizes() on the input first.")
+
+
+@pytest.mark.parametrize("epoch", [1, 2, 3])
+def test_fit_nonfinite_loss_message(epoch):
+    from test_training import PoisonedLoss
+
+    kept = "to their initial values" if epoch == 1 else f"after epoch {epoch - 1}"
+    got = message(FloatingPointError, lambda: xmlp.fit(
+        xmlp.MLP(2, 3, 1, rng=0), X6, T6, epochs=4, lr=0.1, loss=PoisonedLoss(epoch),
+        progress=False))
+    assert got == (f"fit: the loss of epoch {epoch} is nan; parameters restored {kept}. Try a "
+                   "smaller learning rate.")

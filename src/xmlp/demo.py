@@ -32,7 +32,7 @@ from .optim import Adam
 from .training import History, fit
 
 __all__ = ["BACKENDS", "DEFAULT_SEED", "DIGITS_SPLIT_SEED", "TASK_DEFAULTS", "add_arguments",
-           "import_backend", "make_digits_figure", "make_figure", "run"]
+           "check_output_file", "import_backend", "make_digits_figure", "make_figure", "run"]
 
 BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict")
 # With the defaults, seeds 0..19 all end between 0.044 and 0.083 (float64 and float32); 0: 0.0763.
@@ -53,8 +53,16 @@ _EXTRAS = {"cupy": "cupy", "torch": "torch", "jax": "jax", "dask": "dask",
 
 def _positive_int(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    if not 1 <= value <= sys.maxsize:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer up to {sys.maxsize}, got {text:.40}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text:.40}")
     return value
 
 
@@ -87,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help="samples per step (default: full batch for regression, 32 for "
                         "digits)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"seed of the weight init (default: {DEFAULT_SEED})")
     parser.add_argument("--out", default="demo.png",
                         help="PNG to write (default: demo.png)")
@@ -155,6 +163,19 @@ def _matplotlib() -> tuple[Any, Any]:
     return Figure, FigureCanvasAgg
 
 
+def check_output_file(path: str) -> None:
+    """CommandError unless ``path`` can be written as a file: checked before any long work,
+    so a bad ``--out`` fails at once rather than after training or measuring."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write {path!r}: it is a directory")
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write {path!r}: no directory {folder!r}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CommandError(f"cannot write {path!r}: permission denied")
+
+
 def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarray,
                 history: list[float], title: str) -> Any:
     """A matplotlib Figure (Agg canvas, no pyplot state): data and fit left, loss curve right.
@@ -187,9 +208,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is None:
             setattr(args, name, value)
     _matplotlib()  # fail before training, not after
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise CommandError(f"cannot write {args.out!r}: no directory {folder!r}")
+    check_output_file(args.out)
     module = import_backend(args.backend, args.dtype)
     device = parse_device(args.backend, module, args.device)
     try:
@@ -199,8 +218,11 @@ def run(args: argparse.Namespace) -> int:
     if task == "digits":
         return _run_digits(args, spec)
     x_host, y_host = generate_data()
-    model = MLP(1, args.hidden, 1, xp=spec.xp, device=spec.device, dtype=spec.dtype,
-                rng=args.seed)
+    try:
+        model = MLP(1, args.hidden, 1, xp=spec.xp, device=spec.device, dtype=spec.dtype,
+                    rng=args.seed)
+    except (ValueError, MemoryError) as exc:  # --hidden too large for this machine
+        raise CommandError(f"cannot build MLP(1, {args.hidden}, 1): {exc}") from exc
     x, y = spec.from_host(x_host), spec.from_host(y_host)
     try:
         history = fit(model, x, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -242,8 +264,11 @@ def _run_digits(args: argparse.Namespace, spec: ArraySpec) -> int:
     def labels(a: np.ndarray) -> Any:  # class indices stay integers, on the model's device
         return xp.asarray(a, device=spec.device, copy=True)
 
-    model = MLP(64, args.hidden, 10, xp=xp, device=spec.device, dtype=spec.dtype,
-                rng=args.seed, init="xavier")
+    try:
+        model = MLP(64, args.hidden, 10, xp=xp, device=spec.device, dtype=spec.dtype,
+                    rng=args.seed, init="xavier")
+    except (ValueError, MemoryError) as exc:  # --hidden too large for this machine
+        raise CommandError(f"cannot build MLP(64, {args.hidden}, 10): {exc}") from exc
     optimizer = Adam(model, lr=args.lr)
     x, y = spec.from_host(x_train), labels(y_train)
     xt, yt = spec.from_host(x_test), labels(y_test)

@@ -56,7 +56,7 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     format version, the model's class name and the array shapes. With an ``optimizer`` (an
     :mod:`xmlp.optim` optimizer built on ``model``) its state arrays are stored as
     "optimizer.<parameter>.<state key>" and its class, step count and hyperparameters in the
-    record, so that :func:`load` with an optimizer resumes training exactly.
+    record's "optimizer" field, so that :func:`load` with an optimizer resumes training exactly.
 
     The file is written to a temporary file in the target's directory and renamed over it, so a
     crash never leaves a half-written checkpoint. ``path`` is resolved like ``open(path, "w")``
@@ -154,6 +154,7 @@ class Checkpoint:
         self.members: dict[str, Member] = {}
         self.record: dict[str, Any] = {}
         try:
+            self._refuse_other_formats()
             with self._refusing():
                 self._zip = zipfile.ZipFile(file)
                 record = self._check_directory(os.fstat(file.fileno()).st_size)
@@ -166,6 +167,16 @@ class Checkpoint:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+    def _refuse_other_formats(self) -> None:
+        """A clearer message than zipfile's for the two files most often mistaken for one."""
+        head = self._file.read(6)
+        self._file.seek(0)
+        if head == b"\x93NUMPY":  # what np.save writes
+            raise self.error("it holds a single array, not an .npz archive")
+        if head[:1] == b"\x80":  # a pickle's PROTO opcode
+            raise self.error("it is a Python pickle, not an .npz archive (load never unpickles: "
+                             "pickles and object arrays are refused)")
 
     # -- errors -------------------------------------------------------------------------------
     def error(self, what: str) -> ValueError:
@@ -277,8 +288,8 @@ class Checkpoint:
     def _read_record(self, member: Member) -> Any:
         """The JSON record, read only once its header says it is one bounded string."""
         if member.shape != () or member.dtype.kind != "U":
-            raise self.error(f"its {RECORD_KEY!r} record is a {member.dtype} array of shape "
-                             f"{member.shape}, not one string")
+            raise self.error(f"its {RECORD_KEY!r} record is an array of dtype {member.dtype} "
+                             f"and shape {member.shape}, not one string")
         if member.dtype.itemsize // 4 > _MAX_RECORD:
             raise self.error(f"its {RECORD_KEY!r} record declares {member.dtype.itemsize // 4} "
                              f"characters (at most {_MAX_RECORD})")
@@ -375,19 +386,17 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     model and back. Stored activations and gradients are cleared. With an ``optimizer`` (built
     on ``model``, of the class that was saved) its step count, hyperparameters and state are
     restored too (:meth:`~xmlp.optim.Optimizer.load_state_dict`); without one, any optimizer
-    state in the file is ignored.
+    state in the file is ignored (and not read).
 
     The file's zip directory, array headers and record are checked before any array data is
-    read, and only the model's parameters (and, with an optimizer, its state) are read, so a
-    hostile file costs memory in proportion to its own size and the model's parameters, never
-    to what its headers declare.
+    read, and only the model's parameters are read, so a hostile file costs memory in
+    proportion to its own size and the model's parameters, never to what its headers declare.
 
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
             names the first mismatch), or the file is not a readable xmlp checkpoint (corrupt,
             truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
-            record, holding object arrays: nothing is ever unpickled), or (with an optimizer)
-            it holds no optimizer state or one that does not fit the optimizer.
+            record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
     The model (and the optimizer) are left unchanged whenever an error is raised.
     """
@@ -398,10 +407,12 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         _check_names(checkpoint, model, named)
         hosts = {name: checkpoint.read(name) for name, _ in named}
         opt_state = None if optimizer is None else _optimizer_state(checkpoint)
-    values = {name: ArraySpec.of(current).from_host(hosts[name]) for name, current in named}
+    values = {name: _spec_of(model, name, current).from_host(hosts[name])
+              for name, current in named}
     if optimizer is not None:  # checks everything before it changes anything
+        assert opt_state is not None
         try:
-            optimizer.load_state_dict(opt_state)  # type: ignore[arg-type]
+            optimizer.load_state_dict(opt_state)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"load: the optimizer state in {target!r} does not fit: {exc}") \
                 from exc
@@ -410,12 +421,21 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     return model
 
 
+def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
+    """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
+    replaced by hand with another dtype), or the current array's for a layer without one."""
+    module, _ = model._owner(name)
+    spec = getattr(module, "_spec", None)
+    return spec if isinstance(spec, ArraySpec) else ArraySpec.of(current)
+
+
 def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:
     """ValueError unless the file holds exactly the model's parameters, with their shapes."""
     target, kind = checkpoint.label, type(model).__name__
     names = [name for name, _ in named]
-    found = [key for key in checkpoint.members if not (
-        "optimizer" in checkpoint.record and key.startswith(_OPT_PREFIX))]
+    saved_optimizer = "optimizer" in checkpoint.record
+    found = [key for key in checkpoint.members
+             if not (saved_optimizer and key.startswith(_OPT_PREFIX))]
     for name in names:
         if name not in checkpoint.members:
             raise ValueError(
@@ -437,20 +457,6 @@ def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, A
             )
 
 
-def _check_args(model: Any, path: Any, caller: str) -> str:
-    if not isinstance(model, Module):
-        raise TypeError(
-            f"{caller}: model must be an xmlp.Module (its parameters are listed by "
-            f"named_parameters()), got {type(model).__name__}"
-        )
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{caller}: path must be a str or os.PathLike, got {type(path).__name__}")
-    target = os.fspath(path)
-    if not isinstance(target, str):
-        raise TypeError(f"{caller}: path must name a file as text, got {target!r}")
-    return target
-
-
 def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
     if optimizer is None:
         return
@@ -463,15 +469,15 @@ def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
 
 
 def _optimizer_state(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The state dict saved with the model, for Optimizer.load_state_dict."""
-    target = checkpoint.label
+    """The state dict saved with the model, for Optimizer.load_state_dict (which checks it)."""
     record = checkpoint.record.get("optimizer")
     if record is None:
-        raise ValueError(f"load: {target!r} holds no optimizer state (it was saved without "
-                         "optimizer=); load the model alone, or train on from a fresh optimizer")
+        raise ValueError(f"load: {checkpoint.label!r} holds no optimizer state (it was saved "
+                         "without optimizer=); load the model alone, or train on from a fresh "
+                         "optimizer")
     if not isinstance(record, dict):
-        raise ValueError(f"load: {target!r} is not an xmlp checkpoint: its optimizer record "
-                         "is not a JSON object")
+        raise checkpoint.error(f"its {RECORD_KEY!r} record has an 'optimizer' field that is "
+                               "not an object")
     state: dict[str, dict[str, np.ndarray]] = {}
     for key in checkpoint.members:
         if key.startswith(_OPT_PREFIX):
@@ -479,3 +485,17 @@ def _optimizer_state(checkpoint: Checkpoint) -> dict[str, Any]:
             state.setdefault(name, {})[slot] = checkpoint.read(key)
     return {"optimizer": record.get("optimizer"), "step_count": record.get("step_count"),
             "hyperparameters": record.get("hyperparameters"), "state": state}
+
+
+def _check_args(model: Any, path: Any, caller: str) -> str:
+    if not isinstance(model, Module):
+        raise TypeError(
+            f"{caller}: model must be an xmlp.Module (its parameters are listed by "
+            f"named_parameters()), got {type(model).__name__}"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{caller}: path must be a str or os.PathLike, got {type(path).__name__}")
+    target = os.fspath(path)
+    if not isinstance(target, str):
+        raise TypeError(f"{caller}: path must name a file as text, got {target!r}")
+    return target

@@ -46,6 +46,7 @@ class MSELoss(Module):
             and type(y) is spec.array_type
             and y.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(y) == spec.device)
+            and not (spec.autograd and y.requires_grad)
         ):
             spec = floating_spec(y, owner, "y")
         if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
