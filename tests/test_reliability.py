@@ -235,13 +235,9 @@ def test_layer_from_big_endian_weights_is_native_and_takes_ordinary_input():
     assert all(p.dtype == np.float32 and p.dtype.isnative for p in model.parameters())
 
 
-def _byte_order_backends(xp: Any) -> None:
-    if xp.name not in ("numpy", "dask"):
-        pytest.skip(f"{xp.name} arrays have no byte order (only NumPy-backed arrays do)")
-
-
+# only NumPy-backed arrays have a byte order
+@pytest.mark.xp_only("numpy", "dask")
 def test_non_native_input_is_refused_with_a_true_message(xp):
-    _byte_order_backends(xp)
     big = xp.from_numpy(np.ones((5, 3)), ">f8")
     model = used_mlp(xp)
     for call in (lambda: model.forward(big), lambda: model.predict(big)):
@@ -398,14 +394,18 @@ def _replacements(xp: Any, shape: tuple[int, ...]) -> dict[str, tuple[Any, type,
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "sequential"])
-@pytest.mark.parametrize("which", ["float32", "shape", "namespace", "list", "big-endian",
-                                   "requires-grad", "device"])
+@pytest.mark.parametrize("which", [
+    "float32", "shape", "namespace", "list",
+    # replacements only some backends' arrays can be (see _replacements)
+    pytest.param("big-endian", marks=pytest.mark.xp_only("numpy", "dask")),
+    pytest.param("requires-grad", marks=pytest.mark.xp_only("torch")),
+    pytest.param("device", marks=pytest.mark.xp_only("array_api_strict")),
+])
 def test_parameter_replaced_by_hand_is_caught_by_the_next_call(xp, kind, which):
     model = used_linear(xp) if kind == "linear" else used_mlp(xp, kind)
     last = [m for m in model._modules() if isinstance(m, xmlp.Linear)][-1]
     table = _replacements(xp, tuple(last.weights.shape))
-    if which not in table:
-        pytest.skip(f"{xp.name} arrays cannot be replaced by one of another {which}")
+    assert which in table, f"{xp.name} has no {which} replacement"
     replacement, error, word = table[which]
     good = last.weights
     last.weights = replacement
@@ -588,14 +588,11 @@ def test_empty_batch_in_fit_and_loss(xp):
         xmlp.MSELoss().forward(empty, empty)
 
 
-def _torch(xp: Any) -> Any:
-    if not xp.name.startswith("torch"):
-        pytest.skip(f"{xp.name} arrays record no autograd graph (only torch tensors do)")
-    return xp.module
 
 
+@pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
 def test_initial_weights_that_require_grad_are_copied_as_values(xp):
-    torch = _torch(xp)
+    torch = xp.module
     w = torch.ones((2, 3), dtype=torch.float64, device=xp.device, requires_grad=True)
     b = torch.zeros(2, dtype=torch.float64, device=xp.device, requires_grad=True)
     model = xmlp.Sequential(xmlp.Linear(3, 2, w * 1, b * 1), xmlp.Tanh(),
@@ -613,8 +610,9 @@ def test_initial_weights_that_require_grad_are_copied_as_values(xp):
     assert w.grad is None  # nothing flowed back into the caller's graph
 
 
+@pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
 def test_inputs_that_require_grad_are_refused(xp):
-    torch = _torch(xp)
+    torch = xp.module
     model = used_mlp(xp)
     x = data(xp, (5, 3)).requires_grad_()
     for call in (lambda: model.forward(x), lambda: model.predict(x)):

@@ -34,8 +34,9 @@ class Linear(Module):
             machine's byte order, and detached from any torch autograd graph. Their namespace
             and device decide where the layer lives, and their dtype unless ``dtype`` is given.
         xp, device, dtype: where parameters live when no initial arrays are given: an array
-            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy),
-            a device of it, a real floating dtype (default: the namespace's default float).
+            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy)
+            or its name ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict"), a
+            device of it, a real floating dtype (default: the namespace's default float).
         rng: None, an int seed or a ``numpy.random.Generator`` for the random init.
         init: "normal" (standard normal weights and biases, the notebook's default), "xavier"
             (normal with std sqrt(2 / (in + out)), zero biases) or "he" (std sqrt(2 / in),

@@ -282,6 +282,9 @@ class Module:
     def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
         """Move every parameter to namespace ``xp`` (None: keep), ``device`` and ``dtype``.
 
+        ``xp`` is an array module or its name ("numpy", "cupy", "torch", "jax", "dask",
+        "array_api_strict"), as for :class:`~xmlp.Linear`.
+
         In place; clears stored activations and gradients; returns ``self``. All new arrays are
         made before any is assigned, so a failed move changes nothing.
         """
