@@ -74,7 +74,8 @@ def api_sections() -> list[tuple[str, list[str]]]:
     """[(module, names)]: ``xmlp`` with its ``__all__``, then each public submodule with the
     names of its ``__all__`` that are not the same object as one of xmlp's."""
     package = importlib.import_module(PACKAGE)
-    top = _all(package)
+    # a submodule named in __all__ (xmlp.optim) gets its own section below, not a second entry
+    top = [n for n in _all(package) if not isinstance(getattr(package, n, None), ModuleType)]
     top_objects = {id(getattr(package, n)) for n in top if hasattr(package, n)}
     sections = [(PACKAGE, top)]
     for name in public_submodules():
@@ -212,7 +213,19 @@ def _check_every_name_documented(app: Any, env: Any) -> None:
                 logger.warning(f"public name {here} is not in the API reference")
 
 
+def _skip_foreign_members(app: Any, what: str, name: str, obj: Any, skip: bool,
+                          options: Any) -> bool | None:
+    """Skip what an estimator inherits from scikit-learn (get_params, score...): its
+    docstrings point into scikit-learn's own docs, which are not part of this site."""
+    module = getattr(obj, "__module__", None) or ""
+    owner = getattr(getattr(obj, "__func__", obj), "__qualname__", "")
+    if module.startswith("sklearn.") or (what == "class" and owner.startswith("_Metadata")):
+        return True
+    return None
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-skip-member", _skip_foreign_members)
     # before Sphinx lists the source files (autosummary writes its stubs from that list)
     app.connect("config-inited", _generate)
     app.connect("source-read", _guide_toc)
