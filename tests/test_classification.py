@@ -261,3 +261,15 @@ def test_accuracy_rejects_bad_input(xp):
     other, other_name = foreign(xp, np.array([0, 1, 2, 0]))
     with pytest.raises(TypeError, match=other_name):
         xmlp.accuracy(z, other)
+
+
+def test_softmax_rejects_bad_input(xp):
+    layer = xmlp.Softmax()
+    layer.forward(xp.from_numpy(np.zeros((2, 3))))
+    rejects(TypeError, layer, lambda: layer.forward(xp.from_numpy(np.zeros((2, 3), dtype=int))),
+            "Softmax.forward", "int64")
+    rejects(ValueError, layer, lambda: layer.forward(xp.from_numpy(np.float64(1.0))), "0-d")
+    rejects(ValueError, layer, lambda: layer.backward(xp.from_numpy(np.zeros((2, 4)))),
+            "Softmax.backward", "(2, 3)", "(2, 4)")
+    with pytest.raises(xmlp.ForwardNotCalledError):
+        xmlp.Softmax().backward(xp.from_numpy(np.zeros((2, 3))))

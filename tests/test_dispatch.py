@@ -9,7 +9,7 @@ import pytest
 from xmlp import _dispatch
 from xmlp._dispatch import NumpyOps, PortableOps
 
-# Small shapes take the direct path; large ones the blocked, threaded one.
+# Small shapes take the direct path; large ones (>= _LARGE elements) the blocked one.
 SHAPES = [(7, 3), (100, 10), (1024, 300), (700, 1031)]
 
 
@@ -44,6 +44,8 @@ def test_elementwise_fast_paths_equal_portable(shape, dt):
     g = gen.standard_normal(shape).astype(dt)
     t = gen.standard_normal(shape).astype(dt)
     y = np.tanh(x)
+    inputs = {"x": x, "g": g, "t": t, "y": y}
+    before = {name: a.copy() for name, a in inputs.items()}
     _close(fast.tanh(x), portable.tanh(x), dt)
     _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
     _close(fast.sum_rows(g), portable.sum_rows(g), dt)
@@ -51,9 +53,12 @@ def test_elementwise_fast_paths_equal_portable(shape, dt):
     assert type(fl) is type(pl) and fl.dtype == pl.dtype
     np.testing.assert_allclose(fl, pl, rtol=1e-12 if dt == np.float64 else 1e-5)
     _close(fd, pd, dt)
+    fd_before = fd.copy()
     _close(fast.mse_grad(fd, fd.size), portable.mse_grad(pd, pd.size), dt)
-    # inputs are never written
-    np.testing.assert_array_equal(y, np.tanh(x))
+    # inputs are never written: every one of them, by any op
+    for name, a in inputs.items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)
+    np.testing.assert_array_equal(fd, fd_before, err_msg="diff")
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -64,8 +69,11 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     x = gen.standard_normal((n, k)).astype(dt)
     w = gen.standard_normal((513, k)).astype(dt)
     b = gen.standard_normal(513).astype(dt)
+    before = [a.copy() for a in (x, w, b)]
     _close(fast.affine(x, w, b), portable.affine(x, w, b), dt)
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
+    for a, kept in zip((x, w, b), before, strict=True):  # inputs are never written
+        np.testing.assert_array_equal(a, kept)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -74,10 +82,34 @@ def test_sgd_equals_portable_and_is_in_place(shape, dt):
     gen = np.random.default_rng(2)
     p = gen.standard_normal(shape).astype(dt)
     g = gen.standard_normal(shape).astype(dt)
-    p_fast, p_port = p.copy(), p.copy()
+    p_fast, p_port, g_before = p.copy(), p.copy(), g.copy()
     out = fast.sgd(p_fast, g, 0.3)
     assert out is p_fast  # in place: a user's reference to the weights sees the step
     _close(out, portable.sgd(p_port, g, 0.3), dt)
+    np.testing.assert_array_equal(g, g_before)  # only the parameter is written
+
+
+# A wide bias is a 1-D parameter; a row wider than a block (_BLOCK elements) is cut to one row
+# per block. Both pass _LARGE, so they take the blocked paths.
+WIDE = [(140_000,), (1, 140_000), (3, 50_000), (5, _dispatch._BLOCK + 1)]
+
+
+@pytest.mark.parametrize("shape", WIDE, ids=str)
+def test_wide_and_1d_arrays_through_the_blocked_paths(shape, dt):
+    assert np.prod(shape) >= _dispatch._LARGE
+    fast, portable = _pair()
+    gen = np.random.default_rng(5)
+    p = gen.standard_normal(shape).astype(dt)
+    g = gen.standard_normal(shape).astype(dt)
+    y = np.tanh(gen.standard_normal(shape)).astype(dt)
+    g_before, y_before = g.copy(), y.copy()
+    p_fast = p.copy()
+    out = fast.sgd(p_fast, g, 0.25)
+    assert out is p_fast
+    _close(out, portable.sgd(p.copy(), g, 0.25), dt)
+    _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
+    np.testing.assert_array_equal(g, g_before)
+    np.testing.assert_array_equal(y, y_before)
 
 
 def test_non_contiguous_inputs_fall_back(dt):
@@ -247,3 +279,37 @@ def test_optimizer_steps_same_with_and_without_fast_paths(name):
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*results, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_packed_adam_group_equals_portable(dt, decay, decoupled):
+    """The packed (flat-state) Adam of small models: equal to the per-parameter portable one,
+    in place on the parameters, and the state views stay views of the flat arrays."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(10)
+    shapes = [(5, 3), (5,), (4, 5), (4,)]
+    start = [gen.standard_normal(s).astype(dt) for s in shapes]
+    pf, pp = [p.copy() for p in start], [p.copy() for p in start]
+    state_f = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_p = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_f, packing = fast.pack_state(state_f)
+    assert packing is not None and portable.pack_state(state_p)[1] is None
+    flat_m = packing[0][0]
+    for t in range(1, 4):
+        grads = [gen.standard_normal(s).astype(dt) for s in shapes]
+        copies = [g.copy() for g in grads]
+        args = (0.01, 0.9, 0.999, 1e-8, decay, decoupled, 1 - 0.9**t, (1 - 0.999**t) ** 0.5)
+        out = fast.adam_group(pf, grads, state_f, packing, *args)
+        assert all(a is b for a, b in zip(out, pf, strict=True))  # in place
+        for g, c in zip(grads, copies, strict=True):
+            np.testing.assert_array_equal(g, c)
+        pp = portable.adam_group(pp, grads, state_p, None, *args)
+    for a, b in zip(pf, pp, strict=True):
+        _close(a, b, dt)
+    for sf, sp in zip(state_f, state_p, strict=True):
+        for a, b in zip(sf, sp, strict=True):
+            _close(a, b, dt)
+    assert state_f[2][0].base is flat_m
+    # a large model keeps one array per parameter (updated block by block instead)
+    big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
+    assert fast.pack_state(big)[1] is None

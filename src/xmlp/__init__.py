@@ -18,7 +18,7 @@ from .module import Module
 from .streaming import rechunk_for
 from .training import History, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MLP",

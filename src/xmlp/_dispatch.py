@@ -53,8 +53,11 @@ class PortableOps:
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         """param - lr * grad, in place where the array type allows it (NumPy, CuPy, torch,
-        array-api-strict), a new array where arrays are immutable (JAX) or lazy (Dask). The
+        array-api-strict), a new array where arrays are immutable (JAX), lazy (Dask) or
+        read-only (a NumPy array with writeable=False, e.g. weights loaded with mmap). The
         caller rebinds the attribute to the result either way."""
+        if not getattr(getattr(param, "flags", None), "writeable", True):
+            return param - lr * grad
         param -= lr * grad
         return param
 
@@ -91,6 +94,12 @@ class PortableOps:
             rows = xp.where(valid, rows, xp.full_like(rows, math.nan))
         return xp.mean(rows), e / total
 
+    def labels_in_range(self, labels: Any, n_classes: int) -> bool:
+        """Whether every class index is in [0, n_classes): reads the data, so only for arrays
+        whose host reads cost no sync (see _backend.reads_are_free)."""
+        xp = self.xp
+        return int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes
+
     def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
         """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
         xp = self.xp
@@ -122,6 +131,8 @@ class PortableOps:
         buf *= momentum
         buf += grad
         step = grad + momentum * buf if nesterov else buf
+        if not _writeable(param):
+            return param - lr * step, buf
         param -= lr * step
         return param, buf
 
@@ -131,6 +142,8 @@ class PortableOps:
         """torch.optim.Adam (``decoupled``: AdamW) on one parameter. ``bias1`` = 1 - beta1**t,
         ``bias2_sqrt`` = sqrt(1 - beta2**t) for step t."""
         xp = self.xp
+        if not _writeable(param):  # e.g. loaded with mmap: rebound to a new array, not written
+            param = xp.asarray(param, copy=True)
         if weight_decay:
             if decoupled:
                 param *= 1 - lr * weight_decay
@@ -142,6 +155,27 @@ class PortableOps:
         denom = xp.sqrt(exp_avg_sq) / bias2_sqrt + eps
         param -= (lr / bias1) * (exp_avg / denom)
         return param, exp_avg, exp_avg_sq
+
+    # An optimizer's state for all its parameters at once: the portable version keeps one array
+    # per parameter and state key, and updates parameter after parameter.
+    def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
+        """(state, packing): the state arrays (per parameter, per key) in the layout these ops
+        update fastest, and what they need to know about it (None: as given)."""
+        return state, None
+
+    def adam_group(self, params: list[Any], grads: list[Any], state: list[list[Any]],
+                   packing: Any, lr: float, beta1: float, beta2: float, eps: float,
+                   weight_decay: float, decoupled: bool, bias1: float,
+                   bias2_sqrt: float) -> list[Any]:
+        """:meth:`adam` on every parameter; returns the parameters and rebinds the entries of
+        ``state`` (per parameter: [exp_avg, exp_avg_sq]) to the updated arrays."""
+        out = []
+        for param, grad, slots in zip(params, grads, state, strict=True):
+            param, slots[0], slots[1] = self.adam(param, grad, slots[0], slots[1], lr, beta1,
+                                                  beta2, eps, weight_decay, decoupled, bias1,
+                                                  bias2_sqrt)
+            out.append(param)
+        return out
 
 
 # -- NumPy ------------------------------------------------------------------------------------
@@ -172,15 +206,40 @@ def _as_rows(a: Any) -> Any:
 
 class NumpyOps(PortableOps):
     """NumPy: native calls (no wrapper overhead on small steps), blocked elementwise work
-    without temporaries on large ones."""
+    without temporaries on large ones.
+
+    Every fast path first asks :meth:`takes` whether it may handle its arrays, and hands
+    anything else to the portable op: so a dtype or layout xmlp accepts computes the same with
+    ``XMLP_FAST_PATHS=0`` and without it.
+    """
 
     def __init__(self, xp: Any) -> None:
         import numpy as np
 
         super().__init__(xp)
         self.np = np
+        self._ndarray = np.ndarray
+        # Native byte order only: np.dtype("float64") == np.dtype(">f8") is False.
+        self._dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+    def takes(self, *arrays: Any) -> bool:
+        """Whether the fast paths may take ``arrays``: plain ``numpy.ndarray`` s (no subclass)
+        of one dtype, float32 or float64 in native byte order. float16 is left to the portable
+        ops, which accumulate means in float32 (a float16 dot product overflows at 65504);
+        a non-native byte order, mixed dtypes or a subclass likewise. Layout (strides, 0-size)
+        is each fast path's own check, where it needs one."""
+        dtype = arrays[0].dtype
+        if dtype not in self._dtypes:
+            return False
+        ndarray = self._ndarray
+        for a in arrays:  # a loop, not all(...): this runs for every op of every step
+            if type(a) is not ndarray or a.dtype != dtype:
+                return False
+        return True
 
     def matmul(self, a: Any, b: Any) -> Any:
+        if not self.takes(a, b):
+            return super().matmul(a, b)
         return self.np.matmul(a, b)
 
     def take_rows(self, a: Any, index: Any) -> Any:
@@ -189,16 +248,20 @@ class NumpyOps(PortableOps):
         return self.np.take(a, index, axis=0) if a.flags.c_contiguous else a[index]
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
+        if not self.takes(x2, weights, biases):
+            return super().affine(x2, weights, biases)
         out = self.np.matmul(x2, weights.T)
         out += biases  # in place: a fresh array, not yet handed out
         return out
 
     def tanh(self, x: Any) -> Any:
+        if not self.takes(x):
+            return super().tanh(x)
         return self.np.tanh(x)
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
-        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
+        if not self.takes(grad_output, output) or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
         if output.size < _LARGE:
             out = np.multiply(output, output)
@@ -218,10 +281,14 @@ class NumpyOps(PortableOps):
         return out
 
     def sum_rows(self, g2: Any) -> Any:
+        if not self.takes(g2):
+            return super().sum_rows(g2)
         return self.np.add.reduce(g2, axis=0)
 
     def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
         np = self.np
+        if not self.takes(y, t) or y.size == 0:  # the mean of nothing: the portable NaN
+            return super().mse(y, t)
         diff = np.subtract(y, t)
         flat = diff.reshape(-1)
         # A dot product is the sum of squares without the squared temporary; the result has
@@ -229,11 +296,15 @@ class NumpyOps(PortableOps):
         return np.dot(flat, flat) / flat.size, diff
 
     def mse_grad(self, diff: Any, size: int) -> Any:
+        if not self.takes(diff):
+            return super().mse_grad(diff, size)
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         np = self.np
-        if param.size < _LARGE or param.dtype != grad.dtype:
+        if not self.takes(param, grad) or not param.flags.writeable:
+            return super().sgd(param, grad, lr)
+        if param.size < _LARGE:
             param -= lr * grad
             return param
         p, g = _as_rows(param), _as_rows(grad)
@@ -250,7 +321,7 @@ class NumpyOps(PortableOps):
     # -- classification: no one-hot, the label's column picked by index -------------------
     def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
         np = self.np
-        if valid is not None:  # NumPy labels are always checked; kept for completeness
+        if valid is not None or not self.takes(z2) or type(labels) is not np.ndarray:
             return super().cross_entropy_index(z2, labels, valid)
         s = np.subtract(z2, z2.max(axis=-1, keepdims=True))
         e = np.exp(s)
@@ -261,9 +332,15 @@ class NumpyOps(PortableOps):
         e /= total  # e is ours: becomes the softmax in place
         return loss, e
 
+    def labels_in_range(self, labels: Any, n_classes: int) -> bool:
+        np = self.np  # the ufuncs' own reductions: no wrapper on a per-step check
+        if type(labels) is not np.ndarray:
+            return super().labels_in_range(labels, n_classes)
+        return bool(np.minimum.reduce(labels) >= 0 and np.maximum.reduce(labels) < n_classes)
+
     def cross_entropy_grad_index(self, probs: Any, labels: Any, valid: Any, n: int) -> Any:
         np = self.np
-        if valid is not None:
+        if valid is not None or not self.takes(probs) or type(labels) is not np.ndarray:
             return super().cross_entropy_grad_index(probs, labels, valid, n)
         grad = np.array(probs, copy=True)  # probs is stored by the loss: never written
         grad[np.arange(grad.shape[0]), labels] -= 1
@@ -279,7 +356,7 @@ class NumpyOps(PortableOps):
         """Run ``block`` over flat blocks of equal-shape, same-dtype, C-contiguous large
         arrays; False (nothing done) when they are not all like that."""
         first = arrays[0]
-        if first.size < _LARGE:
+        if first.size < _LARGE or not self.takes(*arrays) or not first.flags.writeable:
             return False
         for a in arrays:
             if a.dtype != first.dtype or a.shape != first.shape or not a.flags.c_contiguous:
@@ -347,6 +424,80 @@ class NumpyOps(PortableOps):
             return super().adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                                 weight_decay, decoupled, bias1, bias2_sqrt)
         return param, exp_avg, exp_avg_sq
+
+    # Small models: a step is dominated by the calls, not the arithmetic (an MLP's Adam step
+    # is about 13 NumPy calls per parameter). Packed, each state key of all parameters is one
+    # flat array (the per-parameter arrays are views into it), and Adam runs its 12 calls once
+    # on all parameters, plus one to gather the gradients and one per parameter to apply.
+    def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
+        np = self.np
+        arrays = [a for slots in state for a in slots]
+        if not arrays or not self.takes(*arrays):
+            return state, None
+        dtype = arrays[0].dtype
+        sizes = [slots[0].size for slots in state]
+        total = sum(sizes)
+        if total >= _LARGE or any(a.dtype != dtype for a in arrays):
+            return state, None  # large ones update fastest in place, block by block
+        bounds = []
+        start = 0
+        for size in sizes:
+            bounds.append((start, start + size))
+            start += size
+        flats = [np.empty(total, dtype=dtype) for _ in state[0]]
+        packed = []
+        for slots, (lo, hi) in zip(state, bounds, strict=True):
+            views = []
+            for flat, a in zip(flats, slots, strict=True):
+                view = flat[lo:hi].reshape(a.shape)
+                view[...] = a
+                views.append(view)
+            packed.append(views)
+        return packed, (flats, bounds)
+
+    def adam_group(self, params: list[Any], grads: list[Any], state: list[list[Any]],
+                   packing: Any, lr: float, beta1: float, beta2: float, eps: float,
+                   weight_decay: float, decoupled: bool, bias1: float,
+                   bias2_sqrt: float) -> list[Any]:
+        np = self.np
+        if (packing is None or not self.takes(*params, *grads)
+                or not all(p.flags.writeable for p in params)):
+            return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
+                                      weight_decay, decoupled, bias1, bias2_sqrt)
+        (m, v), bounds = packing
+        g = np.concatenate([grad.reshape(-1) for grad in grads])  # ours: written below
+        if g.dtype != m.dtype:
+            return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
+                                      weight_decay, decoupled, bias1, bias2_sqrt)
+        if weight_decay:
+            if decoupled:
+                for p in params:
+                    p *= 1 - lr * weight_decay
+            else:  # g + weight_decay * p, as torch adds it (addition commutes exactly)
+                decayed = np.concatenate([p.reshape(-1) for p in params])
+                decayed *= weight_decay
+                decayed += g
+                g = decayed
+        t = np.subtract(g, m)
+        t *= 1 - beta1
+        m += t
+        np.multiply(g, g, out=t)
+        t *= 1 - beta2
+        v *= beta2
+        v += t
+        np.sqrt(v, out=t)
+        t /= bias2_sqrt
+        t += eps
+        np.divide(m, t, out=t)
+        t *= lr / bias1
+        for p, (lo, hi) in zip(params, bounds, strict=True):
+            p -= t[lo:hi].reshape(p.shape)
+        return params
+
+
+def _writeable(a: Any) -> bool:
+    """False only for an array that says it is read-only (NumPy's writeable flag)."""
+    return bool(getattr(getattr(a, "flags", None), "writeable", True))
 
 
 _cache: dict[int, PortableOps] = {}

@@ -28,19 +28,25 @@ class _Activation(Module):
 
     def _input_spec(self, x: Any, method: str) -> ArraySpec:
         spec = self._seen
-        # Reuse the last input's spec when type, dtype and device agree: an O(1) check.
+        # Reuse the last input's spec when type, dtype and device agree and no autograd graph
+        # is recorded: an O(1) check.
         if not (
             spec is not None
             and type(x) is spec.array_type
             and x.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(x) == spec.device)
+            and not (spec.autograd and x.requires_grad)
         ):
             spec = floating_spec(x, f"{type(self).__name__}.{method}", "x")
-        if x.ndim < 1:
+        shape = x.shape
+        if not shape:
             raise ValueError(
                 f"{type(self).__name__}.{method}: x must have shape (...) with ndim >= 1, got "
                 "shape () (a 0-d array); reshape it, e.g. to (1,)."
             )
+        if 0 in shape:
+            raise ValueError(f"{type(self).__name__}.{method}: x is an empty batch (shape "
+                             f"{tuple(shape)}); pass at least one sample")
         return spec
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:

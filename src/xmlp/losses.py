@@ -46,6 +46,7 @@ class MSELoss(Module):
             and type(y) is spec.array_type
             and y.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(y) == spec.device)
+            and not (spec.autograd and y.requires_grad)
         ):
             spec = floating_spec(y, owner, "y")
         if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
@@ -111,7 +112,8 @@ class CrossEntropyLoss(Module):
     raises FloatingPointError) and so are the gradient rows of those samples.
     """
 
-    _state_names = ("logits", "t", "loss", "_probs", "_target", "_valid", "_seen")
+    _state_names = ("logits", "t", "loss", "_probs", "_target", "_valid", "_seen",
+                    "_labels_seen")
 
     def __init__(self) -> None:
         self.logits: Any = None
@@ -121,6 +123,7 @@ class CrossEntropyLoss(Module):
         self._target: Any = None  # (N,) indices or (N, C) probabilities
         self._valid: Any = None  # (N,) bool where labels were not checked, else None
         self._seen: ArraySpec | None = None
+        self._labels_seen: tuple[ArraySpec, Any, Any, bool] | None = None
 
     def _check(self, logits: Any, t: Any, method: str) -> tuple[ArraySpec, Any, Any, Any]:
         """(spec, logits as (N, C), target as (N,) indices or (N, C), valid mask or None)."""
@@ -150,7 +153,12 @@ class CrossEntropyLoss(Module):
         _check_place(spec, t, owner)
         xp = spec.xp
         t_shape = tuple(t.shape)
-        if xp.isdtype(t.dtype, "integral"):
+        # (logits' spec, type, dtype) of the last class indices, whose dtype kind and
+        # readability are known (t is on the logits' device): the usual call repeats them
+        known = self._labels_seen
+        integral = (known is not None and known[0] is spec and type(t) is known[1]
+                    and t.dtype == known[2])
+        if integral or xp.isdtype(t.dtype, "integral"):
             if t_shape != shape[:-1]:
                 hint = (" (a one-hot of integers? convert it to the logits' dtype to use it as "
                         "class probabilities)" if t_shape == shape else "")
@@ -163,10 +171,14 @@ class CrossEntropyLoss(Module):
             if labels.dtype != index_dtype:
                 labels = xp.astype(labels, index_dtype)
             valid = None
-            if reads_are_free(t):
-                _check_labels(xp, t, labels, n_classes, owner)
+            free = known[3] if integral and known is not None else reads_are_free(t)
+            if free:
+                if not spec.ops.labels_in_range(labels, n_classes):
+                    _raise_bad_label(t, n_classes, owner)
             else:
                 valid = (labels >= 0) & (labels < n_classes)
+            if not integral:
+                self._labels_seen = (spec, type(t), t.dtype, free)
             z2 = logits if logits.ndim == 2 else xp.reshape(logits, (-1, n_classes))
             return spec, z2, labels, valid
         if not xp.isdtype(t.dtype, "real floating"):
@@ -272,10 +284,8 @@ def _index_dtype(xp: Any, device: Any) -> Any:
     return found
 
 
-def _check_labels(xp: Any, t: Any, labels: Any, n_classes: int, owner: str) -> None:
+def _raise_bad_label(t: Any, n_classes: int, owner: str) -> None:
     """ValueError naming the first label outside [0, n_classes) (host reads are free here)."""
-    if int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes:
-        return
     host = to_host(t)
     flat = host.reshape(-1)
     bad = int(((flat < 0) | (flat >= n_classes)).nonzero()[0][0])

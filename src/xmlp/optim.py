@@ -74,6 +74,11 @@ class Optimizer:
         # per parameter, the arrays named by _state_keys; made on the first step
         self._state: list[list[Any]] | None = None
         self._specs: list[ArraySpec] | None = None  # where the state lives, per parameter
+        # how the ops laid the state out for speed (see _dispatch.pack_state); None: as made,
+        # reset whenever _state is replaced
+        self._packing: Any = None
+        self._packed = False
+        self._group_ops: Any = None  # the ops of every parameter, when they share them
 
     # -- the learning rate (changeable between steps, for schedules) --------------------------
     @property
@@ -106,10 +111,23 @@ class Optimizer:
             )
         if self._state is None:
             self._state, self._specs = self._new_state()
+            self._packed = False
         else:
             self._check_state_place(owner)
+        if not self._packed:
+            self._pack()
         self.step_count += 1
         self._update()
+
+    def _pack(self) -> None:
+        """Let the ops lay the state out as they update it fastest (one namespace only)."""
+        assert self._specs is not None and self._state is not None
+        ops = self._specs[0].ops
+        self._group_ops = ops if all(spec.ops is ops for spec in self._specs) else None
+        self._packing = None
+        if self._group_ops is not None:
+            self._state, self._packing = ops.pack_state(self._state)
+        self._packed = True
 
     def _update(self) -> None:
         raise NotImplementedError
@@ -226,6 +244,7 @@ class Optimizer:
         self._set_hyperparameters(dict(hyper))
         self.step_count = int(steps)
         self._state, self._specs = new_state, new_specs
+        self._packing, self._packed = None, False
 
     # -- for fit: Dask persistence and the restore after a non-finite epoch ------------------
     def _state_arrays(self) -> list[Any]:
@@ -236,6 +255,7 @@ class Optimizer:
             return
         width = len(self._state_keys)
         self._state = [list(flat[i * width:(i + 1) * width]) for i in range(len(self._state))]
+        self._packing, self._packed = None, False
 
     def _snapshot(self) -> tuple[int, list[list[Any]] | None, list[ArraySpec] | None]:
         """Copies of the state (made with each array's own namespace)."""
@@ -247,6 +267,7 @@ class Optimizer:
     def _restore(self, snapshot: tuple[int, list[list[Any]] | None,
                                        list[ArraySpec] | None]) -> None:
         self.step_count, self._state, self._specs = snapshot
+        self._packing, self._packed = None, False
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
@@ -340,12 +361,22 @@ class Adam(Optimizer):
         # Python floats, as torch computes them from its step count
         bias1 = 1 - beta1**t
         bias2_sqrt = (1 - beta2**t) ** 0.5
-        decoupled = self._decoupled
         assert self._state is not None
-        for (module, leaf), state in zip(self._slots, self._state, strict=True):
-            param, state[0], state[1] = module._spec.ops.adam(
-                getattr(module, leaf), getattr(module, "grad_" + leaf), state[0], state[1],
-                lr, beta1, beta2, eps, decay, decoupled, bias1, bias2_sqrt)
+        decoupled = self._decoupled
+        slots = self._slots
+        ops = self._group_ops
+        if ops is None:  # parameters of several namespaces: one at a time
+            for (module, leaf), state in zip(slots, self._state, strict=True):
+                param, state[0], state[1] = module._spec.ops.adam(
+                    getattr(module, leaf), getattr(module, "grad_" + leaf), state[0], state[1],
+                    lr, beta1, beta2, eps, decay, decoupled, bias1, bias2_sqrt)
+                setattr(module, leaf, param)
+            return
+        params = [getattr(module, leaf) for module, leaf in slots]
+        grads = [getattr(module, "grad_" + leaf) for module, leaf in slots]
+        new = ops.adam_group(params, grads, self._state, self._packing, lr, beta1, beta2, eps,
+                             decay, decoupled, bias1, bias2_sqrt)
+        for (module, leaf), param in zip(slots, new, strict=True):
             setattr(module, leaf, param)
 
 

@@ -4,12 +4,14 @@ optimizers, validation data and a History of losses (and accuracies for classifi
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj
 from tqdm import tqdm
 
-from ._backend import check_learning_rate, make_rng, persist_parameters
+from ._backend import check_learning_rate, make_rng, persist_parameters, short_repr
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .optim import Optimizer
@@ -84,10 +86,12 @@ def fit(
     and samples within each chunk, see docs/streaming.md). batch_size is required there.
 
     Raises:
-        FloatingPointError: an epoch's training loss is NaN or infinite. The parameters (and the
-            optimizer's state) are restored to those after the last finite epoch (the initial
-            ones if none), stored activations and gradients are cleared, and ``exc.history``
-            holds the History so far (the last loss non-finite).
+        FloatingPointError: an epoch's training loss is NaN or infinite, or a parameter is after
+            it (a huge learning rate can overflow the parameters in the last step of an epoch
+            whose loss was still finite). The parameters (and the optimizer's state) are
+            restored to those after the last epoch whose loss and parameters were all finite
+            (the initial ones if none), stored activations and gradients are cleared, and
+            ``exc.history`` holds the History so far (the last loss is the failed epoch's).
         TypeError / ValueError: bad arguments, checked before anything runs; a step the model
             or loss rejects in the first step leaves the model as it was.
     """
@@ -103,15 +107,15 @@ def fit(
     val_data = _check_validation(validation_data, xp, model)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
-        raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
     if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"fit: progress must be None, True or False, got {progress!r}")
+        raise TypeError(f"fit: progress must be None, True or False, got {short_repr(progress)}")
     try:  # checked even when unused; draws happen only when shuffling
         generator = make_rng(rng)
     except (TypeError, ValueError) as exc:
         raise type(exc)(
             f"fit: rng must be None, a non-negative int seed or a numpy.random.Generator, "
-            f"got {rng!r}"
+            f"got {short_repr(rng)}"
         ) from exc
 
     # in-memory slices, or Dask chunks streamed into a model that lives elsewhere
@@ -124,7 +128,8 @@ def fit(
         validation = (batch_source(model, xv, yv, xp=xp_val, n=nv, step=step,
                                    full_batch=False, shuffle=False, rng=generator,
                                    epochs=n_epochs), _label_count(xp_val, yv))
-    last_good = _copy_parameters(model)
+    # the restore point and its epoch, copied in the namespace the model's batches are in
+    last_good, good_epoch = _copy_parameters(source.xp, model), 0
     last_good_state = None if optimizer is None else optimizer._snapshot()
     history = History()
     # tqdm's disable=None means "only on a terminal".
@@ -144,29 +149,42 @@ def fit(
                     batch_hits = _hits(source.xp, output, _labels(source.xp, yb))
                     hits = batch_hits if hits is None else hits + batch_hits
             extra = [] if optimizer is None else optimizer._state_arrays()
-            total, hits, *persisted = persist_parameters(model, total, hits, *extra)
+            total, checked, hits, *persisted = persist_parameters(
+                model, total, _parameter_check(source.xp, model), hits, *extra)
             if optimizer is not None and persisted:
                 optimizer._set_state_arrays(persisted)
-            value = float(total)
+            if is_array_api_obj(total) and checked is not None:
+                # one sync per epoch: the loss itself while every parameter is finite
+                value = float(total + checked)
+                finite = math.isfinite(value)
+                if not finite:
+                    value = float(total)
+            else:  # a loss of another type, or a model without parameters
+                value = float(total)
+                finite = math.isfinite(value) and (checked is None or
+                                                   math.isfinite(float(checked)))
             history.append(value)
             if classifier:
                 history.accuracy.append(float(hits) / _label_count(xp, y))
-            if not math.isfinite(value):
+            if not finite:
                 model._assign_parameters(last_good)
                 model._clear_state()
                 if optimizer is not None and last_good_state is not None:
                     optimizer._restore(last_good_state)
-                kept = f"after epoch {epoch - 1}" if epoch > 1 else "to their initial values"
-                what = "parameters and optimizer state" if optimizer is not None else "parameters"
+                kept = f"after epoch {good_epoch}" if good_epoch else "to their initial values"
+                what = (f"the loss of epoch {epoch} is {value}" if not math.isfinite(value) else
+                        f"the parameters overflowed to NaN or infinity in epoch {epoch} (its "
+                        f"loss was {value:.6g})")
+                restored = ("parameters and optimizer state" if optimizer is not None
+                            else "parameters")
                 error = FloatingPointError(
-                    f"fit: the loss of epoch {epoch} is {value}; {what} restored {kept}. "
-                    "Try a smaller learning rate."
+                    f"fit: {what}; {restored} restored {kept}. Try a smaller learning rate."
                 )
                 error.history = history  # type: ignore[attr-defined]
                 raise error
             if validation is not None:
                 _validate(model, loss_fn, validation, classifier, history)
-            last_good = _copy_parameters(model)
+            last_good, good_epoch = _copy_parameters(source.xp, model), epoch
             if optimizer is not None:
                 last_good_state = optimizer._snapshot()
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
@@ -228,11 +246,12 @@ def _labels(xp: Any, y: Any) -> Any:
 
 
 def _hits(xp: Any, output: Any, labels: Any) -> Any:
-    """How many rows of ``output`` have their largest value at the label (an array)."""
+    """How many rows of ``output`` have their largest value at the label (an integer array:
+    no host sync)."""
     predicted = xp.argmax(output, axis=-1)
     if labels.dtype != predicted.dtype:
         labels = xp.astype(labels, predicted.dtype)
-    return xp.sum(xp.astype(predicted == labels, output.dtype))
+    return xp.count_nonzero(predicted == labels)
 
 
 def _validate(model: Any, loss_fn: Any, validation: tuple[Any, int], classifier: bool,
@@ -283,11 +302,23 @@ def _label_count(xp: Any, y: Any) -> int:
     return math.prod(y.shape if xp.isdtype(y.dtype, "integral") else y.shape[:-1])
 
 
-def _copy_parameters(model: Module) -> dict[str, Any]:
-    """Copies made with each array's own namespace (updates are in place on NumPy/torch)."""
-    return {
-        name: array_namespace(p).asarray(p, copy=True) for name, p in model.named_parameters()
-    }
+def _parameter_check(xp: Any, model: Module) -> Any:
+    """``0 * (the sum of every parameter's sum)``, a 0-d array (None without parameters): 0
+    while the parameters are finite, NaN as soon as one is NaN or infinite (0 * inf is NaN).
+    Added to the epoch's loss, it leaves the loss exactly as it is, so fit still syncs once
+    per epoch, for one reduction per parameter. (Finite parameters whose sum overflows count
+    as overflowed too: with values that near the float maximum the loss has overflowed too.)"""
+    sums = None
+    for p in model.parameters():
+        sums = xp.sum(p) if sums is None else sums + xp.sum(p)
+    return None if sums is None else 0 * sums
+
+
+def _copy_parameters(xp: Any, model: Module) -> dict[str, Any]:
+    """Copies (updates are in place on NumPy/torch), made with the data's namespace, which
+    the model's forward has accepted (array_namespace per parameter costs more than a small
+    model's step)."""
+    return {name: xp.asarray(p, copy=True) for name, p in model.named_parameters()}
 
 
 def _check_model(model: Any) -> None:
@@ -303,11 +334,14 @@ def _check_model(model: Any) -> None:
 
 
 def _positive_int(value: Any, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"fit: {label} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"fit: {label} must be a positive int, got {value!r}")
-    return value
+    """A positive int (NumPy ints too) up to sys.maxsize (what range() and tqdm can count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"fit: {label} must be a positive int, got {short_repr(value)}")
+    number = int(value)
+    if not 1 <= number <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if number > 0 else ""  # named only when passed
+        raise ValueError(f"fit: {label} must be a positive int{limit}, got {short_repr(value)}")
+    return number
 
 
 def _check_data(x: Any, y: Any, x_label: str = "x", y_label: str = "y") -> tuple[Any, int]:
