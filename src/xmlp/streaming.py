@@ -104,6 +104,10 @@ class MemoryBatches:
         self.batches = [(s, min(s + step, n), (min(s + step, n) - s) / n)
                         for s in range(0, n, step)]
 
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self.batches)
+
     def epoch(self) -> Iterator[tuple[Any, Any, float]]:
         xe, ye = self.x, self.y
         if self.shuffle:
@@ -166,6 +170,10 @@ class StreamedBatches:
         # the background thread, in a fixed order, so the result does not depend on timing.
         self.rng = np.random.default_rng(rng.integers(2**63)) if shuffle else None
         self._feed: _Prefetcher | None = None
+
+    def __len__(self) -> int:
+        """Batches per epoch: every one full but the last, as in memory."""
+        return -(-self.n // self.step)
 
     def _groups(self) -> Iterator[tuple[Any, Any, Any]]:
         """Runs in the background thread: every epoch's groups, computed and converted, with
