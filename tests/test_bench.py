@@ -86,7 +86,7 @@ def test_gflops_arithmetic():
 
 
 # -- the PyTorch peer -------------------------------------------------------------------------
-@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+@pytest.mark.requires_backends("torch")
 def test_torch_step_is_the_same_step_as_xmlp():
     import torch
 
@@ -133,8 +133,8 @@ def test_workload_rejects_bad_input():
         bc.load_backend("numba")
 
 
+@pytest.mark.requires_backends("dask")
 def test_dask_step_keeps_its_graph_small():
-    pytest.importorskip("dask.array")
     import dask.array as da
 
     workload = bc.Workload(bc.load_backend("dask"), "float64", (8, 3, 4, 2))

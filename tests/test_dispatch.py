@@ -124,6 +124,20 @@ def test_non_contiguous_inputs_fall_back(dt):
     _close(fast.sgd(w_fast, big, 0.1), portable.sgd(w_port, big, 0.1), dt)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "columns of a wider array", "labels"])
+def test_take_rows_equals_portable(layout, dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(3)
+    wide = gen.standard_normal((50, 9)).astype(dt)
+    a = {"contiguous": wide[:, :6].copy(), "columns of a wider array": wide[:, :6],
+         "labels": gen.integers(0, 4, size=50)}[layout]
+    index = gen.permutation(50)[:17]
+    got, want = fast.take_rows(a, index), portable.take_rows(a, index)
+    assert type(got) is type(want) and got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert not np.shares_memory(got, a)
+
+
 def test_fast_paths_can_be_turned_off():
     import xmlp
 

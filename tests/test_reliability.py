@@ -235,13 +235,9 @@ def test_layer_from_big_endian_weights_is_native_and_takes_ordinary_input():
     assert all(p.dtype == np.float32 and p.dtype.isnative for p in model.parameters())
 
 
-def _byte_order_backends(xp: Any) -> None:
-    if xp.name not in ("numpy", "dask"):
-        pytest.skip(f"{xp.name} arrays have no byte order (only NumPy-backed arrays do)")
-
-
+# only NumPy-backed arrays have a byte order
+@pytest.mark.xp_only("numpy", "dask")
 def test_non_native_input_is_refused_with_a_true_message(xp):
-    _byte_order_backends(xp)
     big = xp.from_numpy(np.ones((5, 3)), ">f8")
     model = used_mlp(xp)
     for call in (lambda: model.forward(big), lambda: model.predict(big)):
@@ -398,14 +394,18 @@ def _replacements(xp: Any, shape: tuple[int, ...]) -> dict[str, tuple[Any, type,
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "sequential"])
-@pytest.mark.parametrize("which", ["float32", "shape", "namespace", "list", "big-endian",
-                                   "requires-grad", "device"])
+@pytest.mark.parametrize("which", [
+    "float32", "shape", "namespace", "list",
+    # replacements only some backends' arrays can be (see _replacements)
+    pytest.param("big-endian", marks=pytest.mark.xp_only("numpy", "dask")),
+    pytest.param("requires-grad", marks=pytest.mark.xp_only("torch")),
+    pytest.param("device", marks=pytest.mark.xp_only("array_api_strict")),
+])
 def test_parameter_replaced_by_hand_is_caught_by_the_next_call(xp, kind, which):
     model = used_linear(xp) if kind == "linear" else used_mlp(xp, kind)
     last = [m for m in model._modules() if isinstance(m, xmlp.Linear)][-1]
     table = _replacements(xp, tuple(last.weights.shape))
-    if which not in table:
-        pytest.skip(f"{xp.name} arrays cannot be replaced by one of another {which}")
+    assert which in table, f"{xp.name} has no {which} replacement"
     replacement, error, word = table[which]
     good = last.weights
     last.weights = replacement
@@ -588,14 +588,11 @@ def test_empty_batch_in_fit_and_loss(xp):
         xmlp.MSELoss().forward(empty, empty)
 
 
-def _torch(xp: Any) -> Any:
-    if not xp.name.startswith("torch"):
-        pytest.skip(f"{xp.name} arrays record no autograd graph (only torch tensors do)")
-    return xp.module
 
 
+@pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
 def test_initial_weights_that_require_grad_are_copied_as_values(xp):
-    torch = _torch(xp)
+    torch = xp.module
     w = torch.ones((2, 3), dtype=torch.float64, device=xp.device, requires_grad=True)
     b = torch.zeros(2, dtype=torch.float64, device=xp.device, requires_grad=True)
     model = xmlp.Sequential(xmlp.Linear(3, 2, w * 1, b * 1), xmlp.Tanh(),
@@ -613,8 +610,9 @@ def test_initial_weights_that_require_grad_are_copied_as_values(xp):
     assert w.grad is None  # nothing flowed back into the caller's graph
 
 
+@pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
 def test_inputs_that_require_grad_are_refused(xp):
-    torch = _torch(xp)
+    torch = xp.module
     model = used_mlp(xp)
     x = data(xp, (5, 3)).requires_grad_()
     for call in (lambda: model.forward(x), lambda: model.predict(x)):
@@ -733,3 +731,48 @@ def test_load_puts_parameters_back_in_the_layers_dtype(xp, tmp_path):
     xmlp.load(model, tmp_path / "m.npz")
     assert all(p.dtype == xp.float64 for p in model.parameters())
     model.forward(data(xp, (4, 2)))
+
+
+def test_masked_arrays_are_refused():
+    """A mask would be honoured by some NumPy functions and ignored by others (matmul)."""
+    masked = np.ma.array(np.ones((4, 3)), mask=np.eye(4, 3, dtype=bool))
+    layer, act, loss = xmlp.Linear(3, 2, rng=0), xmlp.Tanh(), xmlp.MSELoss()
+    for obj, call in [(layer, lambda: layer.forward(masked)), (act, lambda: act.forward(masked)),
+                      (loss, lambda: loss.forward(masked, np.ones((4, 3))))]:
+        rejects(TypeError, obj, call, "MaskedArray", "filled")
+    layer.forward(np.asarray(masked))  # the way out the message names
+
+
+# -- further instances of class 7 in the optimizers, streaming and the scikit-learn adapter --------
+@pytest.mark.parametrize("make", [
+    lambda m, v: xmlp.optim.SGD(m, lr=v), lambda m, v: xmlp.optim.SGD(m, lr=0.1, momentum=v),
+    lambda m, v: xmlp.optim.SGD(m, lr=0.1, weight_decay=v), lambda m, v: xmlp.optim.Adam(m, lr=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, eps=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, betas=(v, 0.9)),
+], ids=["sgd-lr", "momentum", "weight_decay", "adam-lr", "eps", "beta1"])
+@pytest.mark.parametrize("value", [HUGE_INT, -HUGE_INT, Fraction(HUGE_INT, 7)], ids=_id)
+def test_optimizer_hyperparameters_beyond_the_float_range(make, value):
+    with pytest.raises(ValueError) as info:
+        make(xmlp.MLP(1, 2, 1), value)
+    assert type(info.value) is ValueError
+
+
+def test_rechunk_for_takes_numpy_ints_and_refuses_huge_ones():
+    da = pytest.importorskip("dask.array", reason="rechunk_for is for Dask arrays")
+    x = da.ones((12, 2), chunks=(5, 2))
+    assert xmlp.rechunk_for(x, np.int64(4)).chunks[0] == xmlp.rechunk_for(x, 4).chunks[0]
+    with pytest.raises(ValueError, match="batch_size"):
+        xmlp.rechunk_for(x, HUGE_INT)
+    with pytest.raises(TypeError, match="batch_size"):
+        xmlp.rechunk_for(x, 4.0)
+
+
+@pytest.mark.parametrize("param", ["learning_rate_init", "alpha", "power_t", "tol", "epsilon",
+                                   "max_iter", "batch_size", "hidden_layer_sizes"])
+def test_sklearn_hyperparameters_beyond_the_float_range_are_value_errors(param):
+    sk = pytest.importorskip("xmlp.sklearn", reason="the adapter needs scikit-learn")
+    value = (HUGE_INT,) if param == "hidden_layer_sizes" else HUGE_INT
+    kwargs = {"max_iter": 2, param: value}
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError):
+        sk.MLPRegressor(**kwargs).fit(x, x[:, 0])

@@ -15,9 +15,10 @@ from .losses import CrossEntropyLoss, MSELoss
 from .metrics import accuracy
 from .models import MLP, Sequential
 from .module import Module
+from .streaming import rechunk_for
 from .training import History, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MLP",
@@ -39,5 +40,6 @@ __all__ = [
     "load",
     "optim",
     "persist_parameters",
+    "rechunk_for",
     "save",
 ]

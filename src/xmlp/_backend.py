@@ -7,6 +7,7 @@ functions on ``spec.xp``.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import warnings
@@ -19,7 +20,9 @@ from array_api_compat import array_namespace, is_array_api_obj
 from ._dispatch import PortableOps, ops_for
 
 __all__ = [
+    "BACKEND_NAMES",
     "ArraySpec",
+    "adopt",
     "check_learning_rate",
     "dtype_name",
     "floating_spec",
@@ -42,21 +45,64 @@ def namespace_name(xp: Any) -> str:
     return name.removeprefix("array_api_compat.")
 
 
+# Backend names accepted for ``xp=`` (the ones ``xmlp demo --backend`` takes, plus the module
+# paths): name -> (module to import, extra that installs it).
+BACKEND_NAMES: dict[str, tuple[str, str | None]] = {
+    "numpy": ("numpy", None),
+    "cupy": ("cupy", "cupy"),
+    "torch": ("torch", "torch"),
+    "jax": ("jax.numpy", "jax"),
+    "jax.numpy": ("jax.numpy", "jax"),
+    "dask": ("dask.array", "dask"),
+    "dask.array": ("dask.array", "dask"),
+    "array_api_strict": ("array_api_strict", "strict"),
+}
+
+
+def _import_backend(name: str) -> Any:
+    """The module for a backend name; ImportError naming the extra when it is not installed."""
+    if name not in BACKEND_NAMES:
+        raise TypeError(
+            f"xp={short_repr(name)} is not a backend name xmlp knows; use one of "
+            f"{', '.join(repr(n) for n in BACKEND_NAMES)} or pass the array module itself."
+        )
+    module_name, extra = BACKEND_NAMES[name]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"xp={name!r} needs {module_name}, which is not installed here ({exc}); install "
+            f'it with: pip install "xmlp[{extra}]"'
+        ) from exc
+
+
 def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
     """The Array API namespace for a user's ``xp``: a module as imported, or its compat wrapper.
 
-    Resolved by making one scalar array with it, so any library array-api-compat knows works
-    without a table of names here. ``None`` means NumPy.
+    ``xp`` is an array module (``numpy``, ``cupy``, ``torch``, ``jax.numpy``, ``dask.array``,
+    ``array_api_strict``), one of the names in :data:`BACKEND_NAMES` (``"numpy"``, ``"cupy"``,
+    ``"torch"``, ``"jax"``, ``"dask"``, ``"array_api_strict"``), or ``None`` for NumPy. A
+    module is resolved by making one scalar array with it, so any library array-api-compat
+    knows works. A name whose library is missing raises ModuleNotFoundError naming the extra to
+    install; anything else that is not an array module raises TypeError.
     """
     if xp is None:
         xp = np
+    elif isinstance(xp, str):
+        xp = _import_backend(xp)
+    if not callable(getattr(xp, "asarray", None)):
+        raise TypeError(
+            f"xp={short_repr(xp)} is not an array namespace xmlp can use. Pass an array module "
+            "(numpy, cupy, torch, jax.numpy, dask.array, array_api_strict) or its name "
+            f"({', '.join(repr(n) for n in BACKEND_NAMES if '.' not in n)})."
+        )
     try:
         ns = array_namespace(xp.asarray(0.0))
     except Exception as exc:
         raise TypeError(
-            f"xp={short_repr(xp)} is not an array namespace xmlp can use: {exc}. "
-            "Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
-            "array_api_strict."
+            f"xp={namespace_name(xp)} could not make an array here: {type(exc).__name__}: "
+            f"{exc}. Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
+            "array_api_strict (CuPy also needs a working NVIDIA GPU)."
         ) from exc
     if device is not None:
         try:
@@ -461,3 +507,25 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
         {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
     )
     return tuple(persisted[len(named):])
+
+
+def adopt(spec: ArraySpec, a: Any) -> Any:
+    """Array ``a`` (a data chunk, e.g. NumPy from Dask) in ``spec``'s namespace and device, and
+    in its dtype if ``a`` is real floating (integer class labels keep theirs).
+
+    Shares ``a``'s buffer where the backend can (NumPy into NumPy or torch on the CPU; CuPy
+    already on the device): right for data that is only read, like training batches, and a
+    copy fewer per chunk. A read-only NumPy buffer is copied first, except into NumPy (torch
+    cannot share one, and warns).
+    """
+    floating = dtype_name(a.dtype) in _FLOAT_NAMES
+    if not isinstance(a, np.ndarray) and _namespace_or_none(a) is spec.xp:
+        if spec.check_device and array_api_compat.device(a) != spec.device:
+            a = array_api_compat.to_device(a, spec.device)
+        return spec.xp.astype(a, spec.dtype) if floating and a.dtype != spec.dtype else a
+    host = a if isinstance(a, np.ndarray) else to_host(a)
+    if floating:
+        host = np.asarray(host, dtype=dtype_name(spec.dtype))
+    if not host.flags.writeable and not array_api_compat.is_numpy_namespace(spec.xp):
+        host = np.array(host, copy=True)
+    return spec.xp.asarray(host, device=spec.device)

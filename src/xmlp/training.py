@@ -8,14 +8,14 @@ import numbers
 import sys
 from typing import Any
 
-import array_api_compat
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
 from ._backend import check_learning_rate, make_rng, persist_parameters, short_repr
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .optim import Optimizer
+from .streaming import batch_source, model_namespace, streams
 
 __all__ = ["History", "fit"]
 
@@ -79,6 +79,12 @@ def fit(
     per step. On Dask the parameters and the optimizer's state are persisted once per epoch
     so the graph does not grow.
 
+    Dask data, a model elsewhere (NumPy, CuPy, torch...): fit streams. It computes one chunk of
+    x (and the aligned rows of y) at a time, the next one in a background thread while the
+    current one trains, converts each once to the model's namespace, device and dtype, and
+    runs the same batches as in memory (shuffle=False: exactly those; shuffle=True: chunk order
+    and samples within each chunk, see docs/streaming.md). batch_size is required there.
+
     Raises:
         FloatingPointError: an epoch's training loss is NaN or infinite, or a parameter is after
             it (a huge learning rate can overflow the parameters in the last step of an epoch
@@ -98,7 +104,7 @@ def fit(
     update = _update_rule(model, lr, optimizer)
     xp, n = _check_data(x, y, "x", "y")
     classifier = isinstance(loss_fn, CrossEntropyLoss)
-    validation = _check_validation(validation_data, xp, classifier)
+    val_data = _check_validation(validation_data, xp, model)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
         raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
@@ -111,12 +117,20 @@ def fit(
             f"fit: rng must be None, a non-negative int seed or a numpy.random.Generator, "
             f"got {short_repr(rng)}"
         ) from exc
-    labels = _labels(xp, y) if classifier else None
-    lazy = array_api_compat.is_dask_array(x)
 
-    # (start, stop, weight): a batch's mean loss times its share of the samples.
-    batches = [(s, min(s + step, n), (min(s + step, n) - s) / n) for s in range(0, n, step)]
-    last_good, good_epoch = _copy_parameters(xp, model), 0  # the restore point and its epoch
+    # in-memory slices, or Dask chunks streamed into a model that lives elsewhere
+    source = batch_source(model, x, y, xp=xp, n=n, step=step, full_batch=batch_size is None,
+                          shuffle=shuffle, rng=generator, epochs=n_epochs)
+    validation = None  # (its batches, in order, of the training's size; its label count)
+    if val_data is not None:
+        xv, yv, nv = val_data
+        xp_val = array_namespace(xv, yv)
+        validation = (batch_source(model, xv, yv, xp=xp_val, n=nv, step=step,
+                                   full_batch=False, shuffle=False, rng=generator,
+                                   epochs=n_epochs), _label_count(xp_val, yv))
+    lazy = is_dask_namespace(source.xp)  # the model on Dask: its graphs grow with each step
+    # the restore point and its epoch, copied in the namespace the model's batches are in
+    last_good, good_epoch = _copy_parameters(source.xp, model), 0
     last_good_state = None if optimizer is None else optimizer._snapshot()
     history = History()
     # tqdm's disable=None means "only on a terminal".
@@ -125,28 +139,21 @@ def fit(
     first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
     try:
         for epoch in bar:
-            xe, ye, le = x, y, labels
-            if shuffle:
-                order = xp.asarray(generator.permutation(n), device=array_api_compat.device(x))
-                xe, ye = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
-                if labels is not None:
-                    le = xp.take(labels, order, axis=0)
             total: Any = None
             hits: Any = None
-            for i, (start, stop, weight) in enumerate(batches, start=1):
-                batch_loss, output = _step(model, loss_fn, xe[start:stop, ...],
-                                           ye[start:stop, ...], update, first_step)
+            for i, (xb, yb, weight) in enumerate(source.epoch(), start=1):
+                batch_loss, output = _step(model, loss_fn, xb, yb, update, first_step)
                 first_step = None
                 weighted = batch_loss * weight
                 total = weighted if total is None else total + weighted
-                if le is not None:
-                    batch_hits = _hits(xp, output, le[start:stop, ...])
+                if classifier:
+                    batch_hits = _hits(source.xp, output, _labels(source.xp, yb))
                     hits = batch_hits if hits is None else hits + batch_hits
-                if lazy and i % _DASK_PERSIST_STEPS == 0 and i < len(batches):
+                if lazy and i % _DASK_PERSIST_STEPS == 0 and i < len(source):
                     total, hits = _persist(model, optimizer, total, hits)
             extra = [] if optimizer is None else optimizer._state_arrays()
             total, checked, hits, *persisted = persist_parameters(
-                model, total, _parameter_check(xp, model), hits, *extra)
+                model, total, _parameter_check(source.xp, model), hits, *extra)
             if optimizer is not None and persisted:
                 optimizer._set_state_arrays(persisted)
             if is_array_api_obj(total) and checked is not None:
@@ -160,8 +167,8 @@ def fit(
                 finite = math.isfinite(value) and (checked is None or
                                                    math.isfinite(float(checked)))
             history.append(value)
-            if labels is not None:
-                history.accuracy.append(float(hits) / math.prod(labels.shape))
+            if classifier:
+                history.accuracy.append(float(hits) / _label_count(xp, y))
             if not finite:
                 model._assign_parameters(last_good)
                 model._clear_state()
@@ -179,12 +186,15 @@ def fit(
                 error.history = history  # type: ignore[attr-defined]
                 raise error
             if validation is not None:
-                _validate(model, loss_fn, validation, step, classifier, history)
-            last_good, good_epoch = _copy_parameters(xp, model), epoch
+                _validate(model, loss_fn, validation, classifier, history)
+            last_good, good_epoch = _copy_parameters(source.xp, model), epoch
             if optimizer is not None:
                 last_good_state = optimizer._snapshot()
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
     finally:
+        source.close()
+        if validation is not None:
+            validation[0].close()
         bar.close()
     return history
 
@@ -263,30 +273,30 @@ def _hits(xp: Any, output: Any, labels: Any) -> Any:
     return xp.count_nonzero(predicted == labels)
 
 
-def _validate(model: Any, loss_fn: Any, validation: tuple[Any, Any, Any, int], step: int,
-              classifier: bool, history: History) -> None:
-    """Append the validation loss (and accuracy) with the parameters as they are now."""
-    xv, yv, labels, n = validation
-    xp = array_namespace(xv)
+def _validate(model: Any, loss_fn: Any, validation: tuple[Any, int], classifier: bool,
+              history: History) -> None:
+    """Append the validation loss (and accuracy) with the parameters as they are now;
+    ``validation`` is (a batch source: in memory, or Dask streamed chunk by chunk; the number
+    of class labels of the targets)."""
+    source, n_labels = validation
+    bxp = source.xp
     evaluate = getattr(loss_fn, "predict", None) or loss_fn.forward
     total: Any = None
     hits: Any = None
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        output = model.predict(xv[start:stop, ...])
-        weighted = evaluate(output, yv[start:stop, ...]) * ((stop - start) / n)
+    for xb, yb, weight in source.epoch():
+        output = model.predict(xb)
+        weighted = evaluate(output, yb) * weight
         total = weighted if total is None else total + weighted
         if classifier:
-            batch_hits = _hits(xp, output, labels[start:stop, ...])
+            batch_hits = _hits(bxp, output, _labels(bxp, yb))
             hits = batch_hits if hits is None else hits + batch_hits
     history.val_loss.append(float(total))
     if classifier:
-        history.val_accuracy.append(float(hits) / math.prod(labels.shape))
+        history.val_accuracy.append(float(hits) / n_labels)
 
 
-def _check_validation(data: Any, xp: Any,
-                      classifier: bool) -> tuple[Any, Any, Any, int] | None:
-    """(x_val, y_val, class indices of y_val for a classifier, number of samples), or None."""
+def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int] | None:
+    """(x_val, y_val, number of samples), or None without validation data."""
     if data is None:
         return None
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -295,12 +305,20 @@ def _check_validation(data: Any, xp: Any,
         )
     xv, yv = data
     xp_val, n = _check_data(xv, yv, "x_val", "y_val")
-    if xp_val is not xp:
+    # the training data's namespace, the model's (next to streamed training data), or Dask
+    # arrays that are streamed to the model
+    if xp_val is not xp and xp_val is not model_namespace(model) and not streams(model, xv):
         raise TypeError(
-            "fit: validation_data must be arrays of the training data's namespace, got "
-            f"{type(xv).__name__} next to {xp.__name__} arrays"
+            "fit: validation_data must be arrays of the training data's namespace (or the "
+            f"model's, or Dask arrays), got {type(xv).__name__} next to {xp.__name__} arrays"
         )
-    return xv, yv, _labels(xp, yv) if classifier else None, n
+    return xv, yv, n
+
+
+def _label_count(xp: Any, y: Any) -> int:
+    """How many class labels targets ``y`` hold: all its elements for class indices, all but
+    the class axis for probabilities."""
+    return math.prod(y.shape if xp.isdtype(y.dtype, "integral") else y.shape[:-1])
 
 
 def _parameter_check(xp: Any, model: Module) -> Any:
