@@ -25,7 +25,6 @@ __all__ = [
     "markdown_report",
     "plot_gemm",
     "plot_step",
-    "text_table",
     "write_json",
 ]
 
@@ -138,20 +137,6 @@ def _rows(records: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
     return [(r["op"], r["backend"], r["device"], r["dtype"], _shape(r["shape"]),
              fmt_seconds(r["seconds"]), fmt_rate(r["gflops"]), _ratio(r.get("ratio_floor")),
              _ratio(r.get("ratio_torch"))) for r in sorted(records, key=_sort_key)]
-
-
-def text_table(records: Iterable[dict[str, Any]]) -> str:
-    """The table printed at the end of a run, one line per record."""
-    rows = [COLUMNS, *_rows(records)]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [cell.rjust(w) if c >= 5 else cell.ljust(w)
-                 for c, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _md(header: Sequence[str], rows: Iterable[Sequence[str]], right_from: int) -> list[str]:

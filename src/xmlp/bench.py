@@ -13,6 +13,7 @@ step in plain PyTorch (``torch_step``, the peer) are timed in the same interleav
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import shlex
 import sys
@@ -196,14 +197,14 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
 
     rep.add_ratios(records)
-    if records:
-        print(rep.text_table(records))
-        print()
-        print(rep.LEGEND)
-        print("\n".join(["", *rep.notes(records, skipped)]))
+    command = _command(args, names, dtypes, ops)
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+    head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
+            f"Command: `{command}`")
+    report = rep.markdown_report(records, head, skipped) if records else ""
+    print(report)  # what bench.md holds: the tables a reader (or the README) quotes
     if args.out is not None and records:
-        command = _command(args, names, dtypes, ops)
-        _write(rep, args, records, devices, command, load_before, others, skipped)
+        _write(rep, args, records, devices, command, load_before, others, report)
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
@@ -243,7 +244,7 @@ def _measure_group(bc: Any, group: Any, by_name: dict[str, Any], timing: dict[st
 
 def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
            devices: dict[str, str], command: str, load_before: list[float] | None,
-           others: list[float], skipped: list[str]) -> None:
+           others: list[float], report: str) -> None:
     import json
 
     out: Path = args.out
@@ -252,19 +253,16 @@ def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
     rep.write_json(records, out / "bench.json")
     (out / "machine.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     (out / "machine.md").write_text(rep.machine_markdown(info), encoding="utf-8")
-    where = ", ".join(sorted(set(devices.values())))
-    head = (f"# xmlp bench ({'quick' if args.quick else 'full'})\n\n{info['date']}, {where}. "
-            f"Command: `{command}`")
-    (out / "bench.md").write_text(rep.markdown_report(records, head, skipped), encoding="utf-8")
+    (out / "bench.md").write_text(report, encoding="utf-8")
     written = ["bench.json", "bench.md", "machine.json", "machine.md"]
     try:
         for name, draw in (("gemm.png", rep.plot_gemm), ("step.png", rep.plot_step)):
-            if draw(records, out / name, title=""):
+            if draw(records, out / name):
                 written.append(name)
     except ImportError:
         print("xmlp bench: matplotlib is not installed, so no figures "
               "(pip install 'xmlp[bench]')", file=sys.stderr)
-    print(f"\nwrote {out}/: {', '.join(written)}")
+    print(f"wrote {out}/: {', '.join(written)}")
 
 
 def main(argv: list[str] | None = None) -> int:
