@@ -207,3 +207,21 @@ def test_whole_step_same_with_and_without_fast_paths(shape, threads):
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*results, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(16, 256, 1024), (64, 256, 1024), (65, 256, 1024),
+                                   (64, 1024, 256)])
+def test_few_row_products_equal_the_exact_product(shape):
+    """float32 (m, k) @ (k, n) with m <= 64, k >= 256, n >= 512 runs as (b.T @ a.T).T: within
+    the GEMM error bound k eps |a| |b| of the exact product (the sums run in another order than
+    the other orientation's, so the last bits differ), row-major like a plain product."""
+    fast = NumpyOps(anp)
+    m, k, n = shape
+    gen = np.random.default_rng(7)
+    for dt in (np.dtype("float32"), np.dtype("float64")):
+        a, w, bias = _frozen(*(gen.standard_normal(s).astype(dt) for s in ((m, k), (n, k), (n,))))
+        exact = a.astype(np.float64) @ w.T.astype(np.float64)
+        bound = k * np.finfo(dt).eps * (np.abs(a).astype(np.float64) @ np.abs(w).T)
+        for got, want in ((fast.matmul(a, w.T), exact), (fast.affine(a, w, bias), exact + bias)):
+            assert got.dtype == dt and got.shape == (m, n) and got.flags.c_contiguous
+            assert np.all(np.abs(got - want) <= bound + np.finfo(dt).eps * np.abs(want))
