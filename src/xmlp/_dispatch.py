@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -145,23 +146,27 @@ def _flat(a: Any) -> Any:
     return a.reshape(-1) if a.flags.c_contiguous else a.T.reshape(-1)
 
 
-def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any) -> Any:
-    """kernel(out_block, *input_blocks) over 1-D blocks of same-length 1-D arrays, the
-    blocks of long arrays shared between threads; returns ``out``."""
-    n, block = out.shape[0], _BLOCK_BYTES // out.itemsize
-    if n < _LARGE:
-        kernel(out, *inputs)
-        return out
+def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any, scratch: str = "",
+            block: int = 0) -> Any:
+    """kernel(out_block, *input_blocks, *scratch_blocks) over 1-D blocks of same-length 1-D
+    arrays (``block`` elements, default _BLOCK_BYTES), the blocks of long arrays shared between
+    threads; returns ``out``. ``scratch`` has a letter per scratch array a kernel needs: "f" of
+    out's dtype, "i" of indices; each thread makes its own once, not one per block."""
+    n = out.shape[0]
+    block = block or _BLOCK_BYTES // out.itemsize
+    np = sys.modules["numpy"]
 
     def run(lo: int, hi: int) -> Callable[[], None]:
         def job() -> None:
+            size = min(block, hi - lo)
+            tmp = [np.empty(size, out.dtype if c == "f" else np.intp) for c in scratch]
             for i in range(lo, hi, block):
                 j = min(i + block, hi)
-                kernel(out[i:j], *(a[i:j] for a in inputs))
+                kernel(out[i:j], *(a[i:j] for a in inputs), *(t[: j - i] for t in tmp))
 
         return job
 
-    parts = min(_threads(), n // _LARGE)
+    parts = max(1, min(_threads(), n // _LARGE))
     edges = [round(n * k / parts / block) * block for k in range(parts)] + [n]
     _parallel([run(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo])
     return out
@@ -175,11 +180,11 @@ _TANH32 = (7.90531110763549805,  # c
             4.89352455891786e-03),  # P, highest power first
            (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
             4.89352518554385e-03))  # Q
-# float64 tanh: from a table of tanh(k / 512), |k| <= 512 * 20 (tanh is 1 to the last bit
+# float64 tanh: from a table of tanh(k / 256), |k| <= 256 * 20 (tanh is 1 to the last bit
 # beyond 20), and the addition formula tanh(x0 + d) = (T + t) / (1 + T t), t = tanh(d) for
-# |d| <= 1/1024 from three terms of its series; within 3 ulp. Kept in memory order
-# k = 0, 1, ..., M, -M, ..., -1, so a negative k indexes it directly.
-_TANH64_K = 512
+# |d| <= 1/512 from three terms of its series (the fourth is below 4e-18 of it); within
+# 3 ulp. Kept in the order k = 0, 1, ..., M, -M, ..., -1, so a negative k indexes it directly.
+_TANH64_K = 256
 _TANH64_M = 20 * _TANH64_K
 _TANH64_T = (2 / 15 / _TANH64_K**5, -1 / 3 / _TANH64_K**3, 1 / _TANH64_K)  # t/d' in d'^2
 _tanh64_table: Any = None
@@ -194,9 +199,8 @@ def _horner(np: Any, out: Any, s: Any, coefs: Any) -> Any:
     return np.add(out, coefs[-1], out=out)
 
 
-def _tanh32(np: Any, c: Any, out: Any, x: Any) -> None:
+def _tanh32(np: Any, c: Any, out: Any, x: Any, s: Any, p: Any) -> None:
     clamp, p_coefs, q_coefs = c
-    s, p = np.empty_like(x), np.empty_like(x)
     np.clip(x, -clamp, clamp, out=out)
     np.multiply(out, out, out=s)
     _horner(np, p, s, p_coefs)
@@ -204,20 +208,18 @@ def _tanh32(np: Any, c: Any, out: Any, x: Any) -> None:
     np.divide(p, _horner(np, out, s, q_coefs), out=out)
 
 
-def _tanh64(np: Any, c: Any, out: Any, x: Any) -> None:
-    global _tanh64_table
+def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
+            k: Any) -> None:
     table = _tanh64_table
-    if table is None:
-        k = np.concatenate([np.arange(_TANH64_M + 1), np.arange(-_TANH64_M, 0)])
-        table = _tanh64_table = np.tanh(k / _TANH64_K)
-    u = np.multiply(x, float(_TANH64_K))
+    np.multiply(x, float(_TANH64_K), out=u)
     np.clip(u, -_TANH64_M, _TANH64_M, out=u)  # NaN stays NaN
-    kf = np.rint(u)
+    np.rint(u, out=kf)
     np.fmin(kf, _TANH64_M, out=kf)  # NaN -> M: a valid index; u keeps the NaN for the result
-    tk = table.take(kf.astype(np.intp))  # T = tanh(x0), x0 = k / K
+    np.copyto(k, kf, casting="unsafe")
+    np.take(table, k, out=tk)  # T = tanh(x0), x0 = k / K
     np.subtract(u, kf, out=u)  # d' = K (x - x0), exact, in [-1/2, 1/2]
     s = np.multiply(u, u, out=kf)
-    t = _horner(np, np.empty_like(x), s, c)
+    _horner(np, t, s, c)
     np.multiply(t, u, out=t)  # t = tanh(d)
     np.multiply(tk, t, out=s)
     np.add(s, 1.0, out=s)
@@ -268,9 +270,16 @@ class NumpyOps(PortableOps):
                 or not _plain(np, x)):
             return np.tanh(x)
         out = np.empty_like(x)  # same memory order as x
-        kernel, coefs = (_tanh32, _TANH32) if x.dtype.char == "f" else (_tanh64, _TANH64_T)
-        coefs = self._coefs(coefs, x.dtype)
-        _blocks(lambda o, xi: kernel(np, coefs, o, xi), _flat(out), _flat(x))
+        if x.dtype.char == "f":
+            c32 = self._coefs(_TANH32, x.dtype)
+            _blocks(lambda *a: _tanh32(np, c32, *a), _flat(out), _flat(x), scratch="ff")
+            return out
+        global _tanh64_table
+        if _tanh64_table is None:
+            k = np.concatenate([np.arange(_TANH64_M + 1), np.arange(-_TANH64_M, 0)])
+            _tanh64_table = np.tanh(k / _TANH64_K)
+        c64 = self._coefs(_TANH64_T, x.dtype)
+        _blocks(lambda *a: _tanh64(np, c64, *a), _flat(out), _flat(x), scratch="ffffi")
         return out
 
     def _coefs(self, coefs: Any, dtype: Any) -> Any:
@@ -320,14 +329,16 @@ class NumpyOps(PortableOps):
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
         np = self.np
-        if param.size < _LARGE or not _plain(np, param, grad) or param.shape != grad.shape:
+        if (param.size < 2 * _LARGE or _threads() == 1 or param.shape != grad.shape
+                or not _plain(np, param, grad)):
             param -= lr * grad
             return param
 
         def kernel(p: Any, g: Any) -> None:
-            p -= np.multiply(g, lr)  # the product is a small block in cache
+            p -= lr * g
 
-        _blocks(kernel, _flat(param), _flat(grad))
+        # each thread's share in one go: cache-sized blocks measured no faster for this
+        _blocks(kernel, _flat(param), _flat(grad), block=param.size)
         return param
 
 
