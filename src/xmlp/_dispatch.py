@@ -10,7 +10,6 @@ not yet handed out: never into an array the API exposes or has returned.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -73,13 +72,13 @@ class PortableOps:
 #   than over the few columns (a 1-column GEMM is slow in BLAS, a broadcast over 10 columns
 #   slower still), and a float32 product of a few rows into many columns with its operands
 #   swapped, which OpenBLAS runs faster.
-# Arrays it is handed go through :func:`_plain` first; anything else takes the portable path.
+# Arrays go through :meth:`NumpyOps.takes` first; anything else takes the portable path.
 
 _BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measured no faster
 _LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
 _OUTER_MIN = 256  # rows: below this a 1-wide GEMM costs no more than an outer product
 # below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
-_TANH_MIN = {"f": 4096, "d": 2048}
+_TANH_MIN = {"f": 4096, "d": 1024}
 
 
 def _threads() -> int:
@@ -111,19 +110,11 @@ def _parallel(jobs: list[Callable[[], None]]) -> None:
         future.result()
 
 
-def _plain(np: Any, *arrays: Any) -> bool:
-    """Whether the arrays are what the fast path is written for: exact NumPy ndarrays of one
-    native-order float32 or float64 dtype, aligned, contiguous, all C- or all F-ordered."""
-    first = arrays[0]
-    if type(first) is not np.ndarray:
-        return False
-    dtype = first.dtype
-    if dtype.char not in "fd" or not dtype.isnative:  # .char: .name is slow Python code
-        return False
-    order = first.flags.c_contiguous
+def _laid(*arrays: Any) -> bool:
+    """Whether arrays the fast path takes (:meth:`NumpyOps.takes`) are laid out as its
+    blocked and outer-product paths need: aligned, contiguous, all C- or all F-ordered."""
+    order = arrays[0].flags.c_contiguous
     for a in arrays:
-        if type(a) is not np.ndarray or a.dtype != dtype:
-            return False
         flags = a.flags
         if not flags.aligned or not (flags.c_contiguous or flags.f_contiguous) or (
                 a.ndim > 1 and flags.c_contiguous != order):
@@ -131,14 +122,15 @@ def _plain(np: Any, *arrays: Any) -> bool:
     return True
 
 
-def _few_rows(np: Any, a: Any, b: Any) -> bool:
-    """Whether float32 a (m, k) @ b (k, n) runs faster as (b.T @ a.T).T: OpenBLAS's
-    single-precision GEMM is slow on a few rows (m <= 64) of a few hundred columns going to
-    many (k >= 256, n >= 512): measured 0.6x to 0.75x the time, with the copy back to row-major
-    order; elsewhere the two are within a few per cent (float64: always)."""
-    return (a.ndim == 2 and b.ndim == 2 and a.shape[0] <= 64 and a.shape[1] >= 256
-            and b.shape[1] >= 512 and type(a) is np.ndarray and type(b) is np.ndarray
-            and a.dtype.char == "f" and b.dtype.char == "f")
+def _few_rows(a: Any, n: int) -> bool:
+    """Whether float32 a (m, k) @ (k, n) runs faster as (b @ a.T).T, b being the (n, k) right
+    operand transposed: OpenBLAS's single-precision GEMM is slow on a few rows (m <= 64) of a
+    few hundred columns going to many (k >= 256, n >= 512): measured 0.6x to 0.75x the time,
+    copy back to row-major order included; elsewhere the two are within a few per cent
+    (float64: always). Callers have checked the dtypes with :meth:`NumpyOps.takes`."""
+    shape = a.shape
+    return (len(shape) == 2 and shape[0] <= 64 and shape[1] >= 256 and n >= 512
+            and a.dtype.char == "f")
 
 
 def _flat(a: Any) -> Any:
@@ -231,33 +223,60 @@ def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
 
 class NumpyOps(PortableOps):
     """NumPy: native calls (no wrapper overhead on small steps), a vectorized tanh, blocked and
-    threaded elementwise work on long arrays, outer products for 1-wide inner dimensions."""
+    threaded elementwise work on long arrays, outer products for 1-wide inner dimensions.
+
+    Every fast path first asks :meth:`takes` whether it may handle its arrays, and hands
+    anything else to the portable op: so a dtype or layout xmlp accepts computes the same with
+    ``XMLP_FAST_PATHS=0`` and without it. Layout is each fast path's own check (:func:`_laid`).
+    """
 
     def __init__(self, xp: Any) -> None:
         import numpy as np
 
         super().__init__(xp)
         self.np = np
+        self._ndarray = np.ndarray
+        # Native byte order only: np.dtype("float64") == np.dtype(">f8") is False.
+        self._dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
         self._constants: dict[Any, Any] = {}
 
-    # Cheap tests on shape and size come first: on the seed's 100-sample step every
-    # microsecond of checking shows.
+    def takes(self, *arrays: Any) -> bool:
+        """Whether the fast paths may take ``arrays``: plain ``numpy.ndarray`` s (no subclass)
+        of one dtype, float32 or float64 in native byte order. float16 is left to the portable
+        ops, which accumulate means in float32 (a float16 dot product overflows at 65504);
+        a non-native byte order, mixed dtypes or a subclass likewise."""
+        dtype = arrays[0].dtype
+        if dtype not in self._dtypes:
+            return False
+        ndarray = self._ndarray
+        for a in arrays:  # a loop, not all(...): this runs for every op of every step
+            if type(a) is not ndarray or a.dtype != dtype:
+                return False
+        return True
+
+    # Cheap tests on shape and size come before the layout's: on the seed's 100-sample step
+    # every microsecond of checking shows.
     def matmul(self, a: Any, b: Any) -> Any:
+        if not self.takes(a, b):
+            return super().matmul(a, b)
         np = self.np
-        if (a.ndim == 2 and a.shape[1] == 1 and a.shape[0] >= _OUTER_MIN and b.ndim == 2
-                and _plain(np, a, b)):
+        if a.ndim == 2 and a.shape[1] == 1 and a.shape[0] >= _OUTER_MIN and b.ndim == 2 and (
+                _laid(a, b)):
             return np.multiply(b.T, a.T).T  # (N, 1) @ (1, M): column-major, rows of b.T * a.T
-        if _few_rows(np, a, b):  # row-major again: the next GEMM reads it faster so
+        if b.ndim == 2 and _few_rows(a, b.shape[1]):
+            # row-major again: the next GEMM reads it faster so
             return np.ascontiguousarray(np.matmul(b.T, a.T).T)
         return np.matmul(a, b)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
+        if not self.takes(x2, weights, biases):
+            return super().affine(x2, weights, biases)
         np = self.np
-        if x2.shape[1] == 1 and x2.shape[0] >= _OUTER_MIN and _plain(np, x2, weights, biases):
+        if x2.shape[1] == 1 and x2.shape[0] >= _OUTER_MIN and _laid(x2, weights, biases):
             out_t = np.multiply(weights, x2.T)  # (out, N): the inner loop runs over N
             out_t += biases[:, None]
             return out_t.T
-        if _few_rows(np, x2, weights.T):
+        if _few_rows(x2, weights.shape[0]):
             out = np.ascontiguousarray(np.matmul(weights, x2.T).T)
         else:
             out = np.matmul(x2, weights.T)
@@ -265,9 +284,10 @@ class NumpyOps(PortableOps):
         return out
 
     def tanh(self, x: Any) -> Any:
+        if not self.takes(x):
+            return super().tanh(x)
         np = self.np
-        if (type(x) is not np.ndarray or x.size < _TANH_MIN.get(x.dtype.char, math.inf)
-                or not _plain(np, x)):
+        if x.size < _TANH_MIN[x.dtype.char] or not _laid(x):
             return np.tanh(x)
         out = np.empty_like(x)  # same memory order as x
         if x.dtype.char == "f":
@@ -293,9 +313,9 @@ class NumpyOps(PortableOps):
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
-        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
+        if not self.takes(grad_output, output) or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
-        if output.size < _LARGE or not _plain(np, grad_output, output):
+        if output.size < _LARGE or not _laid(grad_output, output):
             out = np.multiply(output, output)
             np.subtract(1, out, out=out)
             return np.multiply(out, grad_output, out=out)
@@ -310,6 +330,8 @@ class NumpyOps(PortableOps):
         return out
 
     def sum_rows(self, g2: Any) -> Any:
+        if not self.takes(g2):
+            return super().sum_rows(g2)
         if g2.ndim == 2 and not g2.flags.c_contiguous and g2.flags.f_contiguous:
             # column-major (from an outer product): sum along memory order, each column a
             # contiguous run, with NumPy's pairwise summation
@@ -318,6 +340,8 @@ class NumpyOps(PortableOps):
 
     def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
         np = self.np
+        if not self.takes(y, t) or y.size == 0:  # the mean of nothing: the portable NaN
+            return super().mse(y, t)
         diff = np.subtract(y, t)
         flat = diff.reshape(-1)
         # A dot product is the sum of squares without the squared temporary; the result has
@@ -325,12 +349,15 @@ class NumpyOps(PortableOps):
         return np.dot(flat, flat) / flat.size, diff
 
     def mse_grad(self, diff: Any, size: int) -> Any:
+        if not self.takes(diff):
+            return super().mse_grad(diff, size)
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        np = self.np
+        if not self.takes(param, grad) or not param.flags.writeable:
+            return super().sgd(param, grad, lr)
         if (param.size < 2 * _LARGE or _threads() == 1 or param.shape != grad.shape
-                or not _plain(np, param, grad)):
+                or not _laid(param, grad)):
             param -= lr * grad
             return param
 
