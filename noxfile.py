@@ -4,12 +4,15 @@
     nox -s tests-torch         # one backend
     nox -s bench               # CPU benchmarks (never in the default set)
     nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
+    nox -s mutate              # mutation testing of the core modules (never in the default set)
+    nox -s mutate -- "xmlp.io*" "xmlp.losses*"   # only those modules' mutants
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import nox
 
@@ -98,3 +101,23 @@ def bench_cupy(session: nox.Session) -> None:
     session.install(".[bench,cupy,torch]")
     _bench(session, ["cupy", "numpy"], "bench-out-gpu",
            {"XMLP_BENCH_BACKENDS": "cupy", "XMLP_BENCH_FULL": "1"})
+
+@nox.session(name="mutate", default=False)
+def mutate(session: nox.Session) -> None:
+    """mutmut over the core modules ([tool.mutmut] in pyproject.toml) against the NumPy and
+    array-api-strict suites, then tests/mutation/report.md. Positional arguments are mutant name
+    globs ("xmlp.io*"): only those are run, the report still covers every result so far.
+
+    Low priority and one worker: the machine is shared. Results are kept in mutants/ between
+    runs; a mutant is run again only when its function changed, or when named here.
+    """
+    session.install(".[test,strict,dask,mutate]")  # dask: the Dask-only branches run too
+    env = {"XMLP_BACKENDS": "numpy,array_api_strict", "PYTHONHASHSEED": "0"}
+    nice = ["nice", "-n", "19"] if shutil.which("nice") else []
+    started = time.monotonic()
+    session.run(*nice, "mutmut", "run", "--max-children", "1", *session.posargs, env=env,
+                external=bool(nice))
+    seconds = round(time.monotonic() - started)
+    session.run("python", "tests/mutation/report.py", "--runtime", str(seconds),
+                "--command", " ".join(["nox -s mutate", *(["--", *session.posargs]
+                                                          if session.posargs else [])]))

@@ -8,6 +8,7 @@ with the reason.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -116,3 +117,27 @@ def dtype(request: pytest.FixtureRequest) -> str:
 def tolerances(dtype: str) -> dict[str, float]:
     """float64 tight, float32 loose."""
     return {"rtol": 1e-10, "atol": 1e-12} if dtype == "float64" else {"rtol": 2e-4, "atol": 2e-5}
+
+
+if os.environ.get("MUTANT_UNDER_TEST") is not None:
+    # Under mutmut every mutant is a fork of one test process. tqdm's default lock is a
+    # multiprocessing lock, shared by all those forks: a mutant killed (timed out) inside fit's
+    # progress bar leaves it held, and every later fork that makes a bar waits on it forever.
+    # A per-process lock and no monitor thread keep the forks independent.
+    import threading
+
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+    tqdm.tqdm.set_lock(threading.RLock())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut (``nox -s mutate``, tests/mutation/README.md): the fastest tests first, by
+    the durations mutmut recorded, so that a mutant's first failure comes early (it stops at
+    the first failure). Order is free: no test depends on another."""
+    if not os.environ.get("MUTANT_UNDER_TEST") or not os.path.exists("mutmut-stats.json"):
+        return
+    with open("mutmut-stats.json") as f:
+        durations = json.load(f).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))

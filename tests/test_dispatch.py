@@ -78,6 +78,7 @@ def test_elementwise_fast_paths_equal_portable(shape, dt, threads):
     assert type(fl) is type(pl) and fl.dtype == pl.dtype
     np.testing.assert_allclose(fl, pl, rtol=1e-12 if dt == np.float64 else 1e-5)
     _close(fd, pd, dt)
+    (fd,) = _frozen(fd)  # mse_grad must not write into the stored difference either
     _close(fast.mse_grad(fd, fd.size), portable.mse_grad(pd, pd.size), dt)
 
 
@@ -103,8 +104,7 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     fast, portable = _pair()
     gen = np.random.default_rng(1)
     n, k = shape
-    x, w, b = _frozen(gen.standard_normal((n, k)).astype(dt),
-                      gen.standard_normal((513, k)).astype(dt), gen.standard_normal(513).astype(dt))
+    x, w, b = _frozen(*(gen.standard_normal(s).astype(dt) for s in ((n, k), (513, k), (513,))))
     _close(fast.affine(x, w, b), portable.affine(x, w, b), dt)
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
 
@@ -138,7 +138,30 @@ def test_sgd_equals_portable_and_is_in_place(shape, dt, threads):
     p_fast, p_port = p.copy(), p.copy()
     out = fast.sgd(p_fast, g, 0.3)
     assert out is p_fast  # in place: a user's reference to the weights sees the step
-    _close(out, portable.sgd(p_port, g, 0.3), dt)
+    _close(out, portable.sgd(p_port, g, 0.3), dt)  # g is read-only: only p is written
+
+
+# A wide bias is a 1-D parameter; a row may be wider than a block (_BLOCK_BYTES). All pass
+# _LARGE, so they take the blocked paths.
+WIDE = [(140_000,), (1, 140_000), (3, 50_000), (5, _dispatch._BLOCK_BYTES // 4 + 1)]
+
+
+@pytest.mark.parametrize("shape", WIDE, ids=str)
+def test_wide_and_1d_arrays_through_the_blocked_paths(shape, dt):
+    assert np.prod(shape) >= _dispatch._LARGE
+    fast, portable = _pair()
+    gen = np.random.default_rng(5)
+    p = gen.standard_normal(shape).astype(dt)
+    g = gen.standard_normal(shape).astype(dt)
+    y = np.tanh(gen.standard_normal(shape)).astype(dt)
+    g_before, y_before = g.copy(), y.copy()
+    p_fast = p.copy()
+    out = fast.sgd(p_fast, g, 0.25)
+    assert out is p_fast
+    _close(out, portable.sgd(p.copy(), g, 0.25), dt)
+    _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
+    np.testing.assert_array_equal(g, g_before)
+    np.testing.assert_array_equal(y, y_before)
 
 
 def test_arrays_that_are_not_plain_take_the_portable_path(dt):

@@ -237,6 +237,13 @@ def corrupt_files(path, good):
             path, good, shapes={**{k: list(v.shape) for k, v in good.items()},
                                 "linear1.biases": [4]}),
         "string-array": strings,
+        # the record and the archive disagree on the keys, the shapes of those both hold agreeing
+        "record-lists-a-missing-key": lambda: write_checkpoint(
+            path, good, shapes={**{k: list(v.shape) for k, v in good.items()},
+                                "linear3.weights": [1, 1]}),
+        "record-omits-a-key": lambda: write_checkpoint(
+            path, {**good, "linear3.weights": np.ones((1, 1))},
+            shapes={k: list(v.shape) for k, v in good.items()}),
     }
 
 
@@ -252,6 +259,19 @@ def test_corrupt_file_is_refused_and_changes_nothing(kind, tmp_path):
     with pytest.raises((ValueError, OSError)) as info:
         xmlp.load(model, path)
     assert str(path) in str(info.value)
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("kind", ["record-lists-a-missing-key", "record-omits-a-key"])
+def test_record_and_archive_must_list_the_same_keys(kind, tmp_path):
+    """Even where the model's own parameters are all there with the right shapes."""
+    path = tmp_path / "bad.npz"
+    corrupt_files(path, good_arrays())[kind]()
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    before = [p.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"linear3\.weights"):  # names the odd key
+        xmlp.load(model, path)
     for p, q in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p, q)
 

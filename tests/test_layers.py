@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,23 @@ def test_linear_matches_reference(xp, dtype, shape):
     _close(xp, layer.biases, b - 0.5 * gb, dtype)
 
 
+def test_wide_linear_step_matches_reference(xp, dtype):
+    """Linear(1, 140000): a bias wider than the NumPy fast path's block, and weights past its
+    size threshold, through forward, backward and update_params (the blocked SGD path)."""
+    gen = np.random.default_rng(6)
+    n_out = 140_000
+    w, b = gen.standard_normal((n_out, 1)), gen.standard_normal(n_out)
+    x, g = gen.standard_normal((3, 1)), gen.standard_normal((3, n_out))
+    layer = xmlp.Linear(1, n_out, xp.from_numpy(w, dtype), xp.from_numpy(b, dtype))
+    x, w, b, g = (a.astype(dtype).astype(np.float64) for a in (x, w, b, g))
+    _close(xp, layer.forward(xp.from_numpy(x, dtype)), linear_forward(x, w, b), dtype)
+    layer.backward(xp.from_numpy(g, dtype))
+    gw, gb, _ = linear_backward(x, w, g)
+    layer.update_params(0.5)
+    _close(xp, layer.weights, w - 0.5 * gw, dtype)
+    _close(xp, layer.biases, b - 0.5 * gb, dtype)
+
+
 def test_linear_predict_stores_nothing(xp):
     layer = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, rng=0)
     x = xp.from_numpy(np.ones((4, 3)), layer.dtype)
@@ -74,6 +93,29 @@ def test_same_rng_same_weights_on_every_backend(xp):
     expect = [gen.standard_normal(s) for s in ((5, 2), (5,), (3, 5), (3,))]
     for r, e in zip(ref.parameters(), expect, strict=True):
         np.testing.assert_array_equal(r, e)
+
+
+@pytest.mark.parametrize("init", ["normal", "xavier", "he"])
+def test_init_spread(xp, init):
+    """Weights are N(0, std^2) with the documented std; biases N(0, 1) for "normal", zero
+    otherwise. 120,000 weights: the sample std is within 3% of std (about 15 standard errors)
+    for any seed, while a wrong scale (xavier and he swapped, a missing factor 2, 1/fan instead
+    of 2/fan) is off by 18% or more."""
+    n_in, n_out = 400, 300
+    std = {"normal": 1.0, "xavier": math.sqrt(2.0 / (n_in + n_out)),
+           "he": math.sqrt(2.0 / n_in)}[init]
+    layer = xmlp.Linear(n_in, n_out, xp=xp.module, device=xp.device, dtype="float64", rng=11,
+                        init=init)
+    w, b = xp.to_numpy(layer.weights), xp.to_numpy(layer.biases)
+    assert w.shape == (n_out, n_in) and b.shape == (n_out,)
+    assert abs(w.std() / std - 1) < 0.03, (w.std(), std)
+    assert abs(w.mean()) < 6 * std / math.sqrt(w.size)  # 6 standard errors
+    # normal, not uniform: the share within one std is 68.3% (58% for a uniform of that std)
+    assert abs(np.mean(np.abs(w) < std) - 0.683) < 0.01
+    if init == "normal":
+        assert abs(b.std() - 1) < 0.25 and abs(b.mean()) < 6 / math.sqrt(b.size)  # 6 sigma
+    else:
+        np.testing.assert_array_equal(b, np.zeros(n_out))
 
 
 def test_default_dtype_and_float32(xp):

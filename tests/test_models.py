@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from array_api_compat import array_namespace, is_array_api_obj
 
 import xmlp
 from conftest import tolerances
@@ -46,11 +47,18 @@ def test_mse_gradient_for_several_outputs(xp):
     np.testing.assert_allclose(xp.to_numpy(loss.backward()), 2 * y / y.size)
 
 
-def test_mse_loss_is_not_converted(xp):
-    loss = xmlp.MSELoss().forward(xp.from_numpy(np.ones((2, 1))), xp.from_numpy(np.zeros((2, 1))))
-    assert not isinstance(loss, (int, str))
-    assert getattr(loss, "ndim", 0) == 0
-    assert float(loss) == 1.0
+def test_mse_loss_is_not_converted(xp, dtype):
+    """forward returns what the namespace's mean returns (a 0-d array of y's namespace and
+    dtype; a NumPy scalar on NumPy), never a Python float: converting would sync a GPU."""
+    y, t = xp.from_numpy(np.ones((2, 1)), dtype), xp.from_numpy(np.zeros((2, 1)), dtype)
+    loss_fn = xmlp.MSELoss()
+    for loss in (loss_fn.forward(y, t), loss_fn.predict(y, t)):
+        assert type(loss) is not float  # np.float64 subclasses float; a plain float is the bug
+        assert is_array_api_obj(loss) and array_namespace(loss) is xp.ns
+        assert loss.dtype == getattr(xp.ns, dtype)
+        assert tuple(loss.shape) == ()
+        assert float(loss) == 1.0
+    assert loss_fn.loss is not None and type(loss_fn.loss) is not float
 
 
 def test_sequential_matches_mlp(xp):

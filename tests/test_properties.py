@@ -5,6 +5,9 @@
   copy of it (same parameter values), with a float32 tolerance.
 * Errors: generated bad shapes and dtypes raise the promised types (ValueError for shapes,
   TypeError for dtypes).
+* Large shapes: arrays of up to 2 * _LARGE elements, 1-D or with rows wider than a block,
+  reach the NumPy fast paths' blocked branches; layers there equal the float64 reference and
+  never write into their inputs.
 
 Reproducible in CI: derandomized, no example database, at most 30 examples per test.
 """
@@ -16,11 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import xmlp
-from conftest import BACKEND_PARAMS
+from conftest import BACKEND_PARAMS, tolerances
+from xmlp._dispatch import _BLOCK_BYTES, _LARGE
+
+_BLOCK = _BLOCK_BYTES // 8  # float64 elements in one block of the blocked fast paths
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -214,3 +220,73 @@ def test_squeezed_or_expanded_target_is_a_value_error(pxp, shape, dtype):
         xmlp.MSELoss().forward(y, xp.from_numpy(np.ones(shape), dtype))
     with pytest.raises(ValueError):
         xmlp.MSELoss().forward(xp.from_numpy(np.ones(shape), dtype), y)
+
+
+# -- large shapes: the blocked fast paths ------------------------------------------------------
+BIG_SETTINGS = settings(SETTINGS, max_examples=8)
+
+big_shapes = st.one_of(
+    st.tuples(st.integers(_LARGE // 2, 2 * _LARGE)),  # 1-D: a wide bias
+    st.tuples(st.integers(1, 4), st.integers(_BLOCK // 2, _LARGE)),  # a few rows near a block
+    st.tuples(st.integers(200, 1500), st.integers(60, 400)),  # many rows per block
+)
+EDGE_SHAPES = [(_LARGE,), (1, _LARGE), (4, _BLOCK + 1), (_LARGE // 97 + 1, 97)]
+
+
+def _with_edges(test: Callable[..., Any]) -> Callable[..., Any]:
+    for shape in EDGE_SHAPES:
+        test = example(shape=shape, dtype="float64", seed=0)(test)
+    return example(shape=EDGE_SHAPES[0], dtype="float32", seed=1)(test)
+
+
+@BIG_SETTINGS
+@_with_edges
+@given(shape=big_shapes, dtype=dtypes, seed=seeds)
+def test_large_tanh_and_mse_match_reference(pxp, shape, dtype, seed):
+    xp = pxp
+    gen = np.random.default_rng(seed)
+    x, g, t = (gen.standard_normal(shape).astype(dtype) for _ in range(3))
+    xs, gs, ts = (xp.from_numpy(a) for a in (x, g, t))
+    tol = tolerances(dtype)
+    act = xmlp.Tanh()
+    y = act.forward(xs)
+    grad_x = act.backward(gs)
+    y_ref = np.tanh(x.astype(np.float64))
+    np.testing.assert_allclose(xp.to_numpy(y), y_ref, **tol)
+    # 1 - y**2 from the stored y, as computed in dtype
+    y_host = xp.to_numpy(y).astype(np.float64)
+    np.testing.assert_allclose(xp.to_numpy(grad_x), g * (1 - y_host**2), **tol)
+    mse = xmlp.MSELoss()
+    loss = mse.forward(y, ts)
+    grad_y = mse.backward()
+    diff = y_host - t.astype(np.float64)
+    np.testing.assert_allclose(float(loss), np.mean(diff**2), **tol)
+    np.testing.assert_allclose(xp.to_numpy(grad_y), 2 * diff / diff.size, **tol)
+    for arr, host in ((xs, x), (gs, g), (ts, t), (y, y_host)):  # no input was written
+        np.testing.assert_array_equal(xp.to_numpy(arr).astype(np.float64), host)
+
+
+@BIG_SETTINGS
+@_with_edges
+@given(shape=big_shapes, dtype=dtypes, seed=seeds)
+def test_large_linear_step_matches_reference(pxp, shape, dtype, seed):
+    """Weights of ``shape`` (out, in), or Linear(1, n) for a 1-D shape: its bias is the wide
+    1-D parameter. One forward, backward and update_params against the reference."""
+    xp = pxp
+    n_out, n_in = shape if len(shape) == 2 else (shape[0], 1)
+    gen = np.random.default_rng(seed)
+    w, b = gen.standard_normal((n_out, n_in)), gen.standard_normal(n_out)
+    x, g = gen.standard_normal((2, n_in)), gen.standard_normal((2, n_out))
+    w, b, x, g = (a.astype(dtype).astype(np.float64) for a in (w, b, x, g))
+    layer = xmlp.Linear(n_in, n_out, xp.from_numpy(w, dtype), xp.from_numpy(b, dtype))
+    xs, gs = xp.from_numpy(x, dtype), xp.from_numpy(g, dtype)
+    tol = tolerances(dtype)
+    out = layer.forward(xs)
+    np.testing.assert_allclose(xp.to_numpy(out), x @ w.T + b, **tol)
+    layer.backward(gs)
+    gw, gb = g.T @ x, g.sum(axis=0)
+    layer.update_params(0.125)
+    np.testing.assert_allclose(xp.to_numpy(layer.weights), w - 0.125 * gw, **tol)
+    np.testing.assert_allclose(xp.to_numpy(layer.biases), b - 0.125 * gb, **tol)
+    for arr, host in ((xs, x), (gs, g)):
+        np.testing.assert_array_equal(xp.to_numpy(arr), host)

@@ -1,58 +1,358 @@
-"""save() / load(): parameters in a plain ``.npz``, readable without xmlp and without pickle."""
+"""save() / load(): parameters in a plain ``.npz``, readable without xmlp and without pickle.
+
+Reading is in two stages, so that a hostile file costs little: :class:`Checkpoint` validates the
+zip directory, every member's ``.npy`` header and the JSON record *before* any array data is read
+(names, member kinds, compression, header sizes, declared shape x itemsize against the member's
+real size, dtypes), and then :meth:`Checkpoint.read` reads only the arrays asked for. Every
+problem with the file's content is a ``ValueError``; only the file system raises ``OSError``.
+"""
 
 from __future__ import annotations
 
+import ast
+import errno
 import json
+import math
 import os
 import secrets
+import stat
+import struct
 import zipfile
-import zlib
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ._backend import ArraySpec, to_host
 from .module import Module
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "RECORD_KEY", "Checkpoint", "Member", "load", "open_checkpoint",
+           "save", "write_checkpoint"]
 
 FORMAT_VERSION = 1
-_META_KEY = "__xmlp__"  # a JSON string: {"format": 1, "class": "MLP", "shapes": {...}}
+RECORD_KEY = "__xmlp__"  # a JSON string: {"format": 1, "class": "MLP", "shapes": {...}}
 _NUMERIC_KINDS = "fiu"
+_MAX_HEADER = 10_000  # bytes of an .npy header dict; numpy.load's own limit
+_MAX_RECORD = 1 << 22  # characters of the JSON record: 4 Mi, far above any real model's
+_NPY_MAGIC = b"\x93NUMPY"
+# What numpy.savez and numpy.savez_compressed write; any other method (bzip2, lzma, AES...) is
+# refused before zipfile would need a module that may be missing.
+_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
 
+# -- saving ---------------------------------------------------------------------------------------
 def save(model: Module, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s parameters to a ``.npz`` at exactly ``path`` (no suffix added).
 
     Keys are the names of :meth:`~xmlp.Module.named_parameters` ("linear1.weights", ...), each a
     host copy of the parameter in its dtype, plus ``"__xmlp__"``: a JSON string with the
-    format version, the model's class name and the parameter shapes. The file is written to a
-    temporary file in the same directory and renamed over ``path``, so a crash never leaves a
-    half-written checkpoint there.
+    format version, the model's class name and the parameter shapes.
+
+    The file is written to a temporary file in the target's directory and renamed over it, so a
+    crash never leaves a half-written checkpoint. ``path`` is resolved like ``open(path, "w")``
+    would: a symbolic link is followed and the file it points to is replaced (the link stays a
+    link); an existing file keeps its permission bits (a new one gets the umask's).
     """
     target = _check_args(model, path, "save")
-    named = list(model.named_parameters())
-    arrays: dict[str, Any] = {name: to_host(value) for name, value in named}
-    meta = {
+    arrays: dict[str, Any] = {name: to_host(value) for name, value in model.named_parameters()}
+    record = {
         "format": FORMAT_VERSION,
         "class": type(model).__name__,
         "shapes": {name: list(a.shape) for name, a in arrays.items()},
     }
-    arrays[_META_KEY] = np.array(json.dumps(meta))
-    directory, base = os.path.split(os.path.abspath(target))
+    write_checkpoint(target, arrays, record)
+
+
+def write_checkpoint(target: str, arrays: dict[str, Any], record: dict[str, Any]) -> None:
+    """Atomically write the NumPy ``arrays`` and the JSON ``record`` (under ``"__xmlp__"``) to
+    ``target``. Follows symbolic links and keeps an existing file's permission bits (see
+    :func:`save`)."""
+    members: dict[str, Any] = {**arrays, RECORD_KEY: np.array(json.dumps(record))}
+    resolved = os.path.realpath(target)  # a link is followed, as open() would
+    if os.path.isdir(resolved):
+        raise IsADirectoryError(errno.EISDIR, "save: the path is a directory", target)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(resolved).st_mode)
+    except FileNotFoundError:
+        mode = None  # a new file: the umask decides, as for open()
+    directory, base = os.path.split(resolved)
     tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as a plain open() would.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # a file object: np.savez appends ".npz" only to names
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            np.savez(f, **members)  # a file object: np.savez appends ".npz" only to names
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        if mode is not None and not hasattr(os, "fchmod"):  # Windows
+            os.chmod(tmp, mode)
+        os.replace(tmp, resolved)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+# -- reading --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    """One validated ``.npy`` member: its array's shape and dtype, read from the header only."""
+
+    name: str  # the key, without ".npy"
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+    data_offset: int  # bytes of magic and header before the data, inside the member
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class Checkpoint:
+    """An ``.npz`` whose zip directory, ``.npy`` headers and JSON record have been validated;
+    arrays are read only when asked for. Use as a context manager (:func:`open_checkpoint`).
+
+    After construction, ``record`` is the checked JSON record (``format``, ``class``,
+    ``shapes``, and any further keys as they were) and ``members`` maps every array's name
+    (other than the record) to its :class:`Member`, whose shape and dtype agree with the record.
+    Reading an array costs its declared size and nothing more: sizes were checked against the
+    archive before any data was read.
+    """
+
+    def __init__(self, file: BinaryIO, label: str) -> None:
+        self.label = label
+        self._file = file
+        self._zip: zipfile.ZipFile | None = None
+        self.members: dict[str, Member] = {}
+        self.record: dict[str, Any] = {}
+        try:
+            self._refuse_other_formats()
+            with self._refusing():
+                self._zip = zipfile.ZipFile(file)
+                record = self._check_directory(os.fstat(file.fileno()).st_size)
+                self.record = self._read_record(record)
+            self._check_record()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def _refuse_other_formats(self) -> None:
+        """A clearer message than zipfile's for the two files most often mistaken for one."""
+        head = self._file.read(6)
+        self._file.seek(0)
+        if head == b"\x93NUMPY":  # what np.save writes
+            raise self.error("it holds a single array, not an .npz archive")
+        if head[:1] == b"\x80":  # a pickle's PROTO opcode
+            raise self.error("it is a Python pickle, not an .npz archive (load never unpickles: "
+                             "pickles and object arrays are refused)")
+
+    # -- errors -------------------------------------------------------------------------------
+    def error(self, what: str) -> ValueError:
+        return ValueError(f"load: {self.label!r} is not a readable xmlp checkpoint: {what}")
+
+    @contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """Whatever zipfile, the header parser or json raise for malformed content (BadZipFile,
+        EOFError, NotImplementedError, RuntimeError for encryption, RecursionError for deep
+        nesting, MemoryError, struct.error, UnicodeDecodeError...) becomes a ValueError; an
+        OSError stays one unless it is a seek to an impossible offset written in the file."""
+        try:
+            yield
+        except ValueError as exc:
+            if str(exc).startswith("load: "):
+                raise
+            raise self.error(_describe(exc)) from exc
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, None):  # the disk, not the content
+                raise
+            raise self.error(_describe(exc)) from exc
+        except Exception as exc:
+            raise self.error(_describe(exc)) from exc
+
+    # -- the directory and headers ------------------------------------------------------------
+    def _check_directory(self, file_size: int) -> Member:
+        """Every member's kind, compression, bounds and .npy header; returns the record's."""
+        assert self._zip is not None
+        record = None
+        seen: set[str] = set()
+        for info in self._zip.infolist():
+            name = info.filename
+            if name in seen:
+                raise self.error(f"it holds {name!r} twice")
+            seen.add(name)
+            if info.is_dir() or not name.endswith(".npy"):
+                raise self.error(f"it holds {name!r}, which is not an .npy array")
+            if info.flag_bits & 0x1:
+                raise self.error(f"{name!r} is encrypted")
+            if info.compress_type not in _COMPRESSIONS:
+                raise self.error(
+                    f"{name!r} uses zip compression method {info.compress_type}; xmlp reads "
+                    "stored or deflated members (what numpy.savez and savez_compressed write)"
+                )
+            if info.header_offset + info.compress_size > file_size:
+                raise self.error(f"{name!r} runs past the end of the file (truncated?)")
+            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+                raise self.error(
+                    f"{name!r} is stored uncompressed but its sizes differ "
+                    f"({info.compress_size} and {info.file_size} bytes)"
+                )
+            member = self._header(info)
+            if member.name == RECORD_KEY:
+                record = member
+            else:
+                self.members[member.name] = member
+        if record is None:
+            raise self.error(f"no {RECORD_KEY!r} record (was it written by xmlp.save?)")
+        return record
+
+    def _header(self, info: zipfile.ZipInfo) -> Member:
+        """Parse one member's .npy header (magic, version, bounded dict) and check that the
+        declared shape x itemsize is exactly the data the member holds."""
+        assert self._zip is not None
+        name = info.filename[: -len(".npy")]
+        with self._zip.open(info) as f:
+            head = f.read(10)
+            if len(head) < 10 or head[:6] != _NPY_MAGIC:
+                raise self.error(f"{name!r} is not an .npy array (no NUMPY magic)")
+            version = (head[6], head[7])
+            if version == (1, 0):
+                (length,), start, encoding = struct.unpack("<H", head[8:10]), 10, "latin1"
+            elif version in ((2, 0), (3, 0)):
+                more = f.read(2)
+                (length,) = struct.unpack("<I", head[8:10] + more)
+                start, encoding = 12, "latin1" if version == (2, 0) else "utf8"
+            else:
+                raise self.error(f"{name!r} has .npy format version {version}")
+            if length > _MAX_HEADER:
+                raise self.error(f"{name!r} has a {length}-byte .npy header (at most "
+                                 f"{_MAX_HEADER})")
+            text = f.read(length)
+        if len(text) != length:
+            raise self.error(f"{name!r} ends inside its .npy header")
+        header = ast.literal_eval(text.decode(encoding))
+        if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+            raise self.error(f"{name!r} has an .npy header that is not numpy's: {header!r:.200}")
+        shape, fortran = header["shape"], header["fortran_order"]
+        if not (isinstance(shape, tuple)
+                and all(type(d) is int and d >= 0 for d in shape)):
+            raise self.error(f"{name!r} declares the shape {shape!r:.200}")
+        if not isinstance(fortran, bool):
+            raise self.error(f"{name!r} declares fortran_order={fortran!r:.200}")
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+        if dtype.hasobject:
+            raise self.error(f"{name!r} holds Python objects (load never unpickles: pickles "
+                             "and object arrays are refused)")
+        if dtype.fields is not None or dtype.subdtype is not None:
+            raise self.error(f"{name!r} has the structured dtype {dtype}")
+        member = Member(name, info, shape, dtype, fortran, start + length)
+        if member.data_offset + member.nbytes != info.file_size:
+            raise self.error(
+                f"{name!r} declares shape {shape} of {dtype} ({member.nbytes} bytes) but holds "
+                f"{info.file_size - member.data_offset} bytes of data"
+            )
+        return member
+
+    # -- the record ---------------------------------------------------------------------------
+    def _read_record(self, member: Member) -> Any:
+        """The JSON record, read only once its header says it is one bounded string."""
+        if member.shape != () or member.dtype.kind != "U":
+            raise self.error(f"its {RECORD_KEY!r} record is an array of dtype {member.dtype} "
+                             f"and shape {member.shape}, not one string")
+        if member.dtype.itemsize // 4 > _MAX_RECORD:
+            raise self.error(f"its {RECORD_KEY!r} record declares {member.dtype.itemsize // 4} "
+                             f"characters (at most {_MAX_RECORD})")
+        text = str(self._read_member(member)[()])
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self.error(f"its {RECORD_KEY!r} record is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise self.error(f"its {RECORD_KEY!r} record is nested too deeply") from exc
+
+    def _check_record(self) -> None:
+        """The record's fields and types, and that it lists exactly the arrays of the file."""
+        record, bad = self.record, f"its {RECORD_KEY!r} record"
+        if not isinstance(record, dict):
+            raise self.error(f"{bad} is a JSON {type(record).__name__}, not an object")
+        if type(record.get("format")) is not int or record["format"] != FORMAT_VERSION:
+            raise ValueError(
+                f"load: {self.label!r} has format version {record.get('format')!r:.50}; this "
+                f"xmlp reads version {FORMAT_VERSION}"
+            )
+        record.setdefault("class", "unknown model")
+        if not isinstance(record["class"], str):
+            raise self.error(f"{bad} has a 'class' that is not a string")
+        shapes = record.get("shapes")
+        if not isinstance(shapes, dict):
+            raise self.error(f"{bad} has no parameter shapes")
+        if set(shapes) != set(self.members):
+            raise self.error(f"{bad} lists {sorted(shapes)} but it holds {sorted(self.members)}")
+        for name, member in self.members.items():
+            listed = shapes[name]
+            if not (isinstance(listed, list) and all(type(d) is int for d in listed)):
+                raise self.error(f"{bad} gives {name!r} the shape {listed!r:.100}")
+            if tuple(listed) != member.shape:
+                raise self.error(
+                    f"{name!r} has shape {member.shape} but {bad} says {tuple(listed)}"
+                )
+
+    # -- data -----------------------------------------------------------------------------------
+    def read(self, name: str, kinds: str = _NUMERIC_KINDS) -> np.ndarray:
+        """The array ``name`` (a host copy); ValueError unless its dtype kind is in ``kinds``
+        (real numbers by default) or its data is broken (CRC, truncation)."""
+        member = self.members[name]
+        if member.dtype.kind not in kinds:
+            raise self.error(f"{name!r} has dtype {member.dtype}, not a real number type")
+        return self._read_member(member)
+
+    def _read_member(self, member: Member) -> np.ndarray:
+        assert self._zip is not None
+        with self._refusing(), self._zip.open(member.info) as f:
+            f.read(member.data_offset)
+            data = f.read(member.nbytes)
+            if len(data) != member.nbytes or f.read(1):  # reading to the end checks the CRC
+                raise self.error(f"{member.name!r} holds other than {member.nbytes} bytes")
+        flat = np.frombuffer(data, dtype=member.dtype).copy()  # writable, for torch.asarray
+        if member.fortran_order:
+            return flat.reshape(member.shape[::-1]).transpose()
+        return flat.reshape(member.shape)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text:.300}" if text else type(exc).__name__
+
+
+@contextmanager
+def open_checkpoint(path: str) -> Iterator[Checkpoint]:
+    """A validated :class:`Checkpoint` of the file at ``path``, closed on exit.
+
+    OSError if it cannot be opened (missing, a directory, no permission); ValueError if it is
+    not a regular file or not a readable xmlp checkpoint.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # open() below raises the right OSError
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # a FIFO would block, a device would stream forever
+        raise ValueError(f"load: {path!r} is not a regular file")
+    with open(path, "rb") as f:
+        checkpoint = Checkpoint(f, path)
+        try:
+            yield checkpoint
+        finally:
+            checkpoint.close()
 
 
 def load(model: Module, path: str | os.PathLike[str]) -> Module:
@@ -62,43 +362,53 @@ def load(model: Module, path: str | os.PathLike[str]) -> Module:
     namespace and device, so a checkpoint saved from CuPy float32 loads into a NumPy float64
     model and back. Stored activations and gradients are cleared.
 
+    The file's zip directory, array headers and record are checked before any array data is
+    read, and only the model's parameters are read, so a hostile file costs memory in
+    proportion to its own size and the model's parameters, never to what its headers declare.
+
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
             names the first mismatch), or the file is not a readable xmlp checkpoint (corrupt,
-            truncated, holding object arrays: nothing is ever unpickled).
-        OSError: the file cannot be opened.
+            truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
+            record, holding object arrays: nothing is ever unpickled).
+        OSError: the file cannot be opened (missing, a directory, no permission) or read.
     The model is left unchanged whenever an error is raised.
     """
     target = _check_args(model, path, "load")
-    stored = _read(target)
-    meta = _meta(stored, target)
     named = list(model.named_parameters())
+    with open_checkpoint(target) as checkpoint:
+        _check_names(checkpoint, model, named)
+        hosts = {name: checkpoint.read(name) for name, _ in named}
+    values = {name: ArraySpec.of(current).from_host(hosts[name]) for name, current in named}
+    model._assign_parameters(values)
+    model._clear_state()
+    return model
+
+
+def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:
+    """ValueError unless the file holds exactly the model's parameters, with their shapes."""
+    target, kind = checkpoint.label, type(model).__name__
     names = [name for name, _ in named]
-    found = [key for key in stored if key != _META_KEY]
+    found = list(checkpoint.members)
     for name in names:
-        if name not in stored:
+        if name not in checkpoint.members:
             raise ValueError(
-                f"load: {target!r} has no parameter {name!r} of the {type(model).__name__}; it "
-                f"was saved from a {meta['class']} with {found}"
+                f"load: {target!r} has no parameter {name!r} of the {kind}; it was saved from "
+                f"a {checkpoint.record['class']} with {found}"
             )
     for key in found:
         if key not in names:
             raise ValueError(
-                f"load: {target!r} holds {key!r}, which the {type(model).__name__} does not "
-                f"have (its parameters: {names})"
+                f"load: {target!r} holds {key!r}, which the {kind} does not have (its "
+                f"parameters: {names})"
             )
-    values = {}
     for name, current in named:
-        host = stored[name]
-        if tuple(host.shape) != tuple(current.shape):
+        shape = checkpoint.members[name].shape
+        if shape != tuple(current.shape):
             raise ValueError(
-                f"load: {name!r} has shape {tuple(host.shape)} in {target!r} but "
-                f"{tuple(current.shape)} in the {type(model).__name__}"
+                f"load: {name!r} has shape {shape} in {target!r} but {tuple(current.shape)} "
+                f"in the {kind}"
             )
-        values[name] = ArraySpec.of(current).from_host(host)
-    model._assign_parameters(values)
-    model._clear_state()
-    return model
 
 
 def _check_args(model: Any, path: Any, caller: str) -> str:
@@ -113,54 +423,3 @@ def _check_args(model: Any, path: Any, caller: str) -> str:
     if not isinstance(target, str):
         raise TypeError(f"{caller}: path must name a file as text, got {target!r}")
     return target
-
-
-def _read(target: str) -> dict[str, np.ndarray]:
-    """Every array of the file, read into memory with pickling disabled."""
-    # Our own file object: np.load leaks the file it opened when the zip directory is broken.
-    with open(target, "rb") as f:
-        try:
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            with data:
-                return {key: data[key] for key in data.files}
-        except (ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            hint = ""
-            if "pickle" in str(exc):
-                hint = " (load never unpickles: pickles and object arrays are refused)"
-            raise ValueError(
-                f"load: {target!r} is not a readable xmlp checkpoint: {exc}{hint}"
-            ) from exc
-
-
-def _meta(stored: dict[str, np.ndarray], target: str) -> dict[str, Any]:
-    """The checked ``__xmlp__`` record; ValueError unless it and the arrays are consistent."""
-    bad = f"load: {target!r} is not an xmlp checkpoint"
-    raw = stored.get(_META_KEY)
-    if raw is None or raw.shape != () or raw.dtype.kind != "U":
-        raise ValueError(f"{bad}: no {_META_KEY!r} record (was it written by xmlp.save?)")
-    try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{bad}: its {_META_KEY!r} record is not JSON: {exc}") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("shapes"), dict):
-        raise ValueError(f"{bad}: its {_META_KEY!r} record has no parameter shapes")
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(
-            f"load: {target!r} has format version {meta.get('format')!r}; this xmlp reads "
-            f"version {FORMAT_VERSION}"
-        )
-    meta.setdefault("class", "unknown model")
-    shapes = meta["shapes"]
-    arrays = {key: a for key, a in stored.items() if key != _META_KEY}
-    if set(shapes) != set(arrays):
-        raise ValueError(f"{bad}: its record lists {sorted(shapes)} but it holds {sorted(arrays)}")
-    for key, a in arrays.items():
-        if a.dtype.kind not in _NUMERIC_KINDS:
-            raise ValueError(f"{bad}: {key!r} has dtype {a.dtype}, not a real number type")
-        if list(a.shape) != shapes[key]:
-            raise ValueError(
-                f"{bad}: {key!r} has shape {a.shape} but its record says {tuple(shapes[key])}"
-            )
-    return meta

@@ -1,0 +1,168 @@
+"""Write tests/mutation/report.md from mutmut's results (mutants/) and tests/mutation/survivors.txt.
+
+    python tests/mutation/report.py [--runtime SECONDS] [--command "nox -s mutate"]
+
+Run from the repository root after ``mutmut run`` (``nox -s mutate`` does both). The score is
+killed / (mutants - equivalent ones), per module and in all. Every mutant that is not killed
+is listed with its diff and the line survivors.txt gives it: why it is equivalent, or the test
+that kills it (then it must show as killed after a rerun). One with no line there is listed as
+UNEXPLAINED and makes this script exit 1, so a new survivor is not missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+ANNOTATIONS = HERE / "survivors.txt"
+REPORT = HERE / "report.md"
+
+# mutmut's exit codes (mutmut/stats.py)
+KILLED = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+          255: "timeout", 37: "type check"}
+STATUS = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "not run",
+          -11: "crashed", -9: "crashed", 2: "interrupted"}
+
+
+def load_results() -> dict[str, dict[str, int | None]]:
+    """module file name -> {mutant name: exit code}."""
+    results: dict[str, dict[str, int | None]] = {}
+    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        if data.get("exit_code_by_key"):
+            results[meta.name.removesuffix(".meta")] = data["exit_code_by_key"]
+    return results
+
+
+def load_annotations() -> dict[str, str]:
+    """mutant name -> "equivalent: why" or "killed by: test"; '#' starts a comment line."""
+    notes: dict[str, str] = {}
+    for line in ANNOTATIONS.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, reason = line.partition(" ")
+        notes[name.strip()] = reason.strip()
+    return notes
+
+
+def status(code: int | None) -> str:
+    return KILLED.get(code, STATUS.get(code, "suspicious")) if code is not None else "not run"
+
+
+def diff_of(name: str) -> str:
+    """The changed lines of mutant ``name`` (mutmut show), without the diff's headers."""
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            text = get_diff_for_mutant(name)
+        finally:
+            os.chdir(cwd)
+    except Exception:  # an API change in mutmut: ask its command line instead
+        done = subprocess.run(["mutmut", "show", name], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        text = done.stdout
+    lines = [ln for ln in text.splitlines()
+             if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return "\n".join(lines) or "(no diff)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", type=int, help="seconds the mutmut run took")
+    parser.add_argument("--command", default="nox -s mutate")
+    args = parser.parse_args()
+
+    results = load_results()
+    if not results:
+        print("no mutmut results under mutants/: run `nox -s mutate` first", file=sys.stderr)
+        return 2
+    notes = load_annotations()
+    rows = []
+    survivors: list[tuple[str, str, str]] = []  # (module, name, status)
+    fixed: list[tuple[str, str, str]] = []  # survived once, killed now by the test named
+    totals: Counter[str] = Counter()
+    for module, codes in results.items():
+        count: Counter[str] = Counter()
+        for name, code in codes.items():
+            st = status(code)
+            note = notes.get(name, "")
+            if st in ("killed", "timeout", "type check"):
+                count["killed"] += 1
+                if note.startswith("killed by"):
+                    fixed.append((module, name, note))
+            elif note.startswith("equivalent"):
+                count["equivalent"] += 1
+                survivors.append((module, name, st))
+            else:
+                count["not killed"] += 1
+                survivors.append((module, name, st))
+            count["mutants"] += 1
+        totals.update(count)
+        rows.append((module, count))
+
+    def score(c: Counter[str]) -> str:
+        relevant = c["mutants"] - c["equivalent"]
+        return f"{100 * c['killed'] / relevant:.1f}%" if relevant else "-"
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    out = [
+        "# Mutation testing report",
+        "",
+        f"Generated by `tests/mutation/report.py` after `{args.command}` on "
+        f"{datetime.date.today().isoformat()}, commit {commit or '?'}, "
+        f"mutmut {version('mutmut')}, backends numpy and array_api_strict.",
+    ]
+    if args.runtime is not None:
+        out.append(f"The mutmut run took {args.runtime} s (one worker, `nice -n 19`).")
+    out += [
+        "",
+        "Score = killed / (mutants - equivalent). A mutant is killed when a test fails or it "
+        "times out.",
+        "",
+        "| module | mutants | killed | equivalent | not killed | score |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for module, c in rows:
+        out.append(f"| {module} | {c['mutants']} | {c['killed']} | {c['equivalent']} | "
+                   f"{c['not killed']} | {score(c)} |")
+    out.append(f"| **all** | {totals['mutants']} | {totals['killed']} | {totals['equivalent']} | "
+               f"{totals['not killed']} | **{score(totals)}** |")
+    out += ["", "## Surviving mutants", "",
+            "Each with its diff and why it is harmless (from tests/mutation/survivors.txt).", ""]
+    unexplained = 0
+    for _module, name, st in survivors:
+        note = notes.get(name)
+        if note is None or not note.startswith("equivalent"):
+            unexplained += 1
+            note = f"UNEXPLAINED ({st})" + (f"; note says: {note}" if note else "")
+        out += [f"- `{name}` ({st}): {note}", "", "  ```diff",
+                *("  " + ln for ln in diff_of(name).splitlines()), "  ```", ""]
+    if not survivors:
+        out.append("None.")
+    out += ["", "## Mutants that survived once, and the tests added to kill them", ""]
+    for _module, name, note in fixed:
+        out.append(f"- `{name}`: {note}")
+    if not fixed:
+        out.append("None.")
+    REPORT.write_text("\n".join(out) + "\n")
+    print(f"{REPORT.relative_to(ROOT)}: score {score(totals)} over {totals['mutants']} mutants, "
+          f"{totals['equivalent']} equivalent, {totals['not killed']} not killed "
+          f"({unexplained} unexplained)")
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The messages of docs/errors.md's table, word for word, and of the other errors users meet.
+
+test_errors.py checks the error types and that a rejected call changes nothing, with the key
+words of each message; here each message is compared whole (NumPy float64 parameters, as in
+the table), so a message that loses its owner, one side of a mismatch or its fix is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import array_api_strict as strict
+import numpy as np
+import pytest
+
+import xmlp
+from xmlp._backend import _device_error
+
+
+def message(exc_type: type[BaseException], call: Callable[[], Any]) -> str:
+    with pytest.raises(exc_type) as info:
+        call()
+    return str(info.value)
+
+
+def linear34() -> xmlp.Linear:
+    return xmlp.Linear(3, 4, rng=0)
+
+
+class Duck:
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class NoPredict(xmlp.Module):
+    """A Module whose predict was switched off: not callable."""
+
+    predict = None  # type: ignore[assignment]
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output
+
+
+class BytesPath:
+    def __fspath__(self) -> bytes:
+        return b"model.npz"
+
+
+def used_mlp() -> xmlp.MLP:
+    model = xmlp.MLP(3, 6, 2, rng=0)
+    model.backward(model.forward(np.ones((5, 3))))
+    return model
+
+
+# (id, error type, call, the whole message)
+TABLE: list[tuple[str, type[BaseException], Callable[[], Any], str]] = [
+    ("feature count", ValueError, lambda: linear34().forward(np.ones((5, 2))),
+     "Linear(3, 4).forward: x must have shape (..., 3) (input_dim features), got (5, 2)"),
+    ("0-d to Linear", ValueError, lambda: linear34().predict(np.float64(1.0)),
+     "Linear(3, 4).predict: x must have shape (..., 3) (input_dim features), got ()"),
+    ("0-d to activation", ValueError, lambda: xmlp.Tanh().forward(np.array(1.0)),
+     "Tanh.forward: x must have shape (...) with ndim >= 1, got shape () (a 0-d array); "
+     "reshape it, e.g. to (1,)."),
+    ("integer array", TypeError, lambda: linear34().forward(np.ones((5, 3), dtype=np.int64)),
+     "Linear(3, 4).forward: x has dtype int64; xmlp layers take real floating arrays. Convert "
+     "with numpy.astype(x, numpy.float64)."),
+    ("other float", TypeError, lambda: linear34().forward(np.ones((5, 3), dtype=np.float32)),
+     "Linear(3, 4).forward: x has dtype float32 but the parameters are float64. Convert the "
+     "input with numpy.astype(x, numpy.float64) or the model with .to(dtype=numpy.float32)."),
+    ("other namespace", TypeError, lambda: linear34().forward(strict.ones((5, 3))),
+     "Linear(3, 4).forward: x is an array_api_strict array but the parameters are numpy "
+     "arrays. Convert the input (numpy.asarray(...), or cupy.asarray / .get() between NumPy and "
+     "CuPy), or move the model with .to(array_api_strict)."),
+    ("numpy into strict", TypeError,
+     lambda: xmlp.Linear(3, 4, xp=strict, rng=0).forward(np.ones((5, 3))),
+     "Linear(3, 4).forward: x is a numpy array but the parameters are array_api_strict "
+     "arrays. Convert the input (array_api_strict.asarray(...), or cupy.asarray / .get() "
+     "between NumPy and CuPy), or move the model with .to(numpy)."),
+    ("other device", TypeError,
+     lambda: xmlp.Linear(3, 2, xp=strict, rng=0).forward(
+         strict.ones((5, 3), device=strict.Device("device1"))),
+     "Linear(3, 2).forward: x is on device array_api_strict.Device('device1') but the "
+     "parameters are on array_api_strict.Device('CPU_DEVICE'). Move the input with "
+     "array_api_compat.to_device(x, array_api_strict.Device('CPU_DEVICE')) or the model with "
+     ".to(array_api_strict, device=array_api_strict.Device('device1')); xmlp never transfers "
+     "silently."),
+    ("list", TypeError, lambda: linear34().forward([[1.0, 2.0, 3.0]]),
+     "Linear(3, 4).forward: x must be a numpy array, got list. Convert it with "
+     "numpy.asarray(...)."),
+    ("grad_output shape", ValueError,
+     lambda: (lambda m: (m.forward(np.ones((5, 3))), m.backward(np.ones((5, 3)))))(linear34()),
+     "Linear(3, 4).backward: grad_output must have the output's shape (5, 4), got (5, 3)"),
+    ("activation grad dtype", TypeError,
+     lambda: (lambda a: (a.forward(np.ones((5, 4))),
+                         a.backward(np.ones((5, 4), dtype=np.float32))))(xmlp.Tanh()),
+     "Tanh.backward: grad_output has dtype float32 but the forward input is float64. Convert "
+     "the input with numpy.astype(x, numpy.float64) (or convert the forward input to "
+     "float32)."),
+    ("target shape", ValueError, lambda: xmlp.MSELoss().forward(np.ones((5, 1)), np.ones(5)),
+     "MSELoss.forward: y and t must have the same shape, got (5, 1) and (5,) (an (N, 1) "
+     "against (N,) would broadcast to (N, N)); reshape the target to the prediction's shape."),
+    ("target namespace", TypeError,
+     lambda: xmlp.MSELoss().forward(strict.ones((5, 1)), np.ones((5, 1))),
+     "MSELoss.forward: t (the target) is a numpy array but y (the prediction) is an "
+     "array_api_strict array. Convert the input (array_api_strict.asarray(...), or "
+     "cupy.asarray / .get() between NumPy and CuPy), so that it matches y (the prediction)."),
+    ("empty", ValueError, lambda: xmlp.MSELoss().forward(np.ones((0, 1)), np.ones((0, 1))),
+     "MSELoss.forward: y and t are empty (shape (0, 1))"),
+    ("no gradient", xmlp.NoGradientError, lambda: xmlp.MLP(3, 6, 2, rng=0).update_params(0.1),
+     "MLP.update_params: no gradient for 'linear1.weights'; call backward() after forward() "
+     "first."),
+    ("gradient shape", ValueError,
+     lambda: (lambda m: (setattr(m.linear2, "grad_weights", np.ones((3, 2))),
+                         m.update_params(0.1)))(used_mlp()),
+     "MLP.update_params: the gradient for 'linear2.weights' must have the parameter's shape "
+     "(2, 6), got (3, 2)"),
+    ("gradient dtype", TypeError,
+     lambda: (lambda m: (setattr(m.linear2, "grad_biases", np.ones(2, dtype=np.float32)),
+                         m.update_params(0.1)))(used_mlp()),
+     "MLP.update_params: the gradient for 'linear2.biases' has dtype float32 but the "
+     "parameters are float64. Convert the input with numpy.astype(x, numpy.float64) or the "
+     "model with .to(dtype=numpy.float32)."),
+    ("learning rate type", TypeError, lambda: linear34().update_params("0.1"),
+     "learning_rate must be a real number (a Python or NumPy scalar), got str: '0.1'"),
+    ("learning rate value", ValueError, lambda: linear34().update_params(float("nan")),
+     "learning_rate must be finite and >= 0, got nan"),
+    ("initial shape", ValueError, lambda: xmlp.Linear(3, 4, np.ones((3, 4))),
+     "Linear(3, 4): initial_weights must have shape (4, 3), got (3, 4)"),
+    ("dim type", TypeError, lambda: xmlp.Linear("3", 4),
+     "Linear: input_dim must be a positive int, got str: '3'"),
+    ("dim value", ValueError, lambda: xmlp.Linear(0, 4),
+     "Linear: input_dim must be a positive int, got 0"),
+    ("dtype", TypeError, lambda: xmlp.Linear(3, 4, dtype="int64"),
+     "dtype='int64' is not a real floating dtype; use float32 or float64 (e.g. "
+     "dtype=numpy.float32)."),
+    ("not a module", TypeError, lambda: xmlp.Sequential(xmlp.Linear(2, 2), Duck()),
+     "Sequential: layer 1 (Duck) is not an xmlp.Module; subclass xmlp.Module and define "
+     "forward/backward/predict."),
+    ("no predict", TypeError, lambda: xmlp.Sequential(NoPredict()),
+     "Sequential: layer 0 (NoPredict) has no predict() method"),
+    ("no layers", ValueError, lambda: xmlp.Sequential(),
+     "Sequential needs at least one layer"),
+    ("dims disagree", ValueError,
+     lambda: xmlp.Sequential(xmlp.Linear(3, 4), xmlp.Tanh(), xmlp.Linear(5, 1)),
+     "Sequential: layer 0 gives 4 features but layer 2 takes 5"),
+    ("fit samples", ValueError,
+     lambda: xmlp.fit(xmlp.MLP(1, 2, 1, rng=0), np.ones((100, 1)), np.ones((5, 1)), epochs=1,
+                      lr=0.1),
+     "fit: x has 100 samples but y has 5"),
+    ("save path", TypeError, lambda: xmlp.save(xmlp.MLP(1, 2, 1), 3),
+     "save: path must be a str or os.PathLike, got int"),
+    ("load path", TypeError, lambda: xmlp.load(xmlp.MLP(1, 2, 1), b"model.npz"),
+     "load: path must be a str or os.PathLike, got bytes"),
+    ("save model", TypeError, lambda: xmlp.save(Duck(), "model.npz"),
+     "save: model must be an xmlp.Module (its parameters are listed by named_parameters()), "
+     "got Duck"),
+    ("load bytes path", TypeError, lambda: xmlp.load(xmlp.MLP(1, 2, 1), BytesPath()),
+     "load: path must name a file as text, got b'model.npz'"),
+]
+
+
+@pytest.mark.parametrize(("exc_type", "call", "expected"), [row[1:] for row in TABLE],
+                         ids=[row[0] for row in TABLE])
+def test_message(exc_type, call, expected):
+    assert message(exc_type, call) == expected
+
+
+def test_device_message_lists_the_devices():
+    got = message(TypeError, lambda: xmlp.Linear(3, 4, device="gpu"))
+    assert got.startswith("numpy cannot make arrays on device='gpu' (")
+    assert got.endswith("). Its devices: ['cpu'].")
+    got = message(TypeError, lambda: xmlp.Linear(3, 4, xp=strict, device="nope"))
+    assert got.startswith("array_api_strict cannot make arrays on device='nope' (")
+    assert ". Its devices: [array_api_strict.Device('CPU_DEVICE'), " in got
+
+
+def test_device_message_of_a_namespace_without_inspection():
+    class Bare:
+        __name__ = "bare"
+
+    got = str(_device_error(Bare(), "gpu", RuntimeError("no such device")))
+    assert got == "bare cannot make arrays on device='gpu' (no such device)."
+
+
+def test_namespace_message():
+    got = message(TypeError, lambda: xmlp.Linear(3, 4, xp="torch"))
+    assert got.startswith("xp='torch' is not an array namespace xmlp can use: ")
+    assert got.endswith(". Pass an array module such as numpy, cupy, torch, jax.numpy, "
+                        "dask.array or array_api_strict.")
+
+
+# -- load ------------------------------------------------------------------------------------
+def write(path: Any, arrays: dict[str, np.ndarray], record: Any) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays, __xmlp__=np.array(record))
+
+
+def good() -> dict[str, np.ndarray]:
+    return {name: np.asarray(p) for name, p in xmlp.MLP(2, 3, 1, rng=9).named_parameters()}
+
+
+def record(arrays: dict[str, np.ndarray], **changes: Any) -> str:
+    meta = {"format": 1, "class": "MLP", "shapes": {k: list(v.shape) for k, v in arrays.items()}}
+    meta.update(changes)
+    return json.dumps({k: v for k, v in meta.items() if v is not None})
+
+
+def load_message(path: Any, model: xmlp.Module | None = None) -> str:
+    return message(ValueError, lambda: xmlp.load(model or xmlp.MLP(2, 3, 1, rng=0), path))
+
+
+def test_load_messages_name_the_file_and_the_fault(tmp_path):
+    path = tmp_path / "m.npz"
+    arrays = good()
+    with open(path, "wb") as f:
+        np.save(f, np.ones(3))
+    assert load_message(path) == (f"load: {str(path)!r} is not a readable xmlp checkpoint: it "
+                                  "holds a single array, not an .npz archive")
+    head = f"load: {str(path)!r} is not a readable xmlp checkpoint"
+    write(path, arrays, record(arrays, shapes=None))
+    assert load_message(path) == f"{head}: its '__xmlp__' record has no parameter shapes"
+    write(path, arrays, json.dumps([1, 2]))
+    assert load_message(path) == f"{head}: its '__xmlp__' record is a JSON list, not an object"
+    for bad_record, kind in ((np.array(5), "an array of dtype int64 and shape ()"),
+                             (np.array(["{}", "{}"]), "an array of dtype <U2 and shape (2,)")):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays, __xmlp__=bad_record)
+        assert load_message(path) == f"{head}: its '__xmlp__' record is {kind}, not one string"
+    write(path, arrays, record(arrays, format=99))
+    assert load_message(path) == (f"load: {str(path)!r} has format version 99; this xmlp reads "
+                                  "version 1")
+    write(path, {**arrays, "extra": np.ones(1)}, record(arrays))
+    assert load_message(path) == (f"{head}: its '__xmlp__' record lists {sorted(arrays)} but it "
+                                  f"holds {sorted([*arrays, 'extra'])}")
+
+
+def test_load_message_for_a_pickle(tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.")
+    assert load_message(path).endswith(
+        " (load never unpickles: pickles and object arrays are refused)")
+
+
+def test_load_messages_name_the_model(tmp_path):
+    path = tmp_path / "m.npz"
+    seq = xmlp.Sequential(xmlp.Linear(2, 3, rng=0), xmlp.Tanh(), xmlp.Linear(3, 1, rng=1))
+    xmlp.save(seq, path)
+    assert load_message(path) == (
+        f"load: {str(path)!r} has no parameter 'linear1.weights' of the MLP; it was saved from "
+        "a Sequential with ['0.weights', '0.biases', '2.weights', '2.biases']")
+    # a record without the class name (written by hand): the message still reads
+    arrays = good()
+    write(path, {"w": np.ones(1)}, json.dumps({"format": 1, "shapes": {"w": [1]}}))
+    assert load_message(path) == (
+        f"load: {str(path)!r} has no parameter 'linear1.weights' of the MLP; it was saved from "
+        "a unknown model with ['w']")
+    extra = {**arrays, "scale": np.ones(1)}
+    write(path, extra, record(extra))
+    assert load_message(path) == (
+        f"load: {str(path)!r} holds 'scale', which the MLP does not have (its parameters: "
+        f"{list(arrays)})")
+    xmlp.save(xmlp.MLP(2, 10, 1, rng=0), path)
+    assert load_message(path) == (
+        f"load: 'linear1.weights' has shape (10, 2) in {str(path)!r} but (3, 2) in the MLP")
+
+
+def test_os_errors_are_not_rewritten(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        xmlp.load(xmlp.MLP(1, 2, 1), os.fspath(tmp_path / "nothing.npz"))
+
+
+# -- fit ---------------------------------------------------------------------------------------
+X6, T6 = np.ones((6, 2)), np.ones((6, 1))
+FIT = [
+    ({"epochs": 0}, ValueError, "fit: epochs must be a positive int, got 0"),
+    ({"epochs": 2.0}, TypeError, "fit: epochs must be a positive int, got 2.0"),
+    ({"batch_size": 0}, ValueError, "fit: batch_size must be a positive int, got 0"),
+    ({"batch_size": 1.5}, TypeError, "fit: batch_size must be a positive int, got 1.5"),
+    ({"shuffle": "yes"}, TypeError, "fit: shuffle must be True or False, got 'yes'"),
+    ({"progress": "yes"}, TypeError, "fit: progress must be None, True or False, got 'yes'"),
+    ({"loss": Duck()}, TypeError, "fit: loss must have a backward() method, got Duck"),
+    ({"rng": "seed"}, TypeError,
+     "fit: rng must be None, a non-negative int seed or a numpy.random.Generator, got 'seed'"),
+    ({"rng": -1}, ValueError,
+     "fit: rng must be None, a non-negative int seed or a numpy.random.Generator, got -1"),
+    ({"x": [1.0]}, TypeError, "fit: x must be an array, got list"),
+    ({"y": (1.0,)}, TypeError, "fit: y must be an array, got tuple"),
+    ({"x": np.float64(1.0)}, ValueError,
+     "fit: x and y need a leading sample axis, got shapes () and (6, 1)"),
+    ({"y": np.array(1.0)}, ValueError,
+     "fit: x and y need a leading sample axis, got shapes (6, 2) and ()"),
+    ({"x": np.ones((0, 2)), "y": np.ones((0, 1))}, ValueError, "fit: x and y hold no samples"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc_type", "expected"), FIT, ids=[str(k) for k, *_ in FIT])
+def test_fit_message(kwargs, exc_type, expected):
+    call = {"x": X6, "y": T6, "epochs": 2, "lr": 0.1, "progress": False, **kwargs}
+    x, y = call.pop("x"), call.pop("y")
+    assert message(exc_type, lambda: xmlp.fit(xmlp.MLP(2, 3, 1, rng=0), x, y, **call)) == expected
+
+
+def test_fit_model_messages():
+    assert message(TypeError, lambda: xmlp.fit(Duck(), X6, T6, epochs=1, lr=0.1)) == (
+        "fit: model has no backward() method (Duck)")
+
+    class Bare:
+        def forward(self, x: Any) -> Any:
+            return x
+
+        def backward(self, g: Any) -> Any:
+            return g
+
+        def update_params(self, lr: float) -> None:
+            pass
+
+    assert message(TypeError, lambda: xmlp.fit(Bare(), X6, T6, epochs=1, lr=0.1)) == (
+        "fit: model must be an xmlp.Module (got Bare): fit lists, restores and persists "
+        "parameters through named_parameters(). Subclass xmlp.Module or wrap your layers in "
+        "xmlp.Sequential.")
+    got = message(TypeError, lambda: xmlp.fit(xmlp.MLP(2, 3, 1), strict.ones((6, 2)), T6,
+                                              epochs=1, lr=0.1))
+    assert got.startswith("fit: x and y must be arrays of one namespace: ")
+
+
+def test_unknown_dask_sizes_are_value_errors():
+    """Dask arrays after boolean indexing have a nan length: every entry point says so."""
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
+    y = da.from_array(np.zeros((8, 1)), chunks=4)
+    keep = x[:, 0] > -2
+    xu, yu = x[keep], y[keep]
+    assert np.isnan(xu.shape[0])
+    hint = (" is unknown (a Dask array with unknown chunk sizes?); call .compute_chunk_sizes() "
+            "first.")
+    model = xmlp.MLP(1, 2, 1, xp=da, rng=0)
+    assert message(ValueError, lambda: xmlp.fit(model, xu, y, epochs=1, lr=0.1)) == (
+        "fit: the number of samples of x" + hint)
+    assert message(ValueError, lambda: xmlp.fit(model, x, yu, epochs=1, lr=0.1)) == (
+        "fit: the number of samples of y" + hint)
+    assert message(ValueError, lambda: model.linear1.forward(xu)) == (
+        "Linear(1, 2).forward: x has an unknown size, shape (nan, 1); on Dask call "
+        "x.compute_chunk_sizes() first (needed after boolean indexing, for instance).")
+    assert message(ValueError, lambda: xmlp.MSELoss().forward(xu, yu)) == (
+        "MSELoss.forward: y has an unknown size, shape (nan, 1), so the mean cannot be taken; on "
+        "Dask call .compute_chunk_sizes() on the input first.")
