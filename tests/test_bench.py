@@ -194,8 +194,8 @@ def test_interleaved_sizes_samples_and_takes_the_median():
 def test_interleaved_runs_every_variant_once_per_round_family_by_family():
     clock = FakeClock()
     slept: list[float] = []
-    variants = {("numpy", "x"): clock.variant("n", 1.0),
-                ("torch:cpu", "y"): clock.variant("t", 1.0), ("jax", "z"): clock.variant("j", 1.0)}
+    variants = {("numpy", "x"): clock.variant("n", 0.5),
+                ("torch:cpu", "y"): clock.variant("t", 0.5), ("jax", "z"): clock.variant("j", 0.5)}
     timings = bt.interleaved(variants, rounds=3, min_time=0.0, warmup_time=0.0, timer=clock,
                              family=lambda k: bt.family_of(k[0]), pause=0.125,
                              sleep=slept.append)
@@ -210,6 +210,7 @@ def test_interleaved_makes_fewer_rounds_of_slow_variants():
     t = bt.interleaved({"a": clock.variant("a", 4.0)}, rounds=7, min_time=0.0, warmup_time=0.0,
                        max_time=10.0, timer=clock)["a"]
     assert len(t.times) == 3  # at least 3 rounds, though more than 10 s
+    assert t.warmup_calls == 1  # a call of a second or more is warm after one
     t = bt.interleaved({"a": clock.variant("a", 1.0)}, rounds=7, min_time=0.0, warmup_time=0.0,
                        max_time=5.0, timer=clock)["a"]
     assert len(t.times) == 5

@@ -66,11 +66,12 @@ def others_cpu_seconds() -> float | None:
 
 def _warm_up(fn: Callable[[], None], warmup_time: float, timer: Callable[[], float]
              ) -> tuple[float, int]:
-    """Call ``fn`` at least twice and for at least ``warmup_time`` seconds (compilation,
-    memory pools, caches and the allocator settle); (seconds of the last call, calls made)."""
+    """Call ``fn`` for at least ``warmup_time`` seconds, and at least twice unless one call
+    takes a second (compilation, memory pools, caches and the allocator settle; a call that
+    long is past all that); (seconds of the last call, calls made)."""
     calls, last = 0, 0.0
     begin = timer()
-    while calls < 2 or timer() - begin < warmup_time:
+    while calls < 1 or (calls < 2 and last < 1.0) or timer() - begin < warmup_time:
         start = timer()
         fn()
         last = timer() - start
