@@ -416,3 +416,26 @@ def test_bench_cupy_session_without_cupy_measures_the_rest(monkeypatch, tmp_path
     assert "not measured: cupy" in (tmp_path / "bench-out-gpu" / "bench.md").read_text()
     assert "skipped" in session.suite_output  # the pytest-benchmark suite skips CuPy's cases
     assert ("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json") in session.ran
+
+
+def test_threads_option_limits_every_pool(monkeypatch, tmp_path):
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(bench, "_limits", [])
+    torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 1
+    monkeypatch.setenv("XMLP_THREADS", "2")  # restored afterwards; the run sets it to 1
+    monkeypatch.setenv("XLA_FLAGS", "")
+    args = _args("--backend", "numpy", "--op", "step_gemms", "--shape", "4,3,2,1", "--threads",
+                 "1", *FAST, "--out", str(tmp_path))
+    try:
+        assert bench.run(args) == 0
+        assert os.environ["XMLP_THREADS"] == "1"
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info())
+        machine = (tmp_path / "machine.md").read_text()
+        assert "--threads 1" in machine and "(XMLP_THREADS): 1" in machine
+    finally:
+        for limiter in bench._limits:
+            limiter.restore_original_limits()
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(torch_threads)

@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-time", type=_seconds, metavar="S",
                         help="calls per sample are chosen so a sample lasts at least S seconds "
                              "(quick 0.02, full 0.05)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="limit every library's thread pool to N threads (BLAS and OpenMP "
+                             "through threadpoolctl, torch.set_num_threads, Dask's workers, "
+                             "XMLP_THREADS; XLA's with N = 1 only): for comparisons that a "
+                             "busy shared machine does not distort (default: each library's "
+                             "own choice)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (there is none when stderr is not a terminal)")
 
@@ -136,7 +142,7 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
     if args.quick:
         words.append("--quick")
     for flag, value in (("--rounds", args.rounds), ("--min-time", args.min_time),
-                        ("--out", args.out)):
+                        ("--threads", args.threads), ("--out", args.out)):
         if value is not None:
             words += [flag, format(value, "g") if isinstance(value, float) else str(value)]
     return shlex.join(words)
@@ -162,7 +168,14 @@ def run(args: argparse.Namespace) -> int:
               "min_time": min_time if args.min_time is None else args.min_time,
               "max_time": None if args.rounds else max_time}
 
+    if args.threads:
+        os.environ["XMLP_THREADS"] = str(args.threads)
+        if args.threads == 1:  # read when JAX starts: before the backends are loaded
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
+                                       "thread_eigen=false intra_op_parallelism_threads=1")
     loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
+    if args.threads:
+        _limit_threads(args.threads)
     if not loaded:
         for reason in skipped:
             print(f"xmlp bench: skipped {reason}", file=sys.stderr)
@@ -208,6 +221,24 @@ def run(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
+
+
+_limits: list[Any] = []  # threadpoolctl's limiter, kept alive for the run
+
+
+def _limit_threads(n: int) -> None:
+    """BLAS and OpenMP pools (threadpoolctl), torch and Dask's scheduler to ``n`` threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("xmlp bench: threadpoolctl is not installed, so --threads cannot limit BLAS "
+              "(pip install 'xmlp[bench]')", file=sys.stderr)
+    else:
+        _limits.append(threadpool_limits(limits=n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "dask" in sys.modules:
+        sys.modules["dask"].config.set(num_workers=n)
 
 
 def _measure_group(bc: Any, group: Any, by_name: dict[str, Any], timing: dict[str, Any],
