@@ -197,36 +197,23 @@ class Backend:
     def syncer(self) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
         """A function that waits until the given arrays are computed and returns them (Dask:
         persisted), or None where results are ready when the call returns (NumPy, torch CPU)."""
-        if self.name == "cupy":
-            stream = self.module.cuda.get_current_stream
+        if self.name in ("cupy", "torch:cuda"):
+            cuda = self.module.cuda
+            wait = ((lambda: cuda.get_current_stream().synchronize()) if self.name == "cupy"
+                    else lambda: cuda.synchronize(self.device))
 
-            def cupy_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                stream().synchronize()
+            def gpu_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                wait()
                 return arrays
 
-            return cupy_sync
-        if self.name == "torch:cuda":
-            synchronize = self.module.cuda.synchronize
-
-            def torch_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                synchronize(self.device)
-                return arrays
-
-            return torch_sync
+            return gpu_sync
         if self.name == "jax":
-            import jax
-
-            def jax_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                return jax.block_until_ready(arrays)
-
-            return jax_sync
+            block: Callable[[Sequence[Any]], Sequence[Any]]
+            block = importlib.import_module("jax").block_until_ready
+            return block
         if self.lazy:
-            import dask
-
-            def dask_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                return dask.persist(*arrays)
-
-            return dask_sync
+            persist = importlib.import_module("dask").persist
+            return lambda arrays: persist(*arrays)
         return None
 
     def device_name(self) -> str:
