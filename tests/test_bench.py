@@ -439,3 +439,22 @@ def test_threads_option_limits_every_pool(monkeypatch, tmp_path):
             limiter.restore_original_limits()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(torch_threads)
+
+
+def test_cpu_clock_runs_on_one_thread(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "_limits", [])
+    monkeypatch.setenv("XMLP_THREADS", "2")
+    torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 1
+    try:
+        assert bench.run(_args("--clock", "cpu", "--threads", "2", "--no-progress")) == 2
+        assert "--threads 1" in capsys.readouterr().err
+        args = _args("--backend", "numpy", "--op", "mlp_step", "--shape", "4,3,2,1",
+                     "--clock", "cpu", *FAST, "--out", str(tmp_path))
+        assert bench.run(args) == 0
+        md = (tmp_path / "bench.md").read_text()
+        assert "--clock cpu" in md and "--threads 1" in md and "CPU seconds of the process" in md
+    finally:
+        for limiter in bench._limits:
+            limiter.restore_original_limits()
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(torch_threads)

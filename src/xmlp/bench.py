@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "XMLP_THREADS; XLA's with N = 1 only): for comparisons that a "
                              "busy shared machine does not distort (default: each library's "
                              "own choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time (default); cpu: the CPU time of this process, "
+                             "every library on one thread (implies --threads 1): other "
+                             "processes on a shared machine then barely change the numbers")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (there is none when stderr is not a terminal)")
 
@@ -141,6 +145,8 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
         words += ["--shape", *(",".join(map(str, s)) for s in args.shape)]
     if args.quick:
         words.append("--quick")
+    if args.clock != "wall":
+        words += ["--clock", args.clock]
     for flag, value in (("--rounds", args.rounds), ("--min-time", args.min_time),
                         ("--threads", args.threads), ("--out", args.out)):
         if value is not None:
@@ -163,10 +169,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
+    if args.clock == "cpu":
+        if (args.threads or 1) != 1:
+            print("xmlp bench: --clock cpu adds up every thread's time: use --threads 1",
+                  file=sys.stderr)
+            return 2
+        args.threads = 1
     rounds, min_time, warmup_time, max_time = _TIMING[bool(args.quick)]
     timing = {"rounds": args.rounds or rounds, "warmup_time": warmup_time,
               "min_time": min_time if args.min_time is None else args.min_time,
-              "max_time": None if args.rounds else max_time}
+              "max_time": None if args.rounds else max_time,
+              "timer": time.process_time if args.clock == "cpu" else time.perf_counter}
 
     if args.threads:
         os.environ["XMLP_THREADS"] = str(args.threads)
@@ -214,6 +227,9 @@ def run(args: argparse.Namespace) -> int:
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
     head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
             f"Command: `{command}`")
+    if args.clock == "cpu":
+        head += ("\n\nTimes are CPU seconds of the process (time.process_time) with every "
+                 "library on one thread, not elapsed time.")
     report = rep.markdown_report(records, head, skipped) if records else ""
     print(report)  # what bench.md holds: the tables a reader (or the README) quotes
     if args.out is not None and records:
