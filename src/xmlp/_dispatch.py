@@ -78,7 +78,7 @@ _BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measu
 _LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
 _OUTER_MIN = 256  # rows: below this a 1-wide GEMM costs no more than an outer product
 # below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
-_TANH_MIN = {"f": 4096, "d": 1024}
+_TANH_MIN = {"f": 16384, "d": 1024}
 
 
 def _threads() -> int:
