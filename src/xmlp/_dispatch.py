@@ -78,7 +78,7 @@ _BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measu
 _LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
 _OUTER_MIN = 256  # rows: below this a 1-wide GEMM costs no more than an outer product
 # below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
-_TANH_MIN = {"f": 16384, "d": 1024}
+_TANH_MIN, _TANH32_MIN = 1024, 16384
 
 
 def _threads() -> int:
@@ -122,15 +122,11 @@ def _laid(*arrays: Any) -> bool:
     return True
 
 
-def _few_rows(a: Any, n: int) -> bool:
-    """Whether float32 a (m, k) @ (k, n) runs faster as (b @ a.T).T, b being the (n, k) right
-    operand transposed: OpenBLAS's single-precision GEMM is slow on a few rows (m <= 64) of a
-    few hundred columns going to many (k >= 256, n >= 512): measured 0.6x to 0.75x the time,
-    copy back to row-major order included; elsewhere the two are within a few per cent
-    (float64: always). Callers have checked the dtypes with :meth:`NumpyOps.takes`."""
-    shape = a.shape
-    return (len(shape) == 2 and shape[0] <= 64 and shape[1] >= 256 and n >= 512
-            and a.dtype.char == "f")
+# _FEW_ROWS: float32 a (m, k) @ (k, n) runs faster as (b @ a.T).T, b being the (n, k) right
+# operand transposed, when OpenBLAS's single-precision GEMM has a few rows (m <= 64) of a few
+# hundred columns going to many (k >= 256, n >= 512): measured 0.6x to 0.75x the time, the
+# copy back to row-major order included; elsewhere the two are within a few per cent
+# (float64: always). NumpyOps.matmul and .affine test this inline.
 
 
 def _flat(a: Any) -> Any:
@@ -237,23 +233,21 @@ class NumpyOps(PortableOps):
         super().__init__(xp)
         self.np = np
         self._ndarray = np.ndarray
-        # Native byte order only: np.dtype("float64") == np.dtype(">f8") is False.
-        self._dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+        self._f32, self._f64 = np.dtype(np.float32), np.dtype(np.float64)
         self._constants: dict[Any, Any] = {}
 
-    def takes(self, *arrays: Any) -> bool:
-        """Whether the fast paths may take ``arrays``: plain ``numpy.ndarray`` s (no subclass)
-        of one dtype, float32 or float64 in native byte order. float16 is left to the portable
-        ops, which accumulate means in float32 (a float16 dot product overflows at 65504);
-        a non-native byte order, mixed dtypes or a subclass likewise."""
-        dtype = arrays[0].dtype
-        if dtype not in self._dtypes:
-            return False
-        ndarray = self._ndarray
-        for a in arrays:  # a loop, not all(...): this runs for every op of every step
-            if type(a) is not ndarray or a.dtype != dtype:
-                return False
-        return True
+    def takes(self, a: Any, b: Any = None, c: Any = None) -> bool:
+        """Whether the fast paths may take arrays ``a`` (, ``b``, ``c``): plain
+        ``numpy.ndarray`` s (no subclass) of one dtype, float32 or float64 in native byte order.
+        float16 is left to the portable ops, which accumulate means in float32 (a float16 dot
+        product overflows at 65504); a non-native byte order, mixed dtypes or a subclass
+        likewise. Identity tests, three named arguments rather than ``*arrays``: NumPy's native
+        float dtypes are singletons (a byte-swapped one is another object), and this runs for
+        every op of every step (about three times cheaper so)."""
+        dtype, ndarray = a.dtype, self._ndarray
+        return (type(a) is ndarray and (dtype is self._f64 or dtype is self._f32)
+                and (b is None or (type(b) is ndarray and b.dtype is dtype))
+                and (c is None or (type(c) is ndarray and c.dtype is dtype)))
 
     # Cheap tests on shape and size come before the layout's: on the seed's 100-sample step
     # every microsecond of checking shows.
@@ -261,24 +255,28 @@ class NumpyOps(PortableOps):
         if not self.takes(a, b):
             return super().matmul(a, b)
         np = self.np
-        if a.ndim == 2 and a.shape[1] == 1 and a.shape[0] >= _OUTER_MIN and b.ndim == 2 and (
-                _laid(a, b)):
-            return np.multiply(b.T, a.T).T  # (N, 1) @ (1, M): column-major, rows of b.T * a.T
-        if b.ndim == 2 and _few_rows(a, b.shape[1]):
-            # row-major again: the next GEMM reads it faster so
-            return np.ascontiguousarray(np.matmul(b.T, a.T).T)
+        if a.ndim == 2 and b.ndim == 2:
+            m, k = a.shape
+            if k == 1:
+                if m >= _OUTER_MIN and _laid(a, b):  # (N, 1) @ (1, M): column-major, b.T * a.T
+                    return np.multiply(b.T, a.T).T
+            elif m <= 64 and k >= 256 and b.shape[1] >= 512 and a.dtype is self._f32:
+                # few rows into many columns (_FEW_ROWS); row-major again: the next GEMM
+                # reads it faster so
+                return np.ascontiguousarray(np.matmul(b.T, a.T).T)
         return np.matmul(a, b)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
         if not self.takes(x2, weights, biases):
             return super().affine(x2, weights, biases)
         np = self.np
-        if x2.shape[1] == 1 and x2.shape[0] >= _OUTER_MIN and _laid(x2, weights, biases):
+        m, k = x2.shape
+        if k == 1 and m >= _OUTER_MIN and _laid(x2, weights, biases):
             out_t = np.multiply(weights, x2.T)  # (out, N): the inner loop runs over N
             out_t += biases[:, None]
             return out_t.T
-        if _few_rows(x2, weights.shape[0]):
-            out = np.ascontiguousarray(np.matmul(weights, x2.T).T)
+        if m <= 64 and k >= 256 and weights.shape[0] >= 512 and x2.dtype is self._f32:
+            out = np.ascontiguousarray(np.matmul(weights, x2.T).T)  # _FEW_ROWS
         else:
             out = np.matmul(x2, weights.T)
         out += biases  # in place: a fresh array, not yet handed out
@@ -287,8 +285,8 @@ class NumpyOps(PortableOps):
     def tanh(self, x: Any) -> Any:
         if not self.takes(x):
             return super().tanh(x)
-        np = self.np
-        if x.size < _TANH_MIN[x.dtype.char] or not _laid(x):
+        np, n = self.np, x.size
+        if n < _TANH_MIN or (n < _TANH32_MIN and x.dtype is self._f32) or not _laid(x):
             return np.tanh(x)
         out = np.empty_like(x)  # same memory order as x
         if x.dtype.char == "f":
@@ -354,11 +352,16 @@ class NumpyOps(PortableOps):
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        if not self.takes(param, grad) or not param.flags.writeable:
+        if not self.takes(param, grad):
             return super().sgd(param, grad, lr)
         if (param.size < 2 * _LARGE or _threads() == 1 or param.shape != grad.shape
-                or not _laid(param, grad)):
-            param -= lr * grad
+                or not _laid(param, grad) or not param.flags.writeable):
+            try:
+                param -= lr * grad
+            except ValueError:  # read-only weights (loaded with mmap): the portable way
+                if param.flags.writeable:
+                    raise
+                return super().sgd(param, grad, lr)
             return param
 
         def kernel(p: Any, g: Any) -> None:
