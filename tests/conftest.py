@@ -1,8 +1,21 @@
-"""The ``xp`` fixture: one parametrization per installed backend, filtered by XMLP_BACKENDS.
+"""The ``xp`` fixture: one parametrization per backend that is selected and can run here.
 
-``XMLP_BACKENDS=numpy,array_api_strict pytest`` runs those two; unset runs every backend that
-imports here. A backend that is named but missing (or a GPU backend without a GPU) is skipped
-with the reason.
+``XMLP_BACKENDS=numpy,array_api_strict pytest`` runs those two; unset (or ``all``) runs every
+backend that imports here. Only the active backends' cases are collected, so a run reports no
+skip per other backend:
+
+* ``xp`` (and any fixture parametrized with :data:`BACKEND_PARAMS`) runs once per active
+  backend; torch adds ``torch:cuda`` where CUDA is available.
+* ``@pytest.mark.requires_backends("jax")``: a test (or one ``pytest.param``) that needs those
+  backends, e.g. one comparing two of them, is collected only when all of them are active.
+* ``@pytest.mark.xp_only("numpy", "array_api_strict")``: the ``xp`` cases of a test are limited
+  to those backends (the test is not collected in other backends' sessions).
+* ``tests/test_<backend>.py`` and ``tests/test_<backend>_*.py`` (test_dask.py...) are collected
+  only where that backend is active, so they may import it at the top.
+
+A backend named in XMLP_BACKENDS that cannot run here (not installed, CuPy without a GPU) is a
+usage error that says why, rather than a page of skips. Unset, the backends that cannot run
+are listed once in the report header.
 """
 
 from __future__ import annotations
@@ -11,22 +24,32 @@ import importlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's array API support,
+# which SciPy reads once, when it is first imported: set it before anything imports SciPy.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+# the extra that installs each backend, for messages
+EXTRAS = {"array_api_strict": "strict", "torch": "torch", "jax": "jax", "dask": "dask",
+          "cupy": "cupy"}
 
 
 def selected_backends() -> list[str]:
+    """The backend names XMLP_BACKENDS asks for (every known one when it is unset)."""
     raw = os.environ.get("XMLP_BACKENDS", "").strip()
     if not raw or raw == "all":
         return list(ALL_BACKENDS)
     names = [n.strip() for n in raw.split(",") if n.strip()]
     unknown = set(names) - set(ALL_BACKENDS)
     if unknown:
-        raise pytest.UsageError(f"XMLP_BACKENDS names unknown backends {sorted(unknown)}")
+        raise pytest.UsageError(f"XMLP_BACKENDS names unknown backends {sorted(unknown)}; "
+                                f"known: {', '.join(ALL_BACKENDS)}")
     return names
 
 
@@ -65,11 +88,11 @@ def dtype_str(dtype: Any) -> str:
     return dtype_name(dtype)
 
 
-def _load(name: str) -> list[Any]:
-    """pytest.params for one backend name (several for torch: cpu and cuda)."""
+def _load(name: str) -> list[Backend] | str:
+    """The Backend cases of one name (torch: cpu, and cuda where available), or why it cannot
+    run here."""
     import array_api_compat
 
-    reason = None
     try:
         if name == "jax":
             jax = importlib.import_module("jax")
@@ -80,32 +103,104 @@ def _load(name: str) -> list[Any]:
         else:
             module = importlib.import_module(name)
     except ImportError as exc:
-        reason = f"{name} is not installed ({exc})"
-    if reason is None and name == "cupy":
+        return f'not installed ({exc}); pip install "xmlp[{EXTRAS.get(name, name)}]"'
+    if name == "cupy":
         try:
             if module.cuda.runtime.getDeviceCount() < 1:
-                reason = "cupy: no CUDA device"
+                return "no NVIDIA GPU visible to CuPy"
         except Exception as exc:
-            reason = f"cupy: no usable CUDA GPU ({type(exc).__name__}: {exc})"
-    if reason is not None:
-        return [pytest.param(None, id=name, marks=pytest.mark.skip(reason=reason))]
+            return f"no usable NVIDIA GPU ({type(exc).__name__}: {exc})"
     ns = array_api_compat.array_namespace(module.asarray(0.0))
     if name == "torch":
-        cpu = Backend("torch:cpu", module, ns, module.device("cpu"))
-        params = [pytest.param(cpu, id="torch:cpu")]
+        cases = [Backend("torch:cpu", module, ns, module.device("cpu"))]
         if module.cuda.is_available():
-            params.append(pytest.param(Backend("torch:cuda", module, ns, module.device("cuda:0")),
-                                       id="torch:cuda"))
-        return params
-    return [pytest.param(Backend(name, module, ns), id=name)]
+            cases.append(Backend("torch:cuda", module, ns, module.device("cuda:0")))
+        return cases
+    return [Backend(name, module, ns)]
 
 
-BACKEND_PARAMS = [p for name in selected_backends() for p in _load(name)]
+ACTIVE: list[Backend] = []  # the cases every xp test runs on, in ALL_BACKENDS order
+UNAVAILABLE: dict[str, str] = {}  # selected backend name -> why it cannot run here
+for _name in selected_backends():
+    _loaded = _load(_name)
+    if isinstance(_loaded, str):
+        UNAVAILABLE[_name] = _loaded
+    else:
+        ACTIVE.extend(_loaded)
+
+BACKEND_PARAMS = [pytest.param(b, id=b.name) for b in ACTIVE]
+
+
+def is_active(name: str) -> bool:
+    """Whether backend ``name`` ("torch", or one device of it: "torch:cuda") runs here."""
+    return any(b.name == name or b.name.split(":")[0] == name for b in ACTIVE)
+
+
+def backend(name: str) -> Backend:
+    """The active case ``name`` ("array_api_strict", "torch:cuda"; "torch" is torch:cpu).
+    Tests that call it carry ``requires_backends(name)``, so it is there."""
+    for b in ACTIVE:
+        if b.name == name or b.name == f"{name}:cpu":
+            return b
+    raise LookupError(f"{name} is not active; mark the test requires_backends({name!r})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A backend named in XMLP_BACKENDS that cannot run here stops the run, saying why."""
+    if os.environ.get("XMLP_BACKENDS", "").strip() not in ("", "all") and UNAVAILABLE:
+        why = "; ".join(f"{n}: {r}" for n, r in UNAVAILABLE.items())
+        raise pytest.UsageError(f"XMLP_BACKENDS names backends that cannot run here ({why}). "
+                                "Leave them out, or unset XMLP_BACKENDS to run every backend "
+                                "that imports.")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"xmlp backends: {', '.join(b.name for b in ACTIVE)} "
+             f"(XMLP_BACKENDS={os.environ.get('XMLP_BACKENDS', '') or 'unset: all'})"]
+    if UNAVAILABLE:
+        lines.append("not run here: " + "; ".join(f"{n} ({r})" for n, r in UNAVAILABLE.items()))
+    return lines
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """test_dask.py, test_jax_*.py...: only where that backend is active."""
+    stem = collection_path.stem
+    if collection_path.suffix == ".py" and stem.startswith("test_"):
+        for name in ALL_BACKENDS:
+            if stem == f"test_{name}" or stem.startswith(f"test_{name}_"):
+                return True if not is_active(name) else None
+    return None
+
+
+def _collected(item: pytest.Item) -> bool:
+    for mark in item.iter_markers("requires_backends"):
+        if not all(is_active(n) for n in mark.args):
+            return False
+    limits = [set(mark.args) for mark in item.iter_markers("xp_only")]
+    callspec = getattr(item, "callspec", None)
+    if limits and callspec is not None:
+        for value in callspec.params.values():
+            if isinstance(value, Backend) and not all(
+                value.name in names or value.name.split(":")[0] in names for names in limits
+            ):
+                return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop (and report as deselected) the cases of backends that are not active; under mutmut,
+    order the rest fastest first."""
+    keep = [item for item in items if _collected(item)]
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+        items[:] = keep
+    _fastest_first_under_mutmut(items)
 
 
 @pytest.fixture(params=BACKEND_PARAMS)
 def xp(request: pytest.FixtureRequest) -> Backend:
-    """Each selected backend in turn (skipped with a reason where it cannot run here)."""
+    """Each active backend in turn."""
     return request.param
 
 
@@ -130,12 +225,21 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:
 
     tqdm.tqdm.monitor_interval = 0
     tqdm.tqdm.set_lock(threading.RLock())
+    # Dask's threaded scheduler has the same trouble (a fork inherits its pool's locks, not its
+    # threads): compute in the calling thread.
+    try:
+        import dask
+    except ImportError:
+        pass
+    else:
+        dask.config.set(scheduler="synchronous")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _fastest_first_under_mutmut(items: list[pytest.Item]) -> None:
     """Under mutmut (``nox -s mutate``, tests/mutation/README.md): the fastest tests first, by
     the durations mutmut recorded, so that a mutant's first failure comes early (it stops at
-    the first failure). Order is free: no test depends on another."""
+    the first failure). Order is free: no test depends on another (test_docs_examples.py,
+    whose blocks run in page order, is left out of mutmut's runs in pyproject.toml)."""
     if not os.environ.get("MUTANT_UNDER_TEST") or not os.path.exists("mutmut-stats.json"):
         return
     with open("mutmut-stats.json") as f:

@@ -1,15 +1,18 @@
 """Where arrays live: device placement, namespace/device mismatches, Module.to(), JAX.
 
 Tests that need one particular backend (array_api_strict's second device, torch CUDA, CuPy, JAX)
-run only when that backend is selected by XMLP_BACKENDS, so each nox session runs its own.
+carry ``requires_backends`` and are collected only where that backend is active, so each nox
+session runs its own and reports no skips for the others.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,24 +20,10 @@ import pytest
 from array_api_compat import array_namespace, device
 
 import xmlp
-from conftest import BACKEND_PARAMS, Backend, selected_backends, tolerances
+from conftest import Backend, backend, tolerances
 from reference import mlp_step
 from xmlp._backend import ArraySpec
 from xmlp.errors import ForwardNotCalledError, NoGradientError
-
-
-def require(name: str) -> Backend:
-    """The backend ``name`` ("torch:cuda" for one device of it), or skip with the reason."""
-    if name.split(":")[0] not in selected_backends():
-        pytest.skip(f"{name} is not in XMLP_BACKENDS")
-    for param in BACKEND_PARAMS:
-        if param.id == name:
-            for mark in param.marks:
-                if mark.name == "skip":
-                    pytest.skip(mark.kwargs["reason"])
-            return param.values[0]
-    pytest.skip(f"{name}: no such device here")
-
 
 # The source of every to() test: NumPy is a dependency, so these run in every session.
 NUMPY = Backend("numpy", np, array_namespace(np.asarray(0.0)))
@@ -121,9 +110,14 @@ def test_layer_built_from_arrays_lives_where_they_live(xp, dtype):
 # -- a second device: array_api_strict's "device1" -----------------------------------------
 @pytest.fixture
 def strict() -> Backend:
-    return require("array_api_strict")
+    """array_api_strict; tests that take it carry requires_backends("array_api_strict")."""
+    return backend("array_api_strict")
 
 
+STRICT = pytest.mark.requires_backends("array_api_strict")
+
+
+@STRICT
 def test_model_on_a_second_device_keeps_everything_there(strict):
     xps = strict.module
     dev1 = xps.Device("device1")
@@ -137,6 +131,7 @@ def test_model_on_a_second_device_keeps_everything_there(strict):
     assert all(device(a) == dev1 for a in made.values())
 
 
+@STRICT
 def test_no_silent_transfer_from_the_default_device(strict):
     xps = strict.module
     dev1 = xps.Device("device1")
@@ -172,6 +167,7 @@ def test_no_silent_transfer_from_the_default_device(strict):
     assert device(xmlp.Linear(3, 2, xps.asarray(np.ones((2, 3)), device=dev1)).biases) == dev1
 
 
+@STRICT
 def test_to_a_second_device_and_back(strict):
     xps = strict.module
     dev1, cpu = xps.Device("device1"), xps.__array_namespace_info__().default_device()
@@ -191,8 +187,9 @@ def test_to_a_second_device_and_back(strict):
 
 
 # -- GPUs: torch cuda:0 and CuPy (skipped without a GPU) -------------------------------------
+@pytest.mark.requires_backends("torch:cuda")
 def test_torch_cuda_and_cpu_do_not_mix():
-    cuda = require("torch:cuda")
+    cuda = backend("torch:cuda")
     torch = cuda.module
     x, t, _, _ = _data(cuda, 3, 2, "float32")
     on_gpu = xmlp.MLP(3, 5, 2, xp=torch, device="cuda:0", dtype="float32", rng=0)
@@ -219,9 +216,10 @@ def test_torch_cuda_and_cpu_do_not_mix():
         np.testing.assert_allclose(cuda.to_numpy(p), cuda.to_numpy(q), **tolerances("float32"))
 
 
+@pytest.mark.requires_backends("cupy")
 def test_cupy_and_numpy_do_not_mix():
-    cp = require("cupy").module
-    x, t, _, _ = _data(require("cupy"), 3, 2, "float64")
+    cp = backend("cupy").module
+    x, t, _, _ = _data(backend("cupy"), 3, 2, "float64")
     on_gpu = xmlp.MLP(3, 5, 2, xp=cp, rng=0)
     on_cpu = xmlp.MLP(3, 5, 2, rng=0)
     for model, wrong in ((on_gpu, x), (on_cpu, cp.asarray(x))):
@@ -242,6 +240,7 @@ def test_cupy_and_numpy_do_not_mix():
 
 
 # -- namespace mismatch ----------------------------------------------------------------------
+@STRICT
 def test_numpy_input_to_a_strict_model_names_both(strict):
     model = xmlp.MLP(3, 5, 2, xp=strict.module, rng=0)
     with pytest.raises(TypeError) as info:
@@ -291,10 +290,10 @@ TARGETS = [
 
 
 def _target(name: str, dev: Any) -> tuple[Backend, Any]:
-    backend = require(name)
+    target = backend(name)
     if dev == "device1":
-        return backend, backend.module.Device("device1")
-    return backend, backend.device
+        return target, target.module.Device("device1")
+    return target, target.device
 
 
 def _state_cleared(model: xmlp.Module) -> bool:
@@ -304,8 +303,9 @@ def _state_cleared(model: xmlp.Module) -> bool:
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "sequential"])
-@pytest.mark.parametrize(("name", "dev", "dtype"), TARGETS,
-                         ids=[f"{n}-{d or 'default'}-{t or 'float64'}" for n, d, t in TARGETS])
+@pytest.mark.parametrize(("name", "dev", "dtype"), [
+    pytest.param(n, d, t, id=f"{n}-{d or 'default'}-{t or 'float64'}",
+                 marks=pytest.mark.requires_backends(n)) for n, d, t in TARGETS])
 def test_to_moves_the_model_and_training_continues(kind, name, dev, dtype):
     """A NumPy float64 model, trained one step, moved with to(); it keeps training there and
     matches its NumPy float64 twin (itself checked against reference.py in test_models)."""
@@ -427,11 +427,13 @@ def test_to_failing_half_way_changes_nothing(monkeypatch):
     np.testing.assert_array_equal(model.forward(x), model.predict(x))
 
 
+@STRICT
 def test_to_mixed_model_failing_on_a_later_layer_changes_nothing(strict):
     """The first layer could move to device1, the NumPy one after it cannot: nothing moves."""
     xps = strict.module
     model = xmlp.Sequential(xmlp.Linear(3, 4, xp=xps, rng=0), xmlp.Tanh(),
-                            xmlp.Linear(4, 2, rng=1))
+                            xmlp.Linear(4, 2, xp=xps, rng=1))
+    model.layers[2] = xmlp.Linear(4, 2, rng=1)  # by hand: Sequential() refuses mixed layers
     snapshot = model._snapshot()
     with pytest.raises(TypeError, match="device1"):
         model.to(device=xps.Device("device1"))
@@ -440,9 +442,10 @@ def test_to_mixed_model_failing_on_a_later_layer_changes_nothing(strict):
 
 
 # -- JAX: immutable arrays ---------------------------------------------------------------------
+@pytest.mark.requires_backends("jax")
 @pytest.mark.parametrize("jax_dtype", ["float32", "float64"])
 def test_jax_update_rebinds_the_attributes(jax_dtype):
-    jx = require("jax")
+    jx = backend("jax")
     import jax
 
     assert jax.config.jax_enable_x64, "the jax backend runs with x64 enabled"
@@ -464,8 +467,8 @@ def test_jax_update_rebinds_the_attributes(jax_dtype):
     assert value.dtype == jax_dtype
 
 
+@pytest.mark.requires_backends("jax")
 def test_jax_float64_without_x64_is_a_clear_type_error():
-    require("jax")
     script = textwrap.dedent("""
         import jax, jax.numpy as jnp, numpy as np, xmlp
         assert not jax.config.jax_enable_x64
@@ -498,3 +501,54 @@ def test_jax_float64_without_x64_is_a_clear_type_error():
     for line in errors:
         assert "float64" in line and "jax_enable_x64" in line
     assert "moved: float32" in done.stdout
+
+
+# -- backend names as xp= ------------------------------------------------------------------------
+def test_backend_names_work_wherever_xp_does(xp):
+    """xp="torch" (the names `xmlp demo --backend` takes) is the same as xp=torch."""
+    name = xp.name.split(":")[0]
+    by_name = xmlp.MLP(3, 5, 2, xp=name, device=xp.device, dtype="float32", rng=0)
+    by_module = xmlp.MLP(3, 5, 2, xp=xp.module, device=xp.device, dtype="float32", rng=0)
+    layer = xmlp.Linear(3, 2, xp=name, device=xp.device, rng=0)
+    moved = _build("sequential").to(name, device=xp.device, dtype="float32")
+    for model in (by_name, layer, moved):
+        for p in model.parameters():
+            assert array_namespace(p) is xp.ns
+            assert device(p) == device(by_module.linear1.weights)
+    for p, q in zip(by_name.parameters(), by_module.parameters(), strict=True):
+        np.testing.assert_array_equal(xp.to_numpy(p), xp.to_numpy(q))
+    # a name given with initial arrays must agree with them, as a module must
+    w = xp.from_numpy(np.ones((2, 3)))
+    assert xmlp.Linear(3, 2, w, xp=name).weights.shape == (2, 3)
+
+
+def test_a_backend_name_whose_library_is_missing_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    for make in (lambda: xmlp.MLP(1, 4, 1, xp="cupy"), lambda: xmlp.Linear(1, 4).to("cupy")):
+        with pytest.raises(ModuleNotFoundError, match=r'pip install "xmlp\[cupy\]"'):
+            make()
+
+
+@pytest.mark.parametrize("bad", ["numpi", "tensorflow", "", 3, np.linalg, object()], ids=repr)
+def test_what_is_not_a_backend_is_a_type_error_without_internals(bad):
+    model = xmlp.Linear(2, 1, rng=0)
+    before = model.weights
+    for make in (lambda: xmlp.MLP(1, 4, 1, xp=bad), lambda: model.to(bad)):
+        with pytest.raises(TypeError) as info:
+            make()
+        message = str(info.value)
+        assert "has no attribute" not in message, message
+        assert "'numpy'" in message and "'array_api_strict'" in message, message  # the names
+    assert model.weights is before
+
+
+def test_every_backend_name_points_at_an_extra_that_exists():
+    """The install hint of a missing library names an extra pyproject.toml defines."""
+    from xmlp._backend import BACKEND_NAMES
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    extras = set(re.findall(r"^([\w-]+) = \[", pyproject.split("[project.optional-dependencies]")
+                            [1].split("\n[")[0], re.MULTILINE))
+    assert {"cupy", "cupy-cuda12", "cupy-cuda13", "torch", "jax", "dask", "strict"} <= extras
+    for name, (_, extra) in BACKEND_NAMES.items():
+        assert extra is None or extra in extras, (name, extra)

@@ -99,7 +99,8 @@ def test_flop_counts():
         bc.gflops(1.0, 0.0)
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+# -- the PyTorch peer -------------------------------------------------------------------------
+@pytest.mark.requires_backends("torch")
 def test_torch_step_is_the_same_step_as_xmlp():
     import torch
 
@@ -145,8 +146,8 @@ def test_workload_rejects_bad_input():
         bc.load_backend("numba")
 
 
+@pytest.mark.requires_backends("dask")
 def test_dask_step_keeps_its_graph_small():
-    pytest.importorskip("dask.array")
     import dask.array as da
 
     case = bc.Workload(bc.load_backend("dask"), "float64", (8, 3, 4, 2)).case("mlp_step")

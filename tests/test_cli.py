@@ -44,11 +44,7 @@ def test_default_demo_converges_and_writes_the_plot(tmp_path, capsys):
     assert (width, height) == (1000, 400)
 
 
-@pytest.mark.parametrize("dtype_", ["float64", "float32"])
-def test_demo_on_every_backend_matches_numpy(xp, dtype_, tmp_path, capsys):
-    if dtype_ == "float32" and backend_name(xp) not in ("numpy", "torch"):
-        pytest.skip("float32 fit is tested on every backend in test_training.py; here it only "
-                    "checks the flag (JAX would compile every op again)")
+def _demo_matches_fit(xp, dtype_, tmp_path, capsys):
     x, y = generate_data()
     model = xmlp.MLP(1, 4, 1, rng=3, dtype=dtype_)
     expected = xmlp.fit(model, x.astype(dtype_), y.astype(dtype_), epochs=12, lr=0.1,
@@ -60,6 +56,17 @@ def test_demo_on_every_backend_matches_numpy(xp, dtype_, tmp_path, capsys):
     loss = final_loss(capsys.readouterr().out)
     assert loss == pytest.approx(expected, rel=1e-5)  # printed with 6 significant digits
     assert out_png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_demo_on_every_backend_matches_numpy(xp, tmp_path, capsys):
+    _demo_matches_fit(xp, "float64", tmp_path, capsys)
+
+
+# float32 fit is tested on every backend in test_training.py; here only the --dtype flag (on
+# JAX it would compile every op again)
+@pytest.mark.xp_only("numpy", "torch")
+def test_demo_float32_matches_numpy(xp, tmp_path, capsys):
+    _demo_matches_fit(xp, "float32", tmp_path, capsys)
 
 
 def test_demo_reports_what_fit_returns(tmp_path, capsys):
@@ -131,10 +138,11 @@ def test_missing_backend_says_how_to_install_it(capsys, monkeypatch):
     assert 'pip install "xmlp[cupy]"' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("backend", "device"), [("numpy", "cuda:0"), ("torch", "nonsense"),
-                                                 ("array_api_strict", "device9")])
+@pytest.mark.parametrize(("backend", "device"), [
+    pytest.param(name, dev, marks=pytest.mark.requires_backends(name), id=f"{name}-{dev}")
+    for name, dev in [("numpy", "cuda:0"), ("torch", "nonsense"), ("array_api_strict", "device9")]
+])
 def test_unknown_device_is_an_error(backend, device, capsys):
-    pytest.importorskip(backend)
     assert main(["demo", "--backend", backend, "--device", device]) == 2
     assert f"--device {device!r}" in capsys.readouterr().err
 
@@ -149,8 +157,10 @@ def test_unwritable_output_is_an_error(tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
 
 
+@pytest.mark.requires_backends("jax")
 def test_jax_float64_turns_on_x64():
-    jax = pytest.importorskip("jax")
+    import jax
+
     before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", False)
     try:

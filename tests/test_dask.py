@@ -7,19 +7,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# collected only where the dask backend is active (tests/conftest.py: test_<backend>.py)
+import dask
+import dask.array as da
 import numpy as np
 import pytest
 
 import xmlp
-from conftest import selected_backends
 from reference import mlp_step
 from xmlp import persist_parameters
 from xmlp.data import generate_data
-
-if "dask" not in selected_backends():
-    pytest.skip("dask is not in XMLP_BACKENDS", allow_module_level=True)
-dask = pytest.importorskip("dask")
-da = pytest.importorskip("dask.array")
 
 
 def _no_compute(*args: Any, **kwargs: Any) -> Any:
@@ -174,7 +171,8 @@ def test_unknown_batch_size_is_a_clear_error():
 @pytest.mark.slow
 def test_seed_training_on_a_local_cluster_matches_numpy():
     """Two worker processes, one thread each: the same code, the same weights as NumPy."""
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed "
+                                      '(pip install "xmlp[dask]" brings it)')
     _, _, xd, yd = _seed_data(chunk=50)  # one block of the batch per worker
     want, want_loss = _numpy_seed_run()
     # dashboard_address=":0": the scheduler's HTTP server would take port 8787 even without a

@@ -196,6 +196,20 @@ def test_threads_setting(monkeypatch):
     assert 1 <= _dispatch._threads() <= 8
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "columns of a wider array", "labels"])
+def test_take_rows_equals_portable(layout, dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(3)
+    wide = gen.standard_normal((50, 9)).astype(dt)
+    a = {"contiguous": wide[:, :6].copy(), "columns of a wider array": wide[:, :6],
+         "labels": gen.integers(0, 4, size=50)}[layout]
+    index = gen.permutation(50)[:17]
+    got, want = fast.take_rows(a, index), portable.take_rows(a, index)
+    assert type(got) is type(want) and got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert not np.shares_memory(got, a)
+
+
 def test_fast_paths_can_be_turned_off():
     import xmlp
 
@@ -248,3 +262,148 @@ def test_few_row_products_equal_the_exact_product(shape):
         for got, want in ((fast.matmul(a, w.T), exact), (fast.affine(a, w, bias), exact + bias)):
             assert got.dtype == dt and got.shape == (m, n) and got.flags.c_contiguous
             assert np.all(np.abs(got - want) <= bound + np.finfo(dt).eps * np.abs(want))
+
+
+# -- classification and optimizers (issue 10) ------------------------------------------------
+@pytest.mark.parametrize("shape", [(7, 3), (100, 10), (1000, 200)])
+def test_cross_entropy_fast_path_equals_portable(shape, dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(5)
+    z = (gen.standard_normal(shape) * 5).astype(dt)
+    labels = gen.integers(0, shape[1], shape[0])
+    z_copy = z.copy()
+    (fl, fp), (pl, pp) = fast.cross_entropy_index(z, labels, None), \
+        portable.cross_entropy_index(z, labels, None)
+    assert type(fl) is type(pl) and fl.dtype == pl.dtype
+    np.testing.assert_allclose(fl, pl, rtol=1e-12 if dt == np.float64 else 1e-5)
+    _close(fp, pp, dt)
+    fp_copy = fp.copy()
+    _close(fast.cross_entropy_grad_index(fp, labels, None, shape[0]),
+           portable.cross_entropy_grad_index(pp, labels, None, shape[0]), dt)
+    # inputs (and the stored softmax) are never written
+    np.testing.assert_array_equal(z, z_copy)
+    np.testing.assert_array_equal(fp, fp_copy)
+    # a mask of invalid labels takes the portable path
+    valid = np.ones(shape[0], dtype=bool)
+    valid[0] = False
+    loss, _ = fast.cross_entropy_index(z, labels, valid)
+    assert np.isnan(loss)
+
+
+OPTIM_SHAPES = [(7, 3), (300,), (1024, 300), (700, 1031)]
+
+
+@pytest.mark.parametrize("shape", OPTIM_SHAPES)
+@pytest.mark.parametrize(("momentum", "nesterov", "decay"),
+                         [(0.9, False, 0.0), (0.8, True, 0.01), (0.5, False, 0.1)])
+def test_sgd_momentum_fast_path_equals_portable(shape, dt, momentum, nesterov, decay):
+    fast, portable = _pair()
+    gen = np.random.default_rng(6)
+    p, buf = gen.standard_normal(shape).astype(dt), gen.standard_normal(shape).astype(dt)
+    grads = [gen.standard_normal(shape).astype(dt) for _ in range(3)]
+    pf, bf, pp, bp = p.copy(), buf.copy(), p.copy(), buf.copy()
+    for g in grads:
+        g_copy = g.copy()
+        out_p, out_b = fast.sgd_momentum(pf, g, bf, 0.1, momentum, nesterov, decay)
+        assert out_p is pf and out_b is bf  # in place on the parameter and the state
+        np.testing.assert_array_equal(g, g_copy)  # the gradient is never written
+        pp, bp = portable.sgd_momentum(pp, g, bp, 0.1, momentum, nesterov, decay)
+    _close(pf, pp, dt)
+    _close(bf, bp, dt)
+
+
+@pytest.mark.parametrize("shape", OPTIM_SHAPES)
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_adam_fast_path_equals_portable(shape, dt, decay, decoupled):
+    fast, portable = _pair()
+    gen = np.random.default_rng(7)
+    p = gen.standard_normal(shape).astype(dt)
+    zeros = np.zeros(shape, dtype=dt)
+    pf, mf, vf, pp, mp, vp = p.copy(), zeros.copy(), zeros.copy(), p.copy(), zeros.copy(), \
+        zeros.copy()
+    for t in range(1, 4):
+        g = gen.standard_normal(shape).astype(dt)
+        g_copy = g.copy()
+        args = (0.01, 0.9, 0.999, 1e-8, decay, decoupled, 1 - 0.9**t, (1 - 0.999**t) ** 0.5)
+        out = fast.adam(pf, g, mf, vf, *args)
+        assert out[0] is pf and out[1] is mf and out[2] is vf  # in place
+        np.testing.assert_array_equal(g, g_copy)
+        pp, mp, vp = portable.adam(pp, g, mp, vp, *args)
+    _close(pf, pp, dt)
+    _close(mf, mp, dt)
+    _close(vf, vp, dt)
+
+
+def test_optimizer_fast_paths_fall_back_on_odd_layouts(dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(8)
+    p = np.asfortranarray(gen.standard_normal((40, 30)).astype(dt))
+    g = gen.standard_normal((40, 30)).astype(dt)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    args = (0.01, 0.9, 0.999, 1e-8, 0.0, False, 0.1, 0.001**0.5)
+    got = fast.adam(p.copy(order="F"), g, m.copy(), v.copy(), *args)
+    want = portable.adam(p.copy(order="F"), g, m.copy(), v.copy(), *args)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b, dt)
+    b32 = np.zeros((40, 30), dtype=np.float32)  # a buffer of another dtype
+    got_p, _ = fast.sgd_momentum(p.copy(), g, b32.copy(), 0.1, 0.9, False, 0.0)
+    want_p, _ = portable.sgd_momentum(p.copy(), g, b32.copy(), 0.1, 0.9, False, 0.0)
+    _close(got_p, want_p, dt)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_optimizer_steps_same_with_and_without_fast_paths(name):
+    import xmlp
+
+    gen = np.random.default_rng(9)
+    x, t = gen.standard_normal((600, 300)), gen.integers(0, 40, 600)
+    kwargs = {"lr": 0.01, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
+    results = []
+    for enabled in (True, False):
+        try:
+            _dispatch.set_fast_paths(enabled)
+            model, loss = xmlp.MLP(300, 500, 40, rng=1, init="xavier"), xmlp.CrossEntropyLoss()
+            opt = getattr(xmlp.optim, name)(model, **kwargs)
+            for _ in range(3):
+                value = loss.forward(model.forward(x), t)
+                model.backward(loss.backward())
+                opt.step()
+            results.append([value, *model.parameters(), *opt._state_arrays()])
+        finally:
+            _dispatch.set_fast_paths(True)
+    for fast, portable in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, portable, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_packed_adam_group_equals_portable(dt, decay, decoupled):
+    """The packed (flat-state) Adam of small models: equal to the per-parameter portable one,
+    in place on the parameters, and the state views stay views of the flat arrays."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(10)
+    shapes = [(5, 3), (5,), (4, 5), (4,)]
+    start = [gen.standard_normal(s).astype(dt) for s in shapes]
+    pf, pp = [p.copy() for p in start], [p.copy() for p in start]
+    state_f = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_p = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
+    state_f, packing = fast.pack_state(state_f)
+    assert packing is not None and portable.pack_state(state_p)[1] is None
+    flat_m = packing[0][0]
+    for t in range(1, 4):
+        grads = [gen.standard_normal(s).astype(dt) for s in shapes]
+        copies = [g.copy() for g in grads]
+        args = (0.01, 0.9, 0.999, 1e-8, decay, decoupled, 1 - 0.9**t, (1 - 0.999**t) ** 0.5)
+        out = fast.adam_group(pf, grads, state_f, packing, *args)
+        assert all(a is b for a, b in zip(out, pf, strict=True))  # in place
+        for g, c in zip(grads, copies, strict=True):
+            np.testing.assert_array_equal(g, c)
+        pp = portable.adam_group(pp, grads, state_p, None, *args)
+    for a, b in zip(pf, pp, strict=True):
+        _close(a, b, dt)
+    for sf, sp in zip(state_f, state_p, strict=True):
+        for a, b in zip(sf, sp, strict=True):
+            _close(a, b, dt)
+    assert state_f[2][0].base is flat_m
+    # a large model keeps one array per parameter (updated block by block instead)
+    big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
+    assert fast.pack_state(big)[1] is None

@@ -5,8 +5,11 @@ checked slow path, and the reprs."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import stat
+import sys
 
 import array_api_strict as strict
 import numpy as np
@@ -129,5 +132,97 @@ def test_progress_bar_is_labelled_fit_and_shows_the_last_loss(capsys):
     x, t = np.linspace(-1, 1, 6).reshape(6, 1), np.zeros((6, 1))
     history = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, progress=True)
     err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("fit: 100%") and "2/2" in err and "epoch" in err
+    assert err.startswith("fit: 100%") and "2/2" in err
+    assert re.search(r"[\d?]epoch/s|s/epoch", err), err  # the unit is the epoch
     assert f"loss={history[-1]:.4g}" in err
+
+
+class TerminalStderr(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_none_draws_a_bar_on_a_terminal(monkeypatch):
+    err = TerminalStderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    x, t = np.linspace(-1, 1, 6).reshape(6, 1), np.zeros((6, 1))
+    xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1)
+    assert "fit: 100%" in err.getvalue()
+
+
+def test_shuffled_fit_on_a_second_device():
+    """The permutation is made on the data's device (array-api-strict's device1 here)."""
+    dev1 = strict.Device("device1")
+    gen = np.random.default_rng(5)
+    x, t = gen.standard_normal((8, 2)), gen.standard_normal((8, 1))
+    model = xmlp.MLP(2, 3, 1, xp=strict, device=dev1, rng=0)
+    history = xmlp.fit(model, strict.asarray(x, device=dev1), strict.asarray(t, device=dev1),
+                       epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1, progress=False)
+    twin = xmlp.MLP(2, 3, 1, rng=0)
+    assert history == xmlp.fit(twin, x, t, epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1,
+                               progress=False)
+    assert all(device(p) == dev1 for p in model.parameters())
+
+
+def test_gradient_on_another_device_is_rejected_before_any_update():
+    """update_params checks every gradient's device (not only its type, dtype and shape) before
+    it changes a parameter."""
+    dev1 = strict.Device("device1")
+    model = xmlp.MLP(2, 3, 1, xp=strict, rng=0)
+    x = strict.asarray(np.ones((4, 2)))
+    model.backward(model.forward(x))
+    before = [np.asarray(p) for p in model.parameters()]
+    for layer in (model.linear1, model.linear2):  # every gradient, so no other one is wrong
+        for name in ("grad_weights", "grad_biases"):
+            setattr(layer, name, strict.asarray(getattr(layer, name), device=dev1))
+    try:
+        model.update_params(0.1)
+    except TypeError as exc:
+        assert "device1" in str(exc) and "'linear1.weights'" in str(exc)
+    else:
+        raise AssertionError("a gradient on another device was accepted")
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(np.asarray(p), q)
+
+
+def test_mlp_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_when_rejected():
+    """A sub-layer's own forward (another batch size) breaks the chain MLP.forward left; the
+    backward that this makes fail must leave every layer as it was (the snapshot path)."""
+    from test_errors import rejects
+
+    gen = np.random.default_rng(3)
+    for sub, grad_rows in (("linear1", 5), ("activation", 5), ("linear2", 3)):
+        model = xmlp.MLP(2, 4, 1, rng=0)
+        model.forward(gen.standard_normal((5, 2)))
+        model.backward(gen.standard_normal((5, 1)))  # gradients to keep
+        layer = getattr(model, sub)
+        width = 2 if sub == "linear1" else 4
+        layer.forward(gen.standard_normal((3, width)))
+        rejects(ValueError, model, lambda m=model, r=grad_rows: m.backward(np.ones((r, 1))))
+
+
+def test_tanh_grad_with_a_non_contiguous_stored_output():
+    from xmlp._dispatch import _LARGE, NumpyOps, PortableOps
+
+    gen = np.random.default_rng(4)
+    g = gen.standard_normal((400, 400))  # contiguous, past _LARGE
+    y = np.tanh(gen.standard_normal((400, 800)))[:, ::2]  # not contiguous
+    assert g.size >= _LARGE and not y.flags.c_contiguous
+    np.testing.assert_allclose(NumpyOps(np).tanh_grad(g, y), PortableOps(np).tanh_grad(g, y),
+                               rtol=1e-14)
+
+
+def test_mlp_children_are_named_as_in_the_seed():
+    names = [name for name, _ in xmlp.MLP(1, 2, 1, rng=0).named_children()]
+    assert names == ["linear1", "activation", "linear2"]
+
+
+def test_backward_before_forward_message():
+    for make in (xmlp.MSELoss, xmlp.Tanh, lambda: xmlp.Linear(1, 1), lambda: xmlp.MLP(1, 2, 1)):
+        obj = make()
+        try:
+            obj.backward() if isinstance(obj, xmlp.MSELoss) else obj.backward(np.ones((1, 1)))
+        except xmlp.ForwardNotCalledError as exc:
+            assert str(exc) == "Perform forward pass first."
+        else:
+            raise AssertionError("backward before forward was accepted")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -188,11 +189,30 @@ def test_device_message_of_a_namespace_without_inspection():
     assert got == "bare cannot make arrays on device='gpu' (no such device)."
 
 
-def test_namespace_message():
-    got = message(TypeError, lambda: xmlp.Linear(3, 4, xp="torch"))
-    assert got.startswith("xp='torch' is not an array namespace xmlp can use: ")
-    assert got.endswith(". Pass an array module such as numpy, cupy, torch, jax.numpy, "
-                        "dask.array or array_api_strict.")
+def test_namespace_messages(monkeypatch):
+    names = "'numpy', 'cupy', 'torch', 'jax', 'dask', 'array_api_strict'"
+    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp="numpi")) == (
+        "xp='numpi' is not a backend name xmlp knows; use one of 'numpy', 'cupy', 'torch', "
+        "'jax', 'jax.numpy', 'dask', 'dask.array', 'array_api_strict' or pass the array module "
+        "itself.")
+    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp=3)) == (
+        "xp=3 is not an array namespace xmlp can use. Pass an array module (numpy, cupy, torch, "
+        f"jax.numpy, dask.array, array_api_strict) or its name ({names}).")
+
+    class Broken:
+        __name__ = "broken"
+
+        def asarray(self, value: Any) -> Any:
+            raise RuntimeError("no device")
+
+    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp=Broken())) == (
+        "xp=broken could not make an array here: RuntimeError: no device. Pass an array module "
+        "such as numpy, cupy, torch, jax.numpy, dask.array or array_api_strict (CuPy also needs "
+        "a working NVIDIA GPU).")
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    got = message(ModuleNotFoundError, lambda: xmlp.Linear(3, 4, xp="cupy"))
+    assert got.startswith("xp='cupy' needs cupy, which is not installed here (")
+    assert got.endswith('); install it with: pip install "xmlp[cupy]"')
 
 
 # -- load ------------------------------------------------------------------------------------
@@ -329,9 +349,11 @@ def test_fit_model_messages():
     assert got.startswith("fit: x and y must be arrays of one namespace: ")
 
 
+@pytest.mark.requires_backends("dask")
 def test_unknown_dask_sizes_are_value_errors():
     """Dask arrays after boolean indexing have a nan length: every entry point says so."""
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
+
     x = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
     y = da.from_array(np.zeros((8, 1)), chunks=4)
     keep = x[:, 0] > -2
@@ -350,3 +372,15 @@ def test_unknown_dask_sizes_are_value_errors():
     assert message(ValueError, lambda: xmlp.MSELoss().forward(xu, yu)) == (
         "MSELoss.forward: y has an unknown size, shape (nan, 1), so the mean cannot be taken; on "
         "Dask call .compute_chunk_sizes() on the input first.")
+
+
+@pytest.mark.parametrize("epoch", [1, 2, 3])
+def test_fit_nonfinite_loss_message(epoch):
+    from test_training import PoisonedLoss
+
+    kept = "to their initial values" if epoch == 1 else f"after epoch {epoch - 1}"
+    got = message(FloatingPointError, lambda: xmlp.fit(
+        xmlp.MLP(2, 3, 1, rng=0), X6, T6, epochs=4, lr=0.1, loss=PoisonedLoss(epoch),
+        progress=False))
+    assert got == (f"fit: the loss of epoch {epoch} is nan; parameters restored {kept}. Try a "
+                   "smaller learning rate.")

@@ -31,13 +31,14 @@ _BLOCK = _BLOCK_BYTES // 8  # float64 elements in one block of the blocked fast 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-PROPERTY_BACKENDS = [p for p in BACKEND_PARAMS if p.id in ("numpy", "array_api_strict")]
+# NumPy and array-api-strict only: collected in those backends' sessions
+pytestmark = pytest.mark.xp_only("numpy", "array_api_strict")
 
 
-@pytest.fixture(scope="module", params=PROPERTY_BACKENDS)
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
 def pxp(request: pytest.FixtureRequest) -> Any:
-    """NumPy and array-api-strict (module scope: hypothesis reruns the test body, not the
-    fixture, and the backend holds no state)."""
+    """The active backend (module scope: hypothesis reruns the test body, not the fixture,
+    and the backend holds no state); xp_only above keeps NumPy and array-api-strict."""
     return request.param
 
 

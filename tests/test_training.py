@@ -248,8 +248,9 @@ def test_loss_becomes_a_float_once_per_epoch():
     assert CountingLoss.conversions == 4  # not 16 (4 steps per epoch)
 
 
+@pytest.mark.requires_backends("dask")
 def test_dask_parameters_are_persisted_each_epoch():
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
     x, t = make_data(16)
     model = xmlp.MLP(2, 5, 1, xp=da, rng=7)
     xs, ts = da.from_array(x, chunks=(4, 2)), da.from_array(t, chunks=(4, 1))

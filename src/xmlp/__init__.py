@@ -5,21 +5,26 @@ The same code runs on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict array
 
 from __future__ import annotations
 
+from . import optim
 from ._backend import persist_parameters
-from .activations import ReLU, Sigmoid, Tanh
+from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .errors import ForwardNotCalledError, NoGradientError
 from .io import load, save
 from .layers import Linear
-from .losses import MSELoss
+from .losses import CrossEntropyLoss, MSELoss
+from .metrics import accuracy
 from .models import MLP, Sequential
 from .module import Module
-from .training import fit
+from .streaming import rechunk_for
+from .training import History, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MLP",
+    "CrossEntropyLoss",
     "ForwardNotCalledError",
+    "History",
     "Linear",
     "MSELoss",
     "Module",
@@ -27,10 +32,14 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "Softmax",
     "Tanh",
     "__version__",
+    "accuracy",
     "fit",
     "load",
+    "optim",
     "persist_parameters",
+    "rechunk_for",
     "save",
 ]

@@ -7,6 +7,7 @@ functions on ``spec.xp``.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import warnings
@@ -19,13 +20,19 @@ from array_api_compat import array_namespace, is_array_api_obj
 from ._dispatch import PortableOps, ops_for
 
 __all__ = [
+    "BACKEND_NAMES",
     "ArraySpec",
+    "adopt",
     "check_learning_rate",
     "dtype_name",
+    "floating_spec",
     "make_rng",
     "namespace_name",
+    "native_dtype",
     "persist_parameters",
+    "reads_are_free",
     "resolve_namespace",
+    "short_repr",
     "to_host",
 ]
 
@@ -38,21 +45,64 @@ def namespace_name(xp: Any) -> str:
     return name.removeprefix("array_api_compat.")
 
 
+# Backend names accepted for ``xp=`` (the ones ``xmlp demo --backend`` takes, plus the module
+# paths): name -> (module to import, extra that installs it).
+BACKEND_NAMES: dict[str, tuple[str, str | None]] = {
+    "numpy": ("numpy", None),
+    "cupy": ("cupy", "cupy"),
+    "torch": ("torch", "torch"),
+    "jax": ("jax.numpy", "jax"),
+    "jax.numpy": ("jax.numpy", "jax"),
+    "dask": ("dask.array", "dask"),
+    "dask.array": ("dask.array", "dask"),
+    "array_api_strict": ("array_api_strict", "strict"),
+}
+
+
+def _import_backend(name: str) -> Any:
+    """The module for a backend name; ImportError naming the extra when it is not installed."""
+    if name not in BACKEND_NAMES:
+        raise TypeError(
+            f"xp={short_repr(name)} is not a backend name xmlp knows; use one of "
+            f"{', '.join(repr(n) for n in BACKEND_NAMES)} or pass the array module itself."
+        )
+    module_name, extra = BACKEND_NAMES[name]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"xp={name!r} needs {module_name}, which is not installed here ({exc}); install "
+            f'it with: pip install "xmlp[{extra}]"'
+        ) from exc
+
+
 def resolve_namespace(xp: Any = None, device: Any = None) -> Any:
     """The Array API namespace for a user's ``xp``: a module as imported, or its compat wrapper.
 
-    Resolved by making one scalar array with it, so any library array-api-compat knows works
-    without a table of names here. ``None`` means NumPy.
+    ``xp`` is an array module (``numpy``, ``cupy``, ``torch``, ``jax.numpy``, ``dask.array``,
+    ``array_api_strict``), one of the names in :data:`BACKEND_NAMES` (``"numpy"``, ``"cupy"``,
+    ``"torch"``, ``"jax"``, ``"dask"``, ``"array_api_strict"``), or ``None`` for NumPy. A
+    module is resolved by making one scalar array with it, so any library array-api-compat
+    knows works. A name whose library is missing raises ModuleNotFoundError naming the extra to
+    install; anything else that is not an array module raises TypeError.
     """
     if xp is None:
         xp = np
+    elif isinstance(xp, str):
+        xp = _import_backend(xp)
+    if not callable(getattr(xp, "asarray", None)):
+        raise TypeError(
+            f"xp={short_repr(xp)} is not an array namespace xmlp can use. Pass an array module "
+            "(numpy, cupy, torch, jax.numpy, dask.array, array_api_strict) or its name "
+            f"({', '.join(repr(n) for n in BACKEND_NAMES if '.' not in n)})."
+        )
     try:
         ns = array_namespace(xp.asarray(0.0))
     except Exception as exc:
         raise TypeError(
-            f"xp={xp!r} is not an array namespace xmlp can use: {exc}. "
-            "Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
-            "array_api_strict."
+            f"xp={namespace_name(xp)} could not make an array here: {type(exc).__name__}: "
+            f"{exc}. Pass an array module such as numpy, cupy, torch, jax.numpy, dask.array or "
+            "array_api_strict (CuPy also needs a working NVIDIA GPU)."
         ) from exc
     if device is not None:
         try:
@@ -69,7 +119,7 @@ def _device_error(ns: Any, device: Any, exc: Exception) -> TypeError:
     except Exception:  # a namespace without the inspection API
         known = ""
     return TypeError(
-        f"{namespace_name(ns)} cannot make arrays on device={device!r} ({exc}).{known}"
+        f"{namespace_name(ns)} cannot make arrays on device={short_repr(device)} ({exc}).{known}"
     )
 
 
@@ -77,6 +127,8 @@ def dtype_name(dtype: Any) -> str:
     """"float32" for numpy.float32, torch.float32, array_api_strict.float32, "float32"..."""
     if isinstance(dtype, str):
         return dtype
+    if isinstance(dtype, int):  # never a dtype (np.dtype() would read it as a number)
+        return short_repr(dtype)
     try:
         return np.dtype(dtype).name
     except TypeError:
@@ -91,7 +143,7 @@ def _resolve_dtype(xp: Any, dtype: Any, device: Any) -> Any:
     resolved = getattr(xp, name, None) if name in _FLOAT_NAMES else None
     if resolved is None:
         raise TypeError(
-            f"dtype={dtype!r} is not a real floating dtype; use float32 or float64 "
+            f"dtype={short_repr(dtype)} is not a real floating dtype; use float32 or float64 "
             f"(e.g. dtype={namespace_name(xp)}.float32)."
         )
     return resolved
@@ -115,25 +167,64 @@ def to_host(a: Any) -> np.ndarray:
         return np.array(np.from_dlpack(array_api_compat.to_device(a, cpu)), copy=True)
 
 
+def reads_are_free(a: Any) -> bool:
+    """Whether reading ``a``'s values on the host costs no device sync and no graph compute:
+    NumPy, array-api-strict and torch CPU arrays (not CuPy, CUDA torch, JAX's asynchronous
+    dispatch or Dask's graphs). Data checks (labels in range...) run only where this holds."""
+    if isinstance(a, np.ndarray):
+        return True
+    if array_api_compat.is_torch_array(a):
+        return a.device.type == "cpu"
+    return array_api_compat.is_array_api_strict_namespace(_namespace_or_none(a))
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never raises (an int of more than 4300
+    digits has no repr, and a user's object may have a broken one)."""
+    try:
+        text = repr(value)
+    except Exception:
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length()} bits>"
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def make_rng(rng: Any = None) -> np.random.Generator:
-    """``numpy.random.default_rng`` for None, an int seed or a Generator (returned as is)."""
-    return np.random.default_rng(rng)
+    """``numpy.random.default_rng`` for None, an int seed (NumPy ints too) or a Generator
+    (returned as is). TypeError for anything else, ValueError for a negative seed."""
+    if isinstance(rng, bool):
+        raise TypeError("rng must be None, a non-negative int seed or a numpy.random.Generator, "
+                        f"got bool: {rng!r}")
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError, OverflowError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(
+            "rng must be None, a non-negative int seed or a numpy.random.Generator, got "
+            f"{type(rng).__name__}: {short_repr(rng)}"
+        ) from exc
 
 
 def check_learning_rate(learning_rate: Any) -> float:
     """A learning rate as a Python float (never a NumPy scalar: that would drag NumPy in as a
-    second namespace on CuPy). TypeError if it is not a real number, ValueError if NaN, inf
-    or < 0."""
+    second namespace on CuPy). TypeError if it is not a real number, ValueError if NaN, inf,
+    < 0 or too large for a float (``10**400``)."""
     if type(learning_rate) is float and 0.0 <= learning_rate < math.inf:
         return learning_rate  # the common case, once per training step
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(
             f"learning_rate must be a real number (a Python or NumPy scalar), "
-            f"got {type(learning_rate).__name__}: {learning_rate!r}"
+            f"got {type(learning_rate).__name__}: {short_repr(learning_rate)}"
         )
-    lr = float(learning_rate)
+    raw: Any = learning_rate
+    try:
+        lr = float(raw)
+    except OverflowError:  # an int or Fraction beyond the float range: infinite as a float
+        lr = math.inf if raw > 0 else -math.inf
     if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"learning_rate must be finite and >= 0, got {lr!r}")
+        shown = short_repr(learning_rate) if math.isinf(lr) else repr(lr)
+        raise ValueError(f"learning_rate must be finite and >= 0, got {shown}")
     return lr
 
 
@@ -144,7 +235,7 @@ class ArraySpec:
     nothing that would synchronize a GPU or compute a Dask graph.
     """
 
-    __slots__ = ("array_type", "check_device", "device", "dtype", "name", "ops", "xp")
+    __slots__ = ("array_type", "autograd", "check_device", "device", "dtype", "name", "ops", "xp")
 
     def __init__(self, xp: Any, device: Any, dtype: Any) -> None:
         self.xp = xp
@@ -170,6 +261,9 @@ class ArraySpec:
         self.device = array_api_compat.device(probe)
         self.array_type = type(probe)
         self.name = namespace_name(xp)
+        # torch tensors may record an autograd graph; xmlp computes gradients itself, so an
+        # array that requires grad is refused (inputs) or detached (copies it makes).
+        self.autograd = array_api_compat.is_torch_namespace(xp)
         try:
             with warnings.catch_warnings():
                 # array-api-compat lists torch's devices by trying every device type, and torch
@@ -188,10 +282,18 @@ class ArraySpec:
 
     @classmethod
     def of(cls, a: Any, dtype: Any = None) -> ArraySpec:
-        """Spec of an existing array (optionally with another dtype)."""
+        """Spec of an existing array (optionally with another dtype). Always in the machine's
+        byte order: a spec made from big-endian NumPy data holds native float64, say."""
         xp = array_namespace(a)
         device = array_api_compat.device(a)
-        return cls(xp, device, a.dtype if dtype is None else _resolve_dtype(xp, dtype, device))
+        wanted = native_dtype(a.dtype) if dtype is None else _resolve_dtype(xp, dtype, device)
+        return cls(xp, device, wanted)
+
+    def __copy__(self) -> ArraySpec:
+        return self  # immutable in use: copy.deepcopy(layer) shares it
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ArraySpec:
+        return self
 
     def moved(self, xp: Any = None, device: Any = None, dtype: Any = None) -> ArraySpec:
         """This spec with another namespace, device and/or dtype (None keeps each, except that
@@ -219,7 +321,11 @@ class ArraySpec:
         return self.xp.asarray(host, dtype=self.dtype, device=self.device, copy=True)
 
     def convert(self, a: Any) -> Any:
-        """A copy of array ``a`` (any supported namespace/device/dtype) in this spec."""
+        """A copy of array ``a`` (any supported namespace/device/dtype/byte order) in this
+        spec, holding values only: a torch tensor is detached first, so the copy records no
+        autograd graph."""
+        if getattr(a, "requires_grad", False):
+            a = a.detach()
         if type(a) is self.array_type or _namespace_or_none(a) is self.xp:
             moved = a
             if self.check_device and array_api_compat.device(a) != self.device:
@@ -238,11 +344,39 @@ class ArraySpec:
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
     # -- checking arrays -----------------------------------------------------------------
+    def mismatch(self, a: Any) -> str | None:
+        """How array ``a`` differs from this spec, as the end of a sentence ("has dtype
+        float32", "is on device cuda:1", "requires grad"...), or None if it fits (what
+        :meth:`check` accepts with ``dtype=True``)."""
+        try:
+            self.check(a, "", "")
+        except TypeError:
+            pass
+        else:
+            return None
+        other = _namespace_or_none(a)
+        if other is None:
+            return f"is a {type(a).__name__}, not an array"
+        if other is not self.xp:
+            return f"is {_a(namespace_name(other))} {namespace_name(other)} array"
+        if a.dtype != self.dtype:
+            if dtype_name(a.dtype) == dtype_name(self.dtype):
+                return f"has non-native byte order ({a.dtype.str!r})"
+            return f"has dtype {dtype_name(a.dtype)}"
+        if self.check_device and array_api_compat.device(a) != self.device:
+            return f"is on device {array_api_compat.device(a)}"
+        if self.autograd and a.requires_grad:
+            return "requires grad (it would record an autograd graph every step)"
+        return f"is a {type(a).__name__}"
+
     def check(
         self, a: Any, owner: str, what: str, *, dtype: bool = True, against: str | None = None
     ) -> None:
         """TypeError unless ``a`` is an array of this namespace, device and (if ``dtype``) dtype.
 
+        With ``dtype`` (arrays used as they are: inputs, gradients, parameters) the byte order
+        must be native and a torch tensor must not require grad; without it (arrays that will
+        be converted, such as initial weights) only the kind, namespace and device matter.
         ``against`` names what this spec was taken from when that is not a layer's parameters
         (e.g. "y" for MSELoss's target), so the message does not suggest moving a model.
         """
@@ -252,6 +386,12 @@ class ArraySpec:
                 raise TypeError(
                     f"{owner}: {what} must be a {self.name} array, got {type(a).__name__}. "
                     f"Convert it with {self.name}.asarray(...)."
+                )
+            if isinstance(a, np.ma.MaskedArray):  # its mask would be ignored by some ops only
+                raise TypeError(
+                    f"{owner}: {what} is a numpy.ma.MaskedArray; xmlp layers ignore masks. "
+                    "Fill or drop the masked values first (x.filled(...), or numpy.asarray(x) "
+                    "to use the data as it is)."
                 )
             if other is not self.xp:
                 params, ref = _reference(against)
@@ -269,6 +409,12 @@ class ArraySpec:
             if dt not in _FLOAT_NAMES:
                 raise TypeError(
                     f"{owner}: {what} has dtype {dt}; xmlp layers take real floating arrays. "
+                    f"Convert with {self.name}.astype(x, {self.name}.{want})."
+                )
+            if dtype and dt == want and not getattr(a.dtype, "isnative", True):
+                raise TypeError(
+                    f"{owner}: {what} has dtype {dt} in non-native byte order "
+                    f"({a.dtype.str!r}); xmlp takes arrays in this machine's byte order. "
                     f"Convert with {self.name}.astype(x, {self.name}.{want})."
                 )
             if dtype:
@@ -290,6 +436,12 @@ class ArraySpec:
                     f"Move the input with array_api_compat.to_device(x, {self.device!r}) or "
                     f"{where}; xmlp never transfers silently."
                 )
+        if dtype and self.autograd and a.requires_grad:
+            raise TypeError(
+                f"{owner}: {what} is a torch tensor that requires grad; xmlp computes "
+                "gradients itself (backward()) and must not record an autograd graph, which "
+                "would grow with every step. Pass x.detach() (no copy)."
+            )
 
 
 def _a(word: str) -> str:
@@ -311,8 +463,18 @@ def _namespace_or_none(a: Any) -> Any:
         return None
 
 
-def floating_spec(a: Any, owner: str, what: str) -> ArraySpec:
-    """Spec of an input to a parameter-free layer; TypeError unless it is a real floating array."""
+def native_dtype(dtype: Any) -> Any:
+    """``dtype`` in the machine's byte order (the same object when it already is, as every
+    non-NumPy dtype is)."""
+    if getattr(dtype, "isnative", True):
+        return dtype
+    return dtype.newbyteorder("=")
+
+
+def floating_spec(a: Any, owner: str, what: str, *, converting: bool = False) -> ArraySpec:
+    """Spec of an input to a parameter-free layer; TypeError unless it is a real floating array
+    that can be used as it is (native byte order, no autograd). ``converting``: ``a`` will be
+    copied into the spec (initial weights), so only its kind matters."""
     if _namespace_or_none(a) is None:
         raise TypeError(f"{owner}: {what} must be an array, got {type(a).__name__}.")
     name = dtype_name(a.dtype)
@@ -322,7 +484,10 @@ def floating_spec(a: Any, owner: str, what: str) -> ArraySpec:
             f"{owner}: {what} has dtype {name}; xmlp layers take real floating arrays. "
             f"Convert with {namespace_name(xp)}.astype(x, {namespace_name(xp)}.float64)."
         )
-    return ArraySpec.of(a)
+    spec = ArraySpec.of(a)
+    if not converting:
+        spec.check(a, owner, what)
+    return spec
 
 
 def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
@@ -342,3 +507,25 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
         {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
     )
     return tuple(persisted[len(named):])
+
+
+def adopt(spec: ArraySpec, a: Any) -> Any:
+    """Array ``a`` (a data chunk, e.g. NumPy from Dask) in ``spec``'s namespace and device, and
+    in its dtype if ``a`` is real floating (integer class labels keep theirs).
+
+    Shares ``a``'s buffer where the backend can (NumPy into NumPy or torch on the CPU; CuPy
+    already on the device): right for data that is only read, like training batches, and a
+    copy fewer per chunk. A read-only NumPy buffer is copied first, except into NumPy (torch
+    cannot share one, and warns).
+    """
+    floating = dtype_name(a.dtype) in _FLOAT_NAMES
+    if not isinstance(a, np.ndarray) and _namespace_or_none(a) is spec.xp:
+        if spec.check_device and array_api_compat.device(a) != spec.device:
+            a = array_api_compat.to_device(a, spec.device)
+        return spec.xp.astype(a, spec.dtype) if floating and a.dtype != spec.dtype else a
+    host = a if isinstance(a, np.ndarray) else to_host(a)
+    if floating:
+        host = np.asarray(host, dtype=dtype_name(spec.dtype))
+    if not host.flags.writeable and not array_api_compat.is_numpy_namespace(spec.xp):
+        host = np.array(host, copy=True)
+    return spec.xp.asarray(host, device=spec.device)

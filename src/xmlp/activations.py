@@ -1,4 +1,4 @@
-"""Parameter-free elementwise layers: Tanh (the seed's), ReLU and Sigmoid.
+"""Parameter-free layers: Tanh (the seed's), ReLU, Sigmoid (elementwise) and Softmax (last axis).
 
 Each takes any real floating array of ndim >= 1 and works in that array's own namespace.
 Derivatives use what forward stored, so nothing is computed twice.
@@ -14,7 +14,7 @@ from ._backend import ArraySpec, floating_spec
 from .errors import ForwardNotCalledError
 from .module import Module
 
-__all__ = ["ReLU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 class _Activation(Module):
@@ -28,19 +28,25 @@ class _Activation(Module):
 
     def _input_spec(self, x: Any, method: str) -> ArraySpec:
         spec = self._seen
-        # Reuse the last input's spec when type, dtype and device agree: an O(1) check.
+        # Reuse the last input's spec when type, dtype and device agree and no autograd graph
+        # is recorded: an O(1) check.
         if not (
             spec is not None
             and type(x) is spec.array_type
             and x.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(x) == spec.device)
+            and not (spec.autograd and x.requires_grad)
         ):
             spec = floating_spec(x, f"{type(self).__name__}.{method}", "x")
-        if x.ndim < 1:
+        shape = x.shape
+        if not shape:
             raise ValueError(
                 f"{type(self).__name__}.{method}: x must have shape (...) with ndim >= 1, got "
                 "shape () (a 0-d array); reshape it, e.g. to (1,)."
             )
+        if 0 in shape:
+            raise ValueError(f"{type(self).__name__}.{method}: x is an empty batch (shape "
+                             f"{tuple(shape)}); pass at least one sample")
         return spec
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:
@@ -114,3 +120,21 @@ class Sigmoid(_Activation):
     def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
         y = self.output
         return grad_output * (y * (1 - y))
+
+
+class Softmax(_Activation):
+    """exp(x) / sum(exp(x)) along the last axis, computed from x - max(x) (no overflow);
+    backward uses the stored output: y * (g - sum(g * y)) along that axis.
+
+    For training a classifier, give the logits to :class:`xmlp.CrossEntropyLoss` (which applies
+    the softmax itself, more stably) and use Softmax for probabilities at prediction time.
+    """
+
+    def _f(self, spec: ArraySpec, x: Any) -> Any:
+        xp = spec.xp
+        e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
+        return e / xp.sum(e, axis=-1, keepdims=True)
+
+    def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
+        y = self.output
+        return y * (grad_output - spec.xp.sum(grad_output * y, axis=-1, keepdims=True))

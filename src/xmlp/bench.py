@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import shlex
 import sys
@@ -46,15 +47,15 @@ def _shape(text: str) -> tuple[int, int, int, int]:
 
 def _positive_int(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    if not 1 <= value <= sys.maxsize:
+        raise argparse.ArgumentTypeError(f"must be >= 1 and <= {sys.maxsize}, got {text:.40}")
     return value
 
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text:.40}")
     return value
 
 
@@ -166,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         names = _backend_names(args.backend)
         dtypes = _choose(args.dtype, bc.DTYPES, "dtype")
         ops = _choose(args.op, bc.OPS, "op")
+        if args.out is not None:  # before measuring, not after
+            _check_out(args.out)
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
@@ -287,6 +290,19 @@ def _measure_group(bc: Any, group: Any, by_name: dict[str, Any], timing: dict[st
     for name in dict.fromkeys(n for n, _ in group.items):
         by_name[name].free()
     return out
+
+
+def _check_out(out: Path) -> None:
+    """ValueError unless ``out`` is (or can be made) a writable directory: made now, so that
+    a bad --out fails before minutes of measuring."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot make the --out directory {str(out)!r}: {exc}") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write into the --out directory {str(out)!r}")
 
 
 def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],

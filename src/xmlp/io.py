@@ -27,12 +27,16 @@ import numpy as np
 
 from ._backend import ArraySpec, to_host
 from .module import Module
+from .optim import Optimizer
 
 __all__ = ["FORMAT_VERSION", "RECORD_KEY", "Checkpoint", "Member", "load", "open_checkpoint",
            "save", "write_checkpoint"]
 
 FORMAT_VERSION = 1
 RECORD_KEY = "__xmlp__"  # a JSON string: {"format": 1, "class": "MLP", "shapes": {...}}
+# An optimizer's state arrays are stored as "optimizer.<parameter>.<state key>", and its class,
+# step count and hyperparameters as the record's "optimizer" field.
+_OPT_PREFIX = "optimizer."
 _NUMERIC_KINDS = "fiu"
 _MAX_HEADER = 10_000  # bytes of an .npy header dict; numpy.load's own limit
 _MAX_RECORD = 1 << 22  # characters of the JSON record: 4 Mi, far above any real model's
@@ -43,12 +47,16 @@ _COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
 
 # -- saving ---------------------------------------------------------------------------------------
-def save(model: Module, path: str | os.PathLike[str]) -> None:
-    """Write ``model``'s parameters to a ``.npz`` at exactly ``path`` (no suffix added).
+def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> None:
+    """Write ``model``'s parameters (and ``optimizer``'s state) to a ``.npz`` at exactly
+    ``path`` (no suffix added).
 
     Keys are the names of :meth:`~xmlp.Module.named_parameters` ("linear1.weights", ...), each a
     host copy of the parameter in its dtype, plus ``"__xmlp__"``: a JSON string with the
-    format version, the model's class name and the parameter shapes.
+    format version, the model's class name and the array shapes. With an ``optimizer`` (an
+    :mod:`xmlp.optim` optimizer built on ``model``) its state arrays are stored as
+    "optimizer.<parameter>.<state key>" and its class, step count and hyperparameters in the
+    record's "optimizer" field, so that :func:`load` with an optimizer resumes training exactly.
 
     The file is written to a temporary file in the target's directory and renamed over it, so a
     crash never leaves a half-written checkpoint. ``path`` is resolved like ``open(path, "w")``
@@ -56,12 +64,26 @@ def save(model: Module, path: str | os.PathLike[str]) -> None:
     link); an existing file keeps its permission bits (a new one gets the umask's).
     """
     target = _check_args(model, path, "save")
+    _check_optimizer(model, optimizer, "save")
     arrays: dict[str, Any] = {name: to_host(value) for name, value in model.named_parameters()}
-    record = {
+    opt_record = None
+    if optimizer is not None:
+        clash = [name for name in arrays if name.startswith(_OPT_PREFIX)]
+        if clash:
+            raise ValueError(f"save: the parameter name {clash[0]!r} collides with the "
+                             f"{_OPT_PREFIX!r} keys of the optimizer state")
+        state = optimizer.state_dict()
+        for name, entry in state["state"].items():
+            for key, value in entry.items():
+                arrays[f"{_OPT_PREFIX}{name}.{key}"] = value
+        opt_record = {k: state[k] for k in ("optimizer", "step_count", "hyperparameters")}
+    record: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "class": type(model).__name__,
         "shapes": {name: list(a.shape) for name, a in arrays.items()},
     }
+    if opt_record is not None:
+        record["optimizer"] = opt_record
     write_checkpoint(target, arrays, record)
 
 
@@ -355,12 +377,16 @@ def open_checkpoint(path: str) -> Iterator[Checkpoint]:
             checkpoint.close()
 
 
-def load(model: Module, path: str | os.PathLike[str]) -> Module:
-    """Fill ``model``'s parameters from a file written by :func:`save`; returns ``model``.
+def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Module:
+    """Fill ``model``'s parameters (and ``optimizer``'s state) from a file written by
+    :func:`save`; returns ``model``.
 
     Each value is cast to the dtype of the parameter it replaces and made on that parameter's
     namespace and device, so a checkpoint saved from CuPy float32 loads into a NumPy float64
-    model and back. Stored activations and gradients are cleared.
+    model and back. Stored activations and gradients are cleared. With an ``optimizer`` (built
+    on ``model``, of the class that was saved) its step count, hyperparameters and state are
+    restored too (:meth:`~xmlp.optim.Optimizer.load_state_dict`); without one, any optimizer
+    state in the file is ignored (and not read).
 
     The file's zip directory, array headers and record are checked before any array data is
     read, and only the model's parameters are read, so a hostile file costs memory in
@@ -372,24 +398,44 @@ def load(model: Module, path: str | os.PathLike[str]) -> Module:
             truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
             record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
-    The model is left unchanged whenever an error is raised.
+    The model (and the optimizer) are left unchanged whenever an error is raised.
     """
     target = _check_args(model, path, "load")
+    _check_optimizer(model, optimizer, "load")
     named = list(model.named_parameters())
     with open_checkpoint(target) as checkpoint:
         _check_names(checkpoint, model, named)
         hosts = {name: checkpoint.read(name) for name, _ in named}
-    values = {name: ArraySpec.of(current).from_host(hosts[name]) for name, current in named}
+        opt_state = None if optimizer is None else _optimizer_state(checkpoint)
+    values = {name: _spec_of(model, name, current).from_host(hosts[name])
+              for name, current in named}
+    if optimizer is not None:  # checks everything before it changes anything
+        assert opt_state is not None
+        try:
+            optimizer.load_state_dict(opt_state)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"load: the optimizer state in {target!r} does not fit: {exc}") \
+                from exc
     model._assign_parameters(values)
     model._clear_state()
     return model
+
+
+def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
+    """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
+    replaced by hand with another dtype), or the current array's for a layer without one."""
+    module, _ = model._owner(name)
+    spec = getattr(module, "_spec", None)
+    return spec if isinstance(spec, ArraySpec) else ArraySpec.of(current)
 
 
 def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:
     """ValueError unless the file holds exactly the model's parameters, with their shapes."""
     target, kind = checkpoint.label, type(model).__name__
     names = [name for name, _ in named]
-    found = list(checkpoint.members)
+    saved_optimizer = "optimizer" in checkpoint.record
+    found = [key for key in checkpoint.members
+             if not (saved_optimizer and key.startswith(_OPT_PREFIX))]
     for name in names:
         if name not in checkpoint.members:
             raise ValueError(
@@ -409,6 +455,36 @@ def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, A
                 f"load: {name!r} has shape {shape} in {target!r} but {tuple(current.shape)} "
                 f"in the {kind}"
             )
+
+
+def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
+    if optimizer is None:
+        return
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{caller}: optimizer must be an xmlp.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if optimizer.model is not model:
+        raise ValueError(f"{caller}: the optimizer was built on another model; pass the "
+                         f"optimizer of this {type(model).__name__}")
+
+
+def _optimizer_state(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The state dict saved with the model, for Optimizer.load_state_dict (which checks it)."""
+    record = checkpoint.record.get("optimizer")
+    if record is None:
+        raise ValueError(f"load: {checkpoint.label!r} holds no optimizer state (it was saved "
+                         "without optimizer=); load the model alone, or train on from a fresh "
+                         "optimizer")
+    if not isinstance(record, dict):
+        raise checkpoint.error(f"its {RECORD_KEY!r} record has an 'optimizer' field that is "
+                               "not an object")
+    state: dict[str, dict[str, np.ndarray]] = {}
+    for key in checkpoint.members:
+        if key.startswith(_OPT_PREFIX):
+            name, _, slot = key[len(_OPT_PREFIX):].rpartition(".")
+            state.setdefault(name, {})[slot] = checkpoint.read(key)
+    return {"optimizer": record.get("optimizer"), "step_count": record.get("step_count"),
+            "hyperparameters": record.get("hyperparameters"), "state": state}
 
 
 def _check_args(model: Any, path: Any, caller: str) -> str:

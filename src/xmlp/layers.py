@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
 
-from ._backend import ArraySpec, floating_spec, make_rng, namespace_name, resolve_namespace
+from ._backend import (
+    ArraySpec,
+    floating_spec,
+    make_rng,
+    namespace_name,
+    resolve_namespace,
+    short_repr,
+)
 from .errors import ForwardNotCalledError
 from .module import Module
 
@@ -22,11 +30,13 @@ class Linear(Module):
         input_dim, output_dim: feature counts; ``weights`` is (output_dim, input_dim) and
             ``biases`` (output_dim,), as in the seed notebook.
         initial_weights, initial_biases: optional starting values. They are **copied** (the
-            notebook kept the caller's arrays and trained them in place); their namespace and
-            device decide where the layer lives, and their dtype unless ``dtype`` is given.
+            notebook kept the caller's arrays and trained them in place), as values: in the
+            machine's byte order, and detached from any torch autograd graph. Their namespace
+            and device decide where the layer lives, and their dtype unless ``dtype`` is given.
         xp, device, dtype: where parameters live when no initial arrays are given: an array
-            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy),
-            a device of it, a real floating dtype (default: the namespace's default float).
+            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy)
+            or its name ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict"), a
+            device of it, a real floating dtype (default: the namespace's default float).
         rng: None, an int seed or a ``numpy.random.Generator`` for the random init.
         init: "normal" (standard normal weights and biases, the notebook's default), "xavier"
             (normal with std sqrt(2 / (in + out)), zero biases) or "he" (std sqrt(2 / in),
@@ -53,15 +63,16 @@ class Linear(Module):
         dims: list[int] = []
         for label, dim in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-                raise TypeError(
-                    f"Linear: {label} must be a positive int, got {type(dim).__name__}: {dim!r}"
-                )
-            if dim < 1:
-                raise ValueError(f"Linear: {label} must be a positive int, got {dim!r}")
+                raise TypeError(f"Linear: {label} must be a positive int, got "
+                                f"{type(dim).__name__}: {short_repr(dim)}")
+            if not 1 <= dim <= sys.maxsize:  # beyond it no array could have the dimension
+                limit = f" up to {sys.maxsize}" if dim > 0 else ""  # named only when passed
+                raise ValueError(f"Linear: {label} must be a positive int{limit}, "
+                                 f"got {short_repr(dim)}")
             dims.append(int(dim))  # a NumPy integer becomes a plain int
         input_dim, output_dim = dims
         if init not in _INITS:
-            raise ValueError(f"Linear: init must be one of {_INITS}, got {init!r}")
+            raise ValueError(f"Linear: init must be one of {_INITS}, got {short_repr(init)}")
         self.input_dim = input_dim
         self.output_dim = output_dim
         self._spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
@@ -116,8 +127,22 @@ class Linear(Module):
     def _label(self, method: str) -> str:
         return f"Linear({self.input_dim}, {self.output_dim}).{method}"
 
+    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weights": (self.output_dim, self.input_dim), "biases": (self.output_dim,)}
+
+    def _params_ok(self) -> bool:
+        # Module._params_ok unrolled for two parameters: every forward and backward runs it.
+        spec, w, b = self._spec, self.weights, self.biases
+        if (type(w) is spec.array_type and type(b) is spec.array_type and w.dtype == spec.dtype
+                and b.dtype == spec.dtype and w.shape == (self.output_dim, self.input_dim)
+                and b.shape == (self.output_dim,) and not spec.check_device):
+            return True  # NumPy: one device, no autograd
+        return super()._params_ok()
+
     def _check_input(self, x: Any, method: str) -> None:
         spec = self._spec
+        if not self._params_ok():
+            self._check_params(self._label(method))
         # The usual case (same array type and dtype, one device) builds no message: every
         # forward runs this.
         if type(x) is not spec.array_type or x.dtype != spec.dtype or spec.check_device:
@@ -135,11 +160,16 @@ class Linear(Module):
                 f"{owner}: x has an unknown size, shape {tuple(x.shape)}; on Dask call "
                 "x.compute_chunk_sizes() first (needed after boolean indexing, for instance)."
             )
+        if 0 in shape:
+            raise ValueError(f"{self._label(method)}: x is an empty batch (shape "
+                             f"{tuple(shape)}); pass at least one sample")
 
     def _check_grad_output(self, grad_output: Any) -> None:
         if self._x2 is None:
             raise ForwardNotCalledError("Perform forward pass first.")
         spec = self._spec
+        if not self._params_ok():
+            self._check_params(self._label("backward"))
         if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
                 or spec.check_device):
             spec.check(grad_output, self._label("backward"), "grad_output")
@@ -203,7 +233,10 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
     if not given:
         return ArraySpec.resolve(xp, device, dtype)
     label, first = given[0]
-    spec = floating_spec(first, "Linear", label) if dtype is None else ArraySpec.of(first, dtype)
+    # The initial arrays are copied into the spec, so a big-endian or autograd-tracking
+    # array is fine: the copies are native and detached.
+    spec = (floating_spec(first, "Linear", label, converting=True) if dtype is None
+            else ArraySpec.of(first, dtype))
     for label, a in given:
         spec.check(a, "Linear", label, dtype=False)
     if xp is not None and resolve_namespace(xp, spec.device) is not spec.xp:
@@ -213,7 +246,7 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
         )
     if device is not None and device != spec.device:
         raise TypeError(
-            f"Linear: device={device!r} disagrees with {label} on {spec.device}; move the "
-            "arrays first or leave device out."
+            f"Linear: device={short_repr(device)} disagrees with {label} on {spec.device}; move "
+            "the arrays first or leave device out."
         )
     return spec

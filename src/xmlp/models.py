@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._backend import make_rng
-from .activations import Tanh
+from ._backend import ArraySpec, make_rng
+from .activations import ReLU, Sigmoid, Tanh
 from .layers import Linear
 from .module import Module
+
+# Activations that cannot reject what a Linear of the same spec hands them (MLP's fast path).
+_PLAIN_ACTIVATIONS = (Tanh, ReLU, Sigmoid)
 
 __all__ = ["MLP", "Sequential"]
 
@@ -19,9 +22,17 @@ class _Container(Module):
     def _layers(self) -> list[Module]:
         return [child for _, child in self.named_children()]
 
+    def _snapshot_unshared(self, method: str) -> list[tuple[Module, dict[str, Any]]]:
+        """The snapshot to undo a rejected pass; ValueError first if a layer object was put in
+        twice by hand after construction."""
+        snapshot = self._snapshot()
+        if len({id(m) for m, _ in snapshot}) != len(snapshot):
+            self._check_unshared(f"{type(self).__name__}.{method}")
+        return snapshot
+
     def forward(self, x: Any) -> Any:
         """x -> output of the last layer; each layer stores its own x and output."""
-        snapshot = self._snapshot()
+        snapshot = self._snapshot_unshared("forward")
         try:
             for layer in self._layers():
                 x = layer.forward(x)
@@ -38,7 +49,7 @@ class _Container(Module):
 
     def backward(self, grad_output: Any) -> Any:
         """dL/d(output) -> dL/dx, through the layers in reverse; returns dL/dx."""
-        snapshot = self._snapshot()
+        snapshot = self._snapshot_unshared("backward")
         try:
             for layer in reversed(self._layers()):
                 grad_output = layer.backward(grad_output)
@@ -73,7 +84,13 @@ class Sequential(_Container):
     "0.weights", "0.biases", "2.weights"...
 
     Consecutive Linear layers (with only parameter-free layers between them) must agree on
-    dims: ValueError otherwise.
+    dims: ValueError otherwise. Layers with parameters must share one namespace, device and
+    dtype (a model that mixes them could never run a forward pass): TypeError otherwise.
+
+    A layer object can be used once, in one model: ValueError for ``Sequential(L, Tanh(), L)``
+    or for a layer that belongs to another model still alive (each layer keeps its last
+    forward's arrays for backward, so a shared one would compute wrong gradients).
+    ``copy.deepcopy(layer)`` makes a new layer with the same weights.
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -100,6 +117,8 @@ class Sequential(_Container):
                         f"but layer {i} takes {layer.input_dim}"
                     )
                 previous = (i, layer)
+        _check_one_place(layers)
+        self._adopt((str(i), layer) for i, layer in enumerate(layers))
         self.layers = list(layers)
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -144,16 +163,22 @@ class MLP(_Container):
         spec = self.linear1._spec
         self.linear2 = Linear(hidden_dim, output_dim, xp=spec.xp, device=spec.device,
                               dtype=spec.dtype, rng=generator, init=init)
+        self._adopt(self.named_children())
 
     # forward and backward are the seed's code after O(1) checks. They need no snapshot when
-    # the layers are as the model made them (same namespace, device and dtype; the last
-    # forward's arrays chained through all three): then only the first layer sees an array
-    # from outside, and once it is accepted nothing after it can be rejected. Anything else
-    # (a layer moved or cleared on its own) takes the container's snapshot path. The previous
-    # step's arrays are let go before new ones are made, so a step never holds two sets of
-    # activations (or gradients) at once.
+    # the layers are as the model made them (two distinct Linear layers whose dims chain, with
+    # the same namespace, device and dtype and parameters that still fit them, and a built-in
+    # activation between; for backward, the last forward's arrays chained through all three):
+    # then only the first layer sees an array from outside, and once it is accepted nothing
+    # after it can be rejected. Anything else (a layer moved, cleared or swapped by hand, a
+    # parameter replaced) takes the container's snapshot path, which undoes a rejected pass.
+    # The previous step's arrays are let go before new ones are made, so a step never holds
+    # two sets of activations (or gradients) at once.
     def _layers_agree(self) -> bool:
-        return self.linear1._spec.same_place(self.linear2._spec)
+        l1, act, l2 = self.linear1, self.activation, self.linear2
+        return (type(l1) is Linear and type(l2) is Linear and l1 is not l2
+                and type(act) in _PLAIN_ACTIVATIONS and l1.output_dim == l2.input_dim
+                and l1._spec.same_place(l2._spec) and l1._params_ok() and l2._params_ok())
 
     def forward(self, x: Any) -> Any:
         """x (..., input_dim) -> output (..., output_dim)."""
@@ -191,3 +216,22 @@ class MLP(_Container):
     def __repr__(self) -> str:
         l1, l2 = self.linear1, self.linear2
         return f"MLP({l1.input_dim}, {l1.output_dim}, {l2.output_dim}, {l1._spec.describe()})"
+
+
+def _check_one_place(layers: tuple[Module, ...]) -> None:
+    """TypeError unless every layer with parameters (at any depth) has the first one's
+    namespace, device and dtype."""
+    first: tuple[int, ArraySpec] | None = None
+    for i, layer in enumerate(layers):
+        for _, module in layer._named_modules():
+            spec = getattr(module, "_spec", None) if module._param_names else None
+            if spec is None:
+                continue
+            if first is None:
+                first = (i, spec)
+            elif not spec.same_place(first[1]):
+                raise TypeError(
+                    f"Sequential: layer {i} holds {spec.describe()} parameters but layer "
+                    f"{first[0]} holds {first[1].describe()}; a model computes in one "
+                    "namespace, device and dtype. Convert a layer with .to(...) first."
+                )

@@ -1,19 +1,40 @@
-"""fit(): the seed's training loop as a function, with mini-batches, shuffling and progress."""
+"""fit(): the seed's training loop as a function, with mini-batches, shuffling, progress,
+optimizers, validation data and a History of losses (and accuracies for classifiers)."""
 
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from typing import Any
 
-import array_api_compat
 from array_api_compat import array_namespace, is_array_api_obj
 from tqdm import tqdm
 
-from ._backend import check_learning_rate, make_rng, persist_parameters
-from .losses import MSELoss
+from ._backend import check_learning_rate, make_rng, persist_parameters, short_repr
+from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
+from .optim import Optimizer
+from .streaming import batch_source, model_namespace, streams
 
-__all__ = ["fit"]
+__all__ = ["History", "fit"]
+
+
+class History(list[float]):  # a list of floats, as fit always returned
+    """What :func:`fit` returns: the training loss of each epoch (a list of Python floats, so
+    code written for the plain list keeps working), with
+
+    - ``val_loss``: the loss on ``validation_data`` after each epoch (empty without it);
+    - ``accuracy``: the fraction of training samples classified right during each epoch,
+      and ``val_accuracy`` on the validation data after it (both only when the loss is a
+      :class:`xmlp.CrossEntropyLoss`, empty otherwise).
+    """
+
+    def __init__(self, losses: Any = ()) -> None:
+        super().__init__(losses)
+        self.val_loss: list[float] = []
+        self.accuracy: list[float] = []
+        self.val_accuracy: list[float] = []
 
 
 def fit(
@@ -22,38 +43,55 @@ def fit(
     y: Any,
     *,
     epochs: int,
-    lr: float,
+    lr: float | None = None,
     loss: Any = None,
+    optimizer: Optimizer | None = None,
+    validation_data: tuple[Any, Any] | None = None,
     batch_size: int | None = None,
     shuffle: bool = False,
     rng: Any = None,
     progress: bool | None = None,
-) -> list[float]:
-    """Train ``model`` with plain SGD; returns each epoch's loss as a Python float.
+) -> History:
+    """Train ``model``; returns a :class:`History` of each epoch's loss as Python floats.
 
     Args:
         model: an :class:`xmlp.Module` (MLP, Sequential, Linear or your own subclass).
-        x: inputs (N, ...); y: targets (N, ...), same namespace as ``x`` and the model.
+        x: inputs (N, ...); y: targets (N, ...), same namespace as ``x`` and the model
+            (class indices or probabilities for :class:`xmlp.CrossEntropyLoss`).
         epochs: number of passes over the data (a positive int).
-        lr: learning rate (a finite real number >= 0).
+        lr: learning rate of plain SGD (``model.update_params(lr)``, a finite real >= 0).
+        optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, used instead of plain
+            SGD (its own ``lr`` applies: give ``lr`` or ``optimizer``, not both).
         loss: a loss with ``forward(y_pred, t)`` returning the *mean* over the batch and
             ``backward()``; default :class:`xmlp.MSELoss`.
+        validation_data: ``(x_val, y_val)`` evaluated after every epoch (without training on
+            it): ``history.val_loss`` (and ``history.val_accuracy`` for a classifier).
         batch_size: samples per step; None is full batch (one step per epoch, as in the seed).
             The last batch may be shorter.
         shuffle: draw a new order of the samples each epoch from ``rng`` (None, an int seed or
             a ``numpy.random.Generator``): the same seed gives the same history and weights.
         progress: a tqdm bar per epoch on stderr; None shows it only when stderr is a terminal.
 
-    Each epoch's loss is the mean over samples of the per-batch losses (a batch weighs by its
-    size), computed with the parameters as they were at each step, like the seed's loop.
-    Losses stay arrays during an epoch and become one float at its end: one device sync per
-    epoch. On Dask the parameters are persisted once per epoch so the graph does not grow.
+    Each epoch's loss (and accuracy) is the mean over samples of the per-batch values (a batch
+    weighs by its size), computed with the parameters as they were at each step, like the
+    seed's loop. Validation values use the parameters at the end of the epoch. Losses stay
+    arrays during an epoch and become floats at its end: a few device syncs per epoch, none
+    per step. On Dask the parameters and the optimizer's state are persisted once per epoch
+    so the graph does not grow.
+
+    Dask data, a model elsewhere (NumPy, CuPy, torch...): fit streams. It computes one chunk of
+    x (and the aligned rows of y) at a time, the next one in a background thread while the
+    current one trains, converts each once to the model's namespace, device and dtype, and
+    runs the same batches as in memory (shuffle=False: exactly those; shuffle=True: chunk order
+    and samples within each chunk, see docs/streaming.md). batch_size is required there.
 
     Raises:
-        FloatingPointError: an epoch's loss is NaN or infinite. The parameters are restored to
-            those after the last finite epoch (the initial ones if none), stored activations
-            and gradients are cleared, and ``exc.history`` holds the losses so far (the last one
-            non-finite).
+        FloatingPointError: an epoch's training loss is NaN or infinite, or a parameter is after
+            it (a huge learning rate can overflow the parameters in the last step of an epoch
+            whose loss was still finite). The parameters (and the optimizer's state) are
+            restored to those after the last epoch whose loss and parameters were all finite
+            (the initial ones if none), stored activations and gradients are cleared, and
+            ``exc.history`` holds the History so far (the last loss is the failed epoch's).
         TypeError / ValueError: bad arguments, checked before anything runs; a step the model
             or loss rejects in the first step leaves the model as it was.
     """
@@ -63,80 +101,224 @@ def fit(
         if not callable(getattr(loss_fn, method, None)):
             raise TypeError(f"fit: loss must have a {method}() method, got {type(loss).__name__}")
     n_epochs = _positive_int(epochs, "epochs")
-    learning_rate = check_learning_rate(lr)
-    xp, n = _check_data(x, y)
+    update = _update_rule(model, lr, optimizer)
+    xp, n = _check_data(x, y, "x", "y")
+    classifier = isinstance(loss_fn, CrossEntropyLoss)
+    val_data = _check_validation(validation_data, xp, model)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
-        raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
     if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"fit: progress must be None, True or False, got {progress!r}")
+        raise TypeError(f"fit: progress must be None, True or False, got {short_repr(progress)}")
     try:  # checked even when unused; draws happen only when shuffling
         generator = make_rng(rng)
     except (TypeError, ValueError) as exc:
         raise type(exc)(
             f"fit: rng must be None, a non-negative int seed or a numpy.random.Generator, "
-            f"got {rng!r}"
+            f"got {short_repr(rng)}"
         ) from exc
 
-    # (start, stop, weight): a batch's mean loss times its share of the samples.
-    batches = [(s, min(s + step, n), (min(s + step, n) - s) / n) for s in range(0, n, step)]
-    last_good = _copy_parameters(model)
-    history: list[float] = []
+    # in-memory slices, or Dask chunks streamed into a model that lives elsewhere
+    source = batch_source(model, x, y, xp=xp, n=n, step=step, full_batch=batch_size is None,
+                          shuffle=shuffle, rng=generator, epochs=n_epochs)
+    validation = None  # (its batches, in order, of the training's size; its label count)
+    if val_data is not None:
+        xv, yv, nv = val_data
+        xp_val = array_namespace(xv, yv)
+        validation = (batch_source(model, xv, yv, xp=xp_val, n=nv, step=step,
+                                   full_batch=False, shuffle=False, rng=generator,
+                                   epochs=n_epochs), _label_count(xp_val, yv))
+    # the restore point and its epoch, copied in the namespace the model's batches are in
+    last_good, good_epoch = _copy_parameters(source.xp, model), 0
+    last_good_state = None if optimizer is None else optimizer._snapshot()
+    history = History()
     # tqdm's disable=None means "only on a terminal".
     bar = tqdm(range(1, n_epochs + 1), desc="fit", unit="epoch", leave=True,
                disable=None if progress is None else not progress)
     first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
     try:
         for epoch in bar:
-            xe, ye = x, y
-            if shuffle:
-                order = xp.asarray(generator.permutation(n), device=array_api_compat.device(x))
-                xe, ye = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
             total: Any = None
-            for start, stop, weight in batches:
-                batch_loss = _step(model, loss_fn, xe[start:stop, ...], ye[start:stop, ...],
-                                   learning_rate, first_step)
+            hits: Any = None
+            for xb, yb, weight in source.epoch():
+                batch_loss, output = _step(model, loss_fn, xb, yb, update, first_step)
                 first_step = None
                 weighted = batch_loss * weight
                 total = weighted if total is None else total + weighted
-            (total,) = persist_parameters(model, total)
-            value = float(total)
+                if classifier:
+                    batch_hits = _hits(source.xp, output, _labels(source.xp, yb))
+                    hits = batch_hits if hits is None else hits + batch_hits
+            extra = [] if optimizer is None else optimizer._state_arrays()
+            total, checked, hits, *persisted = persist_parameters(
+                model, total, _parameter_check(source.xp, model), hits, *extra)
+            if optimizer is not None and persisted:
+                optimizer._set_state_arrays(persisted)
+            if is_array_api_obj(total) and checked is not None:
+                # one sync per epoch: the loss itself while every parameter is finite
+                value = float(total + checked)
+                finite = math.isfinite(value)
+                if not finite:
+                    value = float(total)
+            else:  # a loss of another type, or a model without parameters
+                value = float(total)
+                finite = math.isfinite(value) and (checked is None or
+                                                   math.isfinite(float(checked)))
             history.append(value)
-            if not math.isfinite(value):
+            if classifier:
+                history.accuracy.append(float(hits) / _label_count(xp, y))
+            if not finite:
                 model._assign_parameters(last_good)
                 model._clear_state()
-                kept = f"after epoch {epoch - 1}" if epoch > 1 else "to their initial values"
+                if optimizer is not None and last_good_state is not None:
+                    optimizer._restore(last_good_state)
+                kept = f"after epoch {good_epoch}" if good_epoch else "to their initial values"
+                what = (f"the loss of epoch {epoch} is {value}" if not math.isfinite(value) else
+                        f"the parameters overflowed to NaN or infinity in epoch {epoch} (its "
+                        f"loss was {value:.6g})")
+                restored = ("parameters and optimizer state" if optimizer is not None
+                            else "parameters")
                 error = FloatingPointError(
-                    f"fit: the loss of epoch {epoch} is {value}; parameters restored {kept}. "
-                    "Try a smaller learning rate."
+                    f"fit: {what}; {restored} restored {kept}. Try a smaller learning rate."
                 )
                 error.history = history  # type: ignore[attr-defined]
                 raise error
-            last_good = _copy_parameters(model)
+            if validation is not None:
+                _validate(model, loss_fn, validation, classifier, history)
+            last_good, good_epoch = _copy_parameters(source.xp, model), epoch
+            if optimizer is not None:
+                last_good_state = optimizer._snapshot()
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
     finally:
+        source.close()
+        if validation is not None:
+            validation[0].close()
         bar.close()
     return history
 
 
-def _step(model: Any, loss_fn: Any, xb: Any, yb: Any, lr: float, undo: Any) -> Any:
-    """One forward/loss/backward/update; the batch's mean loss as the loss returned it."""
+def _update_rule(model: Module, lr: Any, optimizer: Any) -> Any:
+    """A function of no arguments that applies one update: optimizer.step or plain SGD."""
+    if optimizer is None:
+        if lr is None:
+            raise TypeError("fit: give lr (plain SGD with that learning rate) or optimizer= "
+                            "(an xmlp.optim optimizer built on the model)")
+        learning_rate = check_learning_rate(lr)
+        return lambda: model.update_params(learning_rate)
+    if lr is not None:
+        raise TypeError(
+            "fit: give lr or optimizer, not both: the optimizer uses its own learning rate "
+            f"({type(optimizer).__name__}.lr = {getattr(optimizer, 'lr', '?')}); set that instead"
+        )
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"fit: optimizer must be an xmlp.optim optimizer (SGD, Adam, AdamW), got "
+            f"{type(optimizer).__name__}"
+        )
+    if optimizer.model is not model:
+        raise ValueError(
+            f"fit: the optimizer was built on another model ({type(optimizer.model).__name__} "
+            f"at {id(optimizer.model):#x}); build it on the model being trained, e.g. "
+            f"xmlp.optim.{type(optimizer).__name__}(model, ...)"
+        )
+    return optimizer.step
+
+
+def _step(model: Any, loss_fn: Any, xb: Any, yb: Any, update: Any, undo: Any) -> Any:
+    """One forward/loss/backward/update; (the batch's mean loss as the loss returned it, the
+    model's output)."""
     try:
-        batch_loss = loss_fn.forward(model.forward(xb), yb)
+        output = model.forward(xb)
+        batch_loss = loss_fn.forward(output, yb)
         model.backward(loss_fn.backward())
-        model.update_params(lr)
+        update()
     except BaseException:
         if undo is not None:  # the very first step: nothing was trained yet, so undo it all
             Module._restore(undo)
         raise
-    return batch_loss
+    return batch_loss, output
 
 
-def _copy_parameters(model: Module) -> dict[str, Any]:
-    """Copies made with each array's own namespace (updates are in place on NumPy/torch)."""
-    return {
-        name: array_namespace(p).asarray(p, copy=True) for name, p in model.named_parameters()
-    }
+def _labels(xp: Any, y: Any) -> Any:
+    """Class indices of the targets: y itself, or the argmax of class probabilities."""
+    if xp.isdtype(y.dtype, "integral"):
+        return y
+    return xp.argmax(y, axis=-1)
+
+
+def _hits(xp: Any, output: Any, labels: Any) -> Any:
+    """How many rows of ``output`` have their largest value at the label (an integer array:
+    no host sync)."""
+    predicted = xp.argmax(output, axis=-1)
+    if labels.dtype != predicted.dtype:
+        labels = xp.astype(labels, predicted.dtype)
+    return xp.count_nonzero(predicted == labels)
+
+
+def _validate(model: Any, loss_fn: Any, validation: tuple[Any, int], classifier: bool,
+              history: History) -> None:
+    """Append the validation loss (and accuracy) with the parameters as they are now;
+    ``validation`` is (a batch source: in memory, or Dask streamed chunk by chunk; the number
+    of class labels of the targets)."""
+    source, n_labels = validation
+    bxp = source.xp
+    evaluate = getattr(loss_fn, "predict", None) or loss_fn.forward
+    total: Any = None
+    hits: Any = None
+    for xb, yb, weight in source.epoch():
+        output = model.predict(xb)
+        weighted = evaluate(output, yb) * weight
+        total = weighted if total is None else total + weighted
+        if classifier:
+            batch_hits = _hits(bxp, output, _labels(bxp, yb))
+            hits = batch_hits if hits is None else hits + batch_hits
+    history.val_loss.append(float(total))
+    if classifier:
+        history.val_accuracy.append(float(hits) / n_labels)
+
+
+def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int] | None:
+    """(x_val, y_val, number of samples), or None without validation data."""
+    if data is None:
+        return None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(
+            f"fit: validation_data must be a pair (x_val, y_val), got {type(data).__name__}"
+        )
+    xv, yv = data
+    xp_val, n = _check_data(xv, yv, "x_val", "y_val")
+    # the training data's namespace, the model's (next to streamed training data), or Dask
+    # arrays that are streamed to the model
+    if xp_val is not xp and xp_val is not model_namespace(model) and not streams(model, xv):
+        raise TypeError(
+            "fit: validation_data must be arrays of the training data's namespace (or the "
+            f"model's, or Dask arrays), got {type(xv).__name__} next to {xp.__name__} arrays"
+        )
+    return xv, yv, n
+
+
+def _label_count(xp: Any, y: Any) -> int:
+    """How many class labels targets ``y`` hold: all its elements for class indices, all but
+    the class axis for probabilities."""
+    return math.prod(y.shape if xp.isdtype(y.dtype, "integral") else y.shape[:-1])
+
+
+def _parameter_check(xp: Any, model: Module) -> Any:
+    """``0 * (the sum of every parameter's sum)``, a 0-d array (None without parameters): 0
+    while the parameters are finite, NaN as soon as one is NaN or infinite (0 * inf is NaN).
+    Added to the epoch's loss, it leaves the loss exactly as it is, so fit still syncs once
+    per epoch, for one reduction per parameter. (Finite parameters whose sum overflows count
+    as overflowed too: with values that near the float maximum the loss has overflowed too.)"""
+    sums = None
+    for p in model.parameters():
+        sums = xp.sum(p) if sums is None else sums + xp.sum(p)
+    return None if sums is None else 0 * sums
+
+
+def _copy_parameters(xp: Any, model: Module) -> dict[str, Any]:
+    """Copies (updates are in place on NumPy/torch), made with the data's namespace, which
+    the model's forward has accepted (array_namespace per parameter costs more than a small
+    model's step)."""
+    return {name: xp.asarray(p, copy=True) for name, p in model.named_parameters()}
 
 
 def _check_model(model: Any) -> None:
@@ -152,36 +334,41 @@ def _check_model(model: Any) -> None:
 
 
 def _positive_int(value: Any, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"fit: {label} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"fit: {label} must be a positive int, got {value!r}")
-    return value
+    """A positive int (NumPy ints too) up to sys.maxsize (what range() and tqdm can count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"fit: {label} must be a positive int, got {short_repr(value)}")
+    number = int(value)
+    if not 1 <= number <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if number > 0 else ""  # named only when passed
+        raise ValueError(f"fit: {label} must be a positive int{limit}, got {short_repr(value)}")
+    return number
 
 
-def _check_data(x: Any, y: Any) -> tuple[Any, int]:
+def _check_data(x: Any, y: Any, x_label: str = "x", y_label: str = "y") -> tuple[Any, int]:
     """(namespace of x and y, number of samples)."""
-    for label, a in (("x", x), ("y", y)):
+    for label, a in ((x_label, x), (y_label, y)):
         if not is_array_api_obj(a):
             raise TypeError(f"fit: {label} must be an array, got {type(a).__name__}")
     try:
         xp = array_namespace(x, y)
     except TypeError as exc:
-        raise TypeError(f"fit: x and y must be arrays of one namespace: {exc}") from exc
+        raise TypeError(
+            f"fit: {x_label} and {y_label} must be arrays of one namespace: {exc}"
+        ) from exc
     if x.ndim < 1 or y.ndim < 1:
         raise ValueError(
-            f"fit: x and y need a leading sample axis, got shapes {tuple(x.shape)} and "
-            f"{tuple(y.shape)}"
+            f"fit: {x_label} and {y_label} need a leading sample axis, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
         )
     n, n_y = x.shape[0], y.shape[0]
-    for label, count in (("x", n), ("y", n_y)):
+    for label, count in ((x_label, n), (y_label, n_y)):
         if count is None or (isinstance(count, float) and math.isnan(count)):
             raise ValueError(
                 f"fit: the number of samples of {label} is unknown (a Dask array with unknown "
                 "chunk sizes?); call .compute_chunk_sizes() first."
             )
     if n != n_y:
-        raise ValueError(f"fit: x has {n} samples but y has {n_y}")
+        raise ValueError(f"fit: {x_label} has {n} samples but {y_label} has {n_y}")
     if n < 1:
-        raise ValueError("fit: x and y hold no samples")
+        raise ValueError(f"fit: {x_label} and {y_label} hold no samples")
     return xp, int(n)

@@ -1,0 +1,233 @@
+"""Sphinx helpers for xmlp's site, so new public names and new pages need no docs plumbing.
+
+* ``api/``: the API reference, generated at each build from the package itself: every name in
+  ``xmlp.__all__`` (grouped by the module that defines it), then every public submodule
+  (``xmlp.data``, ``xmlp.optim``, ``xmlp.sklearn``... any module or package whose name has no
+  leading underscore) with the names of its ``__all__`` that ``xmlp`` does not re-export.
+  autosummary writes one page per name from its docstring.
+* The user guide's table of contents lists every ``docs/*.md`` page that is not a top-level
+  page, known pages first in reading order, the others after them alphabetically.
+* ``_generated/benchmark-results.md``: every folder of ``benchmarks/results`` (its tables and
+  figures), for docs/performance.md to include.
+* At the end of a build, a warning (an error under ``-W``) for each public name that did not
+  become a documented object.
+
+The functions that compute names import nothing from Sphinx, so tests/test_api_reference.py
+can check them without building the site.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+DOCS = Path(__file__).resolve().parents[1]
+ROOT = DOCS.parent
+PACKAGE = "xmlp"
+
+# Pages at the top of the navigation (docs/index.md lists them); every other docs/*.md page
+# belongs to the user guide.
+TOP_LEVEL = ("index", "getting-started", "user-guide", "errors", "performance", "development")
+# Reading order of the user guide; pages not named here follow alphabetically.
+GUIDE_ORDER = ("layers", "usage", "optimizers", "optim", "classification", "backends", "dask",
+               "streaming", "sklearn", "scikit-learn")
+GUIDE_MARKER = "% xmlp-guide-pages"
+# Libraries a public submodule may import at its top that the docs build does not install:
+# replaced by mocks while the reference is generated (autodoc does the same for its imports).
+MOCKED = ["cupy", "torch", "jax", "jaxlib", "dask", "distributed", "sklearn",
+          "array_api_strict", "matplotlib", "threadpoolctl"]
+
+
+# -- public names ----------------------------------------------------------------------------
+def _import(name: str) -> ModuleType:
+    try:
+        from sphinx.ext.autodoc.mock import mock
+    except ImportError:  # tests without Sphinx: import for real
+        return importlib.import_module(name)
+    with mock(MOCKED):
+        return importlib.import_module(name)
+
+
+def public_submodules() -> list[str]:
+    """``xmlp.data``, ``xmlp.io``...: every module or package below xmlp without a ``_`` part."""
+    package = importlib.import_module(PACKAGE)
+    names = []
+    for info in pkgutil.walk_packages(package.__path__, f"{PACKAGE}.",
+                                      onerror=lambda name: None):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def _all(module: ModuleType) -> list[str]:
+    names = getattr(module, "__all__", None)
+    if names is None:  # no __all__: what the module defines without a leading underscore
+        names = [n for n, v in vars(module).items() if not n.startswith("_")
+                 and getattr(v, "__module__", None) == module.__name__]
+    return list(names)
+
+
+def api_sections() -> list[tuple[str, list[str]]]:
+    """[(module, names)]: ``xmlp`` with its ``__all__``, then each public submodule with the
+    names of its ``__all__`` that are not the same object as one of xmlp's."""
+    package = importlib.import_module(PACKAGE)
+    # a submodule named in __all__ (xmlp.optim) gets its own section below, not a second entry
+    top = [n for n in _all(package) if not isinstance(getattr(package, n, None), ModuleType)]
+    top_objects = {id(getattr(package, n)) for n in top if hasattr(package, n)}
+    sections = [(PACKAGE, top)]
+    for name in public_submodules():
+        module = _import(name)
+        own = [n for n in _all(module) if id(getattr(module, n, None)) not in top_objects]
+        if own:
+            sections.append((name, own))
+    return sections
+
+
+def _group(obj: Any) -> str:
+    """The public module that defines ``obj`` (xmlp.layers...), else ``xmlp``."""
+    module = getattr(obj, "__module__", None)
+    if (not isinstance(module, str) or not module.startswith(f"{PACKAGE}.")
+            or any(part.startswith("_") for part in module.split("."))):
+        return PACKAGE
+    return module
+
+
+# -- generated sources -----------------------------------------------------------------------
+def _summary(module: ModuleType) -> list[str]:
+    """The first line of a module's docstring, as a paragraph."""
+    doc = (module.__doc__ or "").strip().splitlines()
+    return [doc[0], ""] if doc else []
+
+
+def _autosummary(names: list[str]) -> list[str]:
+    return [".. autosummary::", "   :toctree: generated", "   :nosignatures:", "",
+            *[f"   {n}" for n in names], ""]
+
+
+def _heading(text: str, char: str) -> list[str]:
+    return [text, char * len(text), ""]
+
+
+def api_sources() -> dict[str, str]:
+    """{relative path under docs/api: reStructuredText} for the whole reference."""
+    package = importlib.import_module(PACKAGE)
+    sections = api_sections()
+    pages: dict[str, str] = {}
+    toc = []
+    for module_name, names in sections:
+        lines = [".. This page is generated by docs/_ext/xmlp_docs.py: do not edit.", ""]
+        lines += _heading(f"``{module_name}``", "=")
+        lines += [f".. automodule:: {module_name}", "   :no-members:", "",
+                  f".. currentmodule:: {module_name}", ""]
+        if module_name == PACKAGE:
+            groups: dict[str, list[str]] = {}
+            for n in names:
+                groups.setdefault(_group(getattr(package, n, None)), []).append(n)
+            # by defining module; names defined elsewhere (private modules, __version__) last
+            for where in sorted(groups, key=lambda m: (m == PACKAGE, m)):
+                if where == PACKAGE:
+                    lines += _heading("Other names", "-")
+                else:
+                    lines += _heading(f"``{where}``", "-") + _summary(_import(where))
+                lines += _autosummary(groups[where])
+        else:
+            lines += _autosummary(names)
+        page = module_name.replace(".", "-")
+        pages[f"{page}.rst"] = "\n".join(lines)
+        toc.append(page)
+    index = [".. This page is generated by docs/_ext/xmlp_docs.py: do not edit.", ""]
+    index += _heading("API reference", "=")
+    index += ["Every public name of xmlp, from its docstring. ``xmlp`` holds what most code "
+              "needs; the submodules below add their own names. Shapes are written as tuples: "
+              "``(N, input_dim)`` is a batch of N rows.", "",
+              ".. toctree::", "   :maxdepth: 1", "", *[f"   {p}" for p in toc], ""]
+    pages["index.rst"] = "\n".join(index)
+    return pages
+
+
+def guide_pages() -> list[str]:
+    """The user guide's pages: every docs/*.md that is not top-level, in reading order."""
+    pages = [p.stem for p in DOCS.glob("*.md") if p.stem not in TOP_LEVEL]
+    order = {name: i for i, name in enumerate(GUIDE_ORDER)}
+    return sorted(pages, key=lambda p: (order.get(p, len(order)), p))
+
+
+def benchmark_results_markdown() -> str:
+    """Each benchmarks/results/<run>/: its Markdown reports, then its figures."""
+    results = ROOT / "benchmarks" / "results"
+    out = ["<!-- generated by docs/_ext/xmlp_docs.py from benchmarks/results -->", ""]
+    for run in sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []:
+        out += [f"## `benchmarks/results/{run.name}`", ""]
+        for image in sorted(run.glob("*.png")):
+            out += [f"![{run.name}: {image.stem}](../../benchmarks/results/{run.name}/"
+                    f"{image.name})", ""]
+        for report in sorted(run.glob("*.md")):
+            text = report.read_text(encoding="utf-8")
+            # the report's own headings go two levels down, under this run's heading
+            text = "\n".join("##" + line if line.startswith("#") else line
+                             for line in text.splitlines())
+            out += [text, ""]
+    return "\n".join(out)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write only when different, so Sphinx does not rebuild unchanged pages."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+# -- Sphinx hooks ----------------------------------------------------------------------------
+def _generate(app: Any, config: Any) -> None:
+    api = DOCS / "api"
+    for name, text in api_sources().items():
+        write_if_changed(api / name, text)
+    for stale in api.glob("*.rst"):
+        if stale.name not in api_sources():
+            stale.unlink()
+    write_if_changed(DOCS / "_generated" / "benchmark-results.md", benchmark_results_markdown())
+
+
+def _guide_toc(app: Any, docname: str, source: list[str]) -> None:
+    if docname == "user-guide" and GUIDE_MARKER in source[0]:
+        source[0] = source[0].replace(GUIDE_MARKER, "\n".join(guide_pages()))
+
+
+def _check_every_name_documented(app: Any, env: Any) -> None:
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    documented = set(env.get_domain("py").objects)
+    package = importlib.import_module(PACKAGE)
+    for module_name in [PACKAGE, *public_submodules()]:
+        module = _import(module_name)
+        for name in _all(module):
+            obj = getattr(module, name, None)
+            here = f"{module_name}.{name}"
+            top = (f"{PACKAGE}.{name}" if obj is not None and getattr(package, name, None) is obj
+                   else None)
+            if here not in documented and top not in documented:
+                logger.warning(f"public name {here} is not in the API reference")
+
+
+def _skip_foreign_members(app: Any, what: str, name: str, obj: Any, skip: bool,
+                          options: Any) -> bool | None:
+    """Skip what an estimator inherits from scikit-learn (get_params, score...): its
+    docstrings point into scikit-learn's own docs, which are not part of this site."""
+    module = getattr(obj, "__module__", None) or ""
+    owner = getattr(getattr(obj, "__func__", obj), "__qualname__", "")
+    if module.startswith("sklearn.") or (what == "class" and owner.startswith("_Metadata")):
+        return True
+    return None
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-skip-member", _skip_foreign_members)
+    # before Sphinx lists the source files (autosummary writes its stubs from that list)
+    app.connect("config-inited", _generate)
+    app.connect("source-read", _guide_toc)
+    app.connect("env-check-consistency", _check_every_name_documented)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

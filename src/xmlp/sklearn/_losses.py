@@ -1,0 +1,184 @@
+"""The estimators' output losses on raw outputs (logits or log-means), scaled like
+scikit-learn's MLP so that the same learning rate takes the same steps.
+
+scikit-learn's MLP back-propagates ``delta = output - y`` divided by the batch size for every
+(output activation, loss) pair it has, so each loss here is a mean over samples of a sum over
+outputs, and its gradient with respect to the raw outputs is ``(activation(z) - t) / n``:
+
+- :class:`HalfSquaredError`: ``0.5 * sum_k (z - t)**2`` (identity output), built on
+  :class:`xmlp.MSELoss`. For one output this is scikit-learn's value; for k outputs
+  scikit-learn reports the mean over outputs (k times less) but steps with this gradient.
+- :class:`BinaryLogLoss`: ``sum_k softplus(z) - t z`` (sigmoid outputs: binary and
+  multi-label classification), computed without overflow for any z.
+- :class:`HalfPoissonDeviance`: ``sum_k exp(z) - t z + xlogy(t, t) - t`` (log link).
+
+Softmax classification uses :class:`xmlp.CrossEntropyLoss` as it is. :class:`L2Penalty`
+adds scikit-learn's ``alpha / 2 * sum ||W||**2 / n`` to any of them; its gradient is added by
+the layers (:class:`xmlp.sklearn._network.L2Linear`), since a loss only sees the outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import ArraySpec, floating_spec
+from ..errors import ForwardNotCalledError
+from ..losses import CrossEntropyLoss, MSELoss
+from ..module import Module
+
+__all__ = [
+    "OUTPUT_LOSSES",
+    "BinaryLogLoss",
+    "HalfPoissonDeviance",
+    "HalfSquaredError",
+    "L2Penalty",
+]
+
+
+def _check_pair(z: Any, t: Any, owner: str) -> ArraySpec:
+    """Spec of the raw outputs ``z`` (n, k); TypeError / ValueError unless ``t`` matches."""
+    spec = floating_spec(z, owner, "z (the raw outputs)")
+    spec.check(t, owner, "t (the target)", against="z (the raw outputs)")
+    if z.ndim != 2 or tuple(t.shape) != tuple(z.shape):
+        raise ValueError(
+            f"{owner}: z and t must both have shape (n, k), got {tuple(z.shape)} and "
+            f"{tuple(t.shape)}"
+        )
+    if z.shape[0] == 0:
+        raise ValueError(f"{owner}: z and t hold no samples")
+    return spec
+
+
+class HalfSquaredError(Module):
+    """mean over samples of ``0.5 * sum_k (z - t)**2``; gradient ``(z - t) / n``.
+
+    :class:`xmlp.MSELoss` times k / 2 (MSELoss averages over all n * k elements).
+    """
+
+    _state_names = ("_scale",)
+
+    def __init__(self) -> None:
+        self.mse = MSELoss()
+        self._scale: float | None = None
+
+    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]  # a loss takes (z, t)
+        loss = self.mse.forward(z, t)
+        self._scale = 0.5 * (z.shape[-1] if z.ndim > 1 else 1)
+        return loss * self._scale
+
+    def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        return self.mse.predict(z, t) * (0.5 * (z.shape[-1] if z.ndim > 1 else 1))
+
+    def backward(self) -> Any:  # type: ignore[override]
+        if self._scale is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        return self.mse.backward() * self._scale
+
+
+class BinaryLogLoss(Module):
+    """mean over samples of ``sum_k softplus(z) - t z`` (independent sigmoids; t in [0, 1]);
+    gradient ``(sigmoid(z) - t) / n``. ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``."""
+
+    _state_names = ("z", "t", "_seen")
+
+    def __init__(self) -> None:
+        self.z: Any = None
+        self.t: Any = None
+        self._seen: ArraySpec | None = None
+
+    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        spec = _check_pair(z, t, "BinaryLogLoss.forward")
+        self.z, self.t, self._seen = z, t, spec
+        return self._value(spec, z, t)
+
+    def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        return self._value(_check_pair(z, t, "BinaryLogLoss.predict"), z, t)
+
+    @staticmethod
+    def _value(spec: ArraySpec, z: Any, t: Any) -> Any:
+        xp = spec.xp
+        softplus = xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+        return xp.sum(softplus - t * z) / z.shape[0]
+
+    def backward(self) -> Any:  # type: ignore[override]
+        if self._seen is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        xp, z = self._seen.xp, self.z
+        sigmoid = (xp.tanh(z * 0.5) + 1.0) * 0.5  # cannot overflow
+        return (sigmoid - self.t) * (1.0 / z.shape[0])
+
+
+class HalfPoissonDeviance(Module):
+    """mean over samples of ``sum_k exp(z) - t z + xlogy(t, t) - t`` (z = log of the predicted
+    mean, t >= 0); gradient ``(exp(z) - t) / n``. scikit-learn's half Poisson deviance."""
+
+    _state_names = ("z", "t", "_seen")
+
+    def __init__(self) -> None:
+        self.z: Any = None
+        self.t: Any = None
+        self._seen: ArraySpec | None = None
+
+    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        spec = _check_pair(z, t, "HalfPoissonDeviance.forward")
+        self.z, self.t, self._seen = z, t, spec
+        return self._value(spec, z, t)
+
+    def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        return self._value(_check_pair(z, t, "HalfPoissonDeviance.predict"), z, t)
+
+    @staticmethod
+    def _value(spec: ArraySpec, z: Any, t: Any) -> Any:
+        xp = spec.xp
+        positive = t > 0
+        t_log_t = xp.where(positive, t * xp.log(xp.where(positive, t, 1.0)), 0.0)
+        return xp.sum(xp.exp(z) - t * z + t_log_t - t) / z.shape[0]
+
+    def backward(self) -> Any:  # type: ignore[override]
+        if self._seen is None:
+            raise ForwardNotCalledError("Perform forward pass first.")
+        return (self._seen.xp.exp(self.z) - self.t) * (1.0 / self.z.shape[0])
+
+
+class L2Penalty(Module):
+    """``loss(z, t) + alpha / 2 * sum ||W||**2 / n`` over the given layers' weights (n: the
+    batch's samples), scikit-learn's penalised loss. The penalty's gradient, ``alpha W / n``,
+    is added by the layers themselves; ``backward()`` is the wrapped loss's."""
+
+    _state_names = ()
+
+    def __init__(self, loss: Any, layers: list[Any], alpha: float) -> None:
+        self.loss = loss
+        self.layers = layers
+        self.alpha = float(alpha)
+
+    def _penalty(self, n: int) -> Any:
+        total: Any = None
+        for layer in self.layers:
+            w = layer.weights
+            flat = layer.xp.reshape(w, (-1,))
+            squares = layer.xp.vecdot(flat, flat)
+            total = squares if total is None else total + squares
+        return total * (0.5 * self.alpha / n)
+
+    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        value = self.loss.forward(z, t)
+        if self.alpha == 0.0:
+            return value
+        return value + self._penalty(int(z.shape[0]))
+
+    def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
+        value = self.loss.predict(z, t)
+        return value if self.alpha == 0.0 else value + self._penalty(int(z.shape[0]))
+
+    def backward(self) -> Any:  # type: ignore[override]
+        return self.loss.backward()
+
+
+# scikit-learn's output activation name (``out_activation_``) -> the loss on raw outputs
+OUTPUT_LOSSES: dict[str, type[Module]] = {
+    "softmax": CrossEntropyLoss,
+    "logistic": BinaryLogLoss,
+    "identity": HalfSquaredError,
+    "exp": HalfPoissonDeviance,
+}

@@ -1,0 +1,100 @@
+"""The network an estimator trains: an :class:`xmlp.Sequential` of Linear layers (with
+scikit-learn's L2 term in their gradients) and hidden activations, initialised as
+scikit-learn's MLP initialises its own."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from .._backend import ArraySpec
+from ..activations import ReLU, Sigmoid, Tanh
+from ..layers import Linear
+from ..models import Sequential
+from ..module import Module
+
+__all__ = ["ACTIVATIONS", "L2Linear", "build_network", "glorot_uniform"]
+
+# scikit-learn's hidden activation names -> xmlp layers ("identity": no layer at all)
+ACTIVATIONS: dict[str, type[Module] | None] = {
+    "identity": None,
+    "logistic": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+}
+
+
+class L2Linear(Linear):
+    """:class:`xmlp.Linear` whose weight gradient also holds scikit-learn's L2 term,
+    ``alpha * W / n`` for a batch of n samples (the biases are not penalised).
+
+    The network's first layer (``input_layer=True``) does not compute dL/dx: nothing needs
+    the gradient of the data, and it is one GEMM of the five a step would otherwise take
+    (scikit-learn's MLP skips it too). Its ``backward`` returns None.
+    """
+
+    def __init__(self, *args: Any, alpha: float = 0.0, input_layer: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.alpha = float(alpha)
+        self.input_layer = bool(input_layer)
+
+    def backward(self, grad_output: Any) -> Any:
+        if self.input_layer:
+            self._check_grad_output(grad_output)
+            ops = self._spec.ops
+            g2 = grad_output  # (n, out): the estimators give 2-D batches only
+            self.grad_weights = ops.matmul(g2.T, self._x2)
+            self.grad_biases = ops.sum_rows(g2)
+            grad_input = self.grad_input = None
+        else:
+            grad_input = super().backward(grad_output)
+        if self.alpha != 0.0:
+            n = self._x2.shape[0]
+            # in place on NumPy / CuPy / torch (a fresh array of this step); rebinds on JAX
+            self.grad_weights += (self.alpha / n) * self.weights
+        return grad_input
+
+
+def glorot_uniform(
+    rng: np.random.RandomState, layer_units: list[int], activation: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's initialisation, draw for draw: per layer, coef (fan_in, fan_out) then
+    intercept (fan_out,), uniform in +-sqrt(factor / (fan_in + fan_out)) with factor 2 for
+    the logistic activation and 6 otherwise (float64 draws)."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    params = []
+    for fan_in, fan_out in pairwise(layer_units):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+        intercept = rng.uniform(-bound, bound, fan_out)
+        params.append((coef, intercept))
+    return params
+
+
+def build_network(
+    spec: ArraySpec,
+    params: list[tuple[np.ndarray, np.ndarray]],
+    activation: str,
+    alpha: float,
+) -> Sequential:
+    """Sequential(L2Linear, act, ..., L2Linear) on ``spec`` from scikit-learn-layout host
+    arrays (coef (in, out), intercept (out,)); the last layer gives raw outputs."""
+    act = ACTIVATIONS[activation]
+    layers: list[Module] = []
+    for i, (coef, intercept) in enumerate(params):
+        fan_in, fan_out = coef.shape
+        layers.append(L2Linear(
+            fan_in, fan_out, spec.from_host(np.ascontiguousarray(coef.T)),
+            spec.from_host(intercept), alpha=alpha, input_layer=i == 0,
+        ))
+        if act is not None and i < len(params) - 1:
+            layers.append(act())
+    return Sequential(*layers)
+
+
+def linears(model: Sequential) -> list[L2Linear]:
+    """The model's Linear layers, input to output."""
+    return [layer for layer in model.layers if isinstance(layer, Linear)]  # type: ignore[misc]

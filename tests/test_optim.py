@@ -1,0 +1,311 @@
+"""xmlp.optim on every backend: SGD, Adam and AdamW against a NumPy float64 reference of
+torch.optim's formulas and against torch.optim itself, state, schedules, bad input (issue 10)."""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import xmlp
+from conftest import tolerances
+from reference import adam_reference, sgd_reference
+from test_errors import rejects
+
+STEPS = 20
+# (optimizer, keyword arguments); lr is changed half-way (a schedule) in the tests below
+CASES = {
+    "sgd": ("SGD", {"lr": 0.1}),
+    "sgd-wd": ("SGD", {"lr": 0.1, "weight_decay": 0.05}),
+    "momentum": ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
+    "nesterov": ("SGD", {"lr": 0.05, "momentum": 0.8, "nesterov": True}),
+    "adam": ("Adam", {"lr": 0.01}),
+    "adam-l2": ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    "adamw": ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+}
+SHAPES = [(5, 3), (5,), (4, 5), (4,)]  # MLP(3, 5, 4)'s parameters
+
+
+def make_model(xp, dtype="float64", seed=0):
+    return xmlp.MLP(3, 5, 4, xp=xp.module, device=xp.device, dtype=dtype, rng=seed)
+
+
+def gradients(seed: int = 1) -> list[list[np.ndarray]]:
+    gen = np.random.default_rng(seed)
+    return [[gen.standard_normal(s) for s in SHAPES] for _ in range(STEPS)]
+
+
+def learning_rates(lr: float) -> list[float]:
+    return [lr] * (STEPS // 2) + [lr / 2] * (STEPS - STEPS // 2)
+
+
+def set_grads(xp, model, grads, dtype="float64"):
+    """Store gradients by hand, as backward() would."""
+    for layer, (gw, gb) in ((model.linear1, grads[:2]), (model.linear2, grads[2:])):
+        layer.grad_weights = xp.from_numpy(gw, dtype)
+        layer.grad_biases = xp.from_numpy(gb, dtype)
+
+
+def run(xp, case, dtype="float64", steps=STEPS, model=None, opt=None, start=0):
+    name, kwargs = CASES[case]
+    model = make_model(xp, dtype) if model is None else model
+    opt = getattr(xmlp.optim, name)(model, **kwargs) if opt is None else opt
+    grads, lrs = gradients(), learning_rates(kwargs["lr"])
+    for i in range(start, start + steps):
+        opt.lr = lrs[i]
+        set_grads(xp, model, grads[i], dtype)
+        opt.step()
+    return model, opt
+
+
+def reference(case, params, dtype="float64"):
+    name, kwargs = CASES[case]
+    kwargs = dict(kwargs)
+    grads = [[g.astype(dtype).astype(np.float64) for g in step] for step in gradients()]
+    lrs = learning_rates(kwargs.pop("lr"))
+    if name == "SGD":
+        return sgd_reference(params, grads, lrs, **kwargs)[0]
+    return adam_reference(params, grads, lrs, decoupled=name == "AdamW", **kwargs)[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_numpy_reference(xp, dtype, case):
+    start = [xp.to_numpy(p).astype(np.float64) for p in make_model(xp, dtype).parameters()]
+    model, opt = run(xp, case, dtype)
+    assert opt.step_count == STEPS
+    tol = tolerances(dtype) if dtype == "float64" else {"rtol": 1e-4, "atol": 1e-4}
+    for got, want in zip(model.parameters(), reference(case, start, dtype), strict=True):
+        assert got.dtype == getattr(xp.ns, dtype)
+        np.testing.assert_allclose(xp.to_numpy(got), want, **tol)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_torch_optim(xp, case):
+    """Same weights, same gradients, torch.optim itself: equal to 1e-12 in float64."""
+    torch = pytest.importorskip("torch")
+    name, kwargs = CASES[case]
+    model = make_model(xp)
+    params = [torch.tensor(xp.to_numpy(p)) for p in model.parameters()]
+    topt = getattr(torch.optim, name)(params, **kwargs)
+    grads, lrs = gradients(), learning_rates(kwargs["lr"])
+    for i in range(STEPS):
+        for group in topt.param_groups:
+            group["lr"] = lrs[i]
+        for p, g in zip(params, grads[i], strict=True):
+            p.grad = torch.from_numpy(g)
+        topt.step()
+    model, _ = run(xp, case)
+    for got, want in zip(model.parameters(), params, strict=True):
+        np.testing.assert_allclose(xp.to_numpy(got), want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["momentum", "adam"])
+def test_state_lives_with_the_parameters(xp, dtype, case):
+    model, opt = run(xp, case, dtype, steps=2)
+    assert opt._state is not None
+    for arrays, param in zip(opt._state, model.parameters(), strict=True):
+        for a in arrays:
+            assert type(a) is type(param) and a.dtype == param.dtype
+            assert array_api_compat.device(a) == array_api_compat.device(param)
+            assert tuple(a.shape) == tuple(param.shape)
+
+
+@pytest.mark.parametrize("case", ["nesterov", "adam-l2", "adamw"])
+def test_state_dict_resumes_exactly(xp, case):
+    straight, _ = run(xp, case, steps=10)
+    first, opt = run(xp, case, steps=5)
+    saved = opt.state_dict()
+    assert saved["optimizer"] == CASES[case][0] and saved["step_count"] == 5
+    for entry in saved["state"].values():
+        for a in entry.values():
+            assert type(a) is np.ndarray  # plain host data
+    resumed = make_model(xp, seed=99)  # other weights: they come from the first model
+    resumed._assign_parameters({n: xp.from_numpy(xp.to_numpy(p))
+                                for n, p in first.named_parameters()})
+    name, kwargs = CASES[case]
+    fresh = getattr(xmlp.optim, name)(resumed, **{**kwargs, "lr": 123.0})
+    fresh.load_state_dict(saved)
+    assert fresh.lr == saved["hyperparameters"]["lr"] and fresh.step_count == 5
+    run(xp, case, model=resumed, opt=fresh, steps=5, start=5)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        np.testing.assert_array_equal(xp.to_numpy(a), xp.to_numpy(b))
+
+
+def test_state_dict_before_the_first_step():
+    model = xmlp.MLP(3, 5, 4, rng=0)
+    opt = xmlp.optim.Adam(model)
+    saved = opt.state_dict()
+    assert saved == {"optimizer": "Adam", "step_count": 0, "state": {},
+                     "hyperparameters": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8,
+                                         "weight_decay": 0.0}}
+    other = xmlp.optim.Adam(model, lr=0.5)
+    other.load_state_dict(saved)
+    assert other.lr == 1e-3 and other.state_dict() == saved
+    plain = xmlp.optim.SGD(model, lr=0.1)
+    model.forward(np.ones((2, 3)))
+    model.backward(np.ones((2, 4)))
+    plain.step()
+    assert plain.state_dict()["state"] == {} and plain.step_count == 1
+
+
+def test_sgd_without_momentum_is_update_params(xp):
+    """The same arithmetic as the seed's model.update_params."""
+    x = xp.from_numpy(np.random.default_rng(0).standard_normal((6, 3)))
+    a, b = make_model(xp), make_model(xp)
+    opt = xmlp.optim.SGD(b, lr=0.3)
+    for model, update in ((a, lambda: a.update_params(0.3)), (b, opt.step)):
+        model.forward(x)
+        model.backward(xp.from_numpy(np.ones((6, 4))))
+        update()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(xp.to_numpy(p), xp.to_numpy(q))
+
+
+def test_repr_and_defaults():
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    assert repr(xmlp.optim.AdamW(model)) == (
+        "AdamW(lr=0.001, betas=[0.9, 0.999], eps=1e-08, weight_decay=0.01)")
+    sgd = xmlp.optim.SGD(model, lr=np.float32(0.5), momentum=0.9)
+    assert type(sgd.lr) is float and sgd.momentum == 0.9 and not sgd.nesterov
+    assert xmlp.optim.Adam(model).betas == (0.9, 0.999)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "exc", "words"), [
+    ({"lr": -0.1}, ValueError, ["lr", ">= 0"]),
+    ({"lr": math.nan}, ValueError, ["lr"]),
+    ({"lr": "0.1"}, TypeError, ["lr", "str"]),
+    ({"betas": (0.9, 1.0)}, ValueError, ["betas[1]", "[0, 1)"]),
+    ({"betas": (-0.1, 0.9)}, ValueError, ["betas[0]", "[0, 1)"]),
+    ({"betas": 0.9}, TypeError, ["pair"]),
+    ({"betas": (0.9, 0.99, 0.9)}, TypeError, ["pair"]),
+    ({"eps": -1e-8}, ValueError, ["eps"]),
+    ({"weight_decay": -0.01}, ValueError, ["weight_decay"]),
+    ({"weight_decay": True}, TypeError, ["weight_decay", "bool"]),
+])
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_rejects_bad_hyperparameters(name, kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        getattr(xmlp.optim, name)(xmlp.MLP(2, 3, 1, rng=0), **kwargs)
+    for word in [name, *words]:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "words"), [
+    ({"lr": -1.0}, ValueError, ["lr"]),
+    ({"lr": None}, TypeError, ["lr", "NoneType"]),
+    ({"lr": 0.1, "momentum": -0.5}, ValueError, ["momentum"]),
+    ({"lr": 0.1, "nesterov": True}, ValueError, ["nesterov", "momentum > 0"]),
+    ({"lr": 0.1, "momentum": 0.9, "nesterov": 1}, TypeError, ["nesterov"]),
+    ({"lr": 0.1, "weight_decay": math.inf}, ValueError, ["weight_decay"]),
+])
+def test_sgd_rejects_bad_hyperparameters(kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        xmlp.optim.SGD(xmlp.MLP(2, 3, 1, rng=0), **kwargs)
+    for word in ["SGD", *words]:
+        assert word in str(info.value)
+
+
+def test_rejects_what_is_not_a_model():
+    with pytest.raises(TypeError, match=r"xmlp\.Module"):
+        xmlp.optim.Adam([np.zeros(3)])
+    with pytest.raises(ValueError, match="no parameters"):
+        xmlp.optim.SGD(xmlp.Sequential(xmlp.Tanh()), lr=0.1)
+
+
+def test_bad_lr_assignment_keeps_the_old_one():
+    opt = xmlp.optim.Adam(xmlp.MLP(2, 3, 1, rng=0), lr=0.01)
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -1.0
+    assert opt.lr == 0.01
+    opt.lr = 0.001
+    assert opt.lr == 0.001
+
+
+@pytest.mark.parametrize("case", ["momentum", "adam"])
+def test_step_before_backward_changes_nothing(xp, case):
+    model = make_model(xp)
+    name, kwargs = CASES[case]
+    opt = getattr(xmlp.optim, name)(model, **kwargs)
+    rejects(xmlp.NoGradientError, model, opt.step, f"{name}.step", "linear1.weights", "backward")
+    assert opt.step_count == 0 and opt._state is None
+    run(xp, case, model=model, opt=opt, steps=1)
+    before = opt.state_dict()
+    model.linear2.grad_biases = None
+    rejects(xmlp.NoGradientError, model, opt.step, "linear2.biases")
+    model.linear2.grad_biases = xp.from_numpy(np.ones(3))  # wrong shape
+    rejects(ValueError, model, opt.step, "linear2.biases", "(4,)", "(3,)")
+    after = opt.state_dict()
+    assert after["step_count"] == before["step_count"] == 1
+    for n, entry in before["state"].items():
+        for k, a in entry.items():
+            np.testing.assert_array_equal(after["state"][n][k], a)
+
+
+def test_model_moved_after_steps(xp):
+    model, opt = run(xp, "adam", steps=2)
+    model.to(dtype="float32")
+    set_grads(xp, model, gradients()[0], "float32")
+    rejects(TypeError, model, opt.step, "Adam.step", "float32", "float64", "load_state_dict")
+    opt.load_state_dict(opt.state_dict())  # the way out the message names
+    opt.step()
+    assert opt.step_count == 3 and model.linear1.weights.dtype == xp.float32
+
+
+def test_layers_changed_after_building():
+    model = xmlp.Sequential(xmlp.Linear(2, 3, rng=0), xmlp.Tanh(), xmlp.Linear(3, 1, rng=1))
+    opt = xmlp.optim.SGD(model, lr=0.1)
+    model.layers[0] = xmlp.Linear(2, 3, rng=2)
+    model.forward(np.ones((4, 2)))
+    model.backward(np.ones((4, 1)))
+    with pytest.raises(RuntimeError, match="changed since this optimizer was built"):
+        opt.step()
+
+
+def test_load_state_dict_rejects_bad_dicts():
+    model, opt = run(_numpy(), "adam", steps=2)
+    good = opt.state_dict()
+    before = opt.state_dict()
+
+    def bad(change, exc, *words):
+        sd = {**good, "state": {k: dict(v) for k, v in good["state"].items()},
+              "hyperparameters": dict(good["hyperparameters"])}
+        change(sd)
+        with pytest.raises(exc) as info:
+            opt.load_state_dict(sd)
+        for word in words:
+            assert word in str(info.value)
+        now = opt.state_dict()
+        assert now["step_count"] == before["step_count"] and opt.lr == good["hyperparameters"]["lr"]
+        for n, entry in before["state"].items():
+            for k, a in entry.items():
+                np.testing.assert_array_equal(now["state"][n][k], a)
+
+    bad(lambda sd: sd.update(optimizer="SGD"), ValueError, "'SGD'", "'Adam'")
+    bad(lambda sd: sd.pop("step_count"), ValueError, "step_count")
+    bad(lambda sd: sd.update(step_count=-1), ValueError, "step_count")
+    bad(lambda sd: sd["hyperparameters"].update(betas=[0.9, 1.5]), ValueError, "betas[1]")
+    bad(lambda sd: sd["hyperparameters"].pop("eps"), ValueError, "hyperparameters")
+    bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases")
+    bad(lambda sd: sd["state"]["linear1.weights"].pop("exp_avg"), ValueError, "exp_avg")
+    bad(lambda sd: sd["state"]["linear1.weights"].update(exp_avg=np.zeros((2, 2))), ValueError,
+        "linear1.weights.exp_avg", "(2, 2)", "(5, 3)")
+    bad(lambda sd: sd["state"]["linear1.biases"].update(exp_avg=np.array(["a"] * 5)), TypeError,
+        "dtype")
+    bad(lambda sd: sd.update(state={}), ValueError, "no state")
+    with pytest.raises(TypeError, match="dict"):
+        opt.load_state_dict([1, 2])
+    sgd = xmlp.optim.SGD(model, lr=0.1)
+    with pytest.raises(ValueError, match="keeps no state"):
+        sgd.load_state_dict({**good, "optimizer": "SGD", "hyperparameters": {
+            "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}})
+
+
+def _numpy():
+    import array_api_compat.numpy as anp
+
+    from conftest import Backend
+
+    return Backend("numpy", np, anp)
