@@ -6,9 +6,10 @@ the checks and with them patched out (here only, for the measurement: the librar
 to turn them off), alternating the two in one run; the medians and their ratio are printed.
 
 Patched out: ArraySpec.check (namespace, dtype, device of every incoming array),
-Linear._check_input (feature count) and _check_grad_output, the activations' and MSELoss's
-input checks, the learning rate check and update_params's gradient checks, and MLP's test that
-its layers still agree. What stays in both is a few ``is None`` / ``is`` tests and the
+Linear._check_input (feature count, empty batch, parameters replaced by hand) and
+_check_grad_output, the activations' and MSELoss's input checks, the learning rate check and
+update_params's parameter and gradient checks, and MLP's test that its layers (and their
+parameters) are as it made them. What stays in both is a few ``is None`` / ``is`` tests and the
 activations' grad_output checks written inline in backward.
 
 Two clocks: wall time (what a user sees) and the main thread's CPU time
@@ -49,8 +50,8 @@ def checks_off() -> Iterator[None]:
     act_spec = activations._Activation._input_spec
     mse_check = losses.MSELoss._check
     patch(_backend.ArraySpec, "check", lambda self, a, owner, what, **kw: None)
-    patch(layers.Linear, "_check_input", lambda self, x, method: None)
-    patch(layers.Linear, "_check_grad_output", lambda self, grad_output: None)
+    patch(layers.Linear, "_check_input", lambda self, x, method, params=True: None)
+    patch(layers.Linear, "_check_grad_output", lambda self, grad_output, params=True: None)
     if hasattr(models.MLP, "_layers_agree"):  # MLP's test for its snapshot-free fast path
         patch(models.MLP, "_layers_agree", lambda self: True)
     # the spec of the previous call (the real check runs once, on the first call)

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -70,7 +71,10 @@ def test_every_public_name_is_in_the_api_reference():
         module = importlib.import_module(module_name)
         for name in module_all:
             same_as_top = name in top and getattr(xmlp, name, None) is getattr(module, name)
-            if name not in _listed(page) and not same_as_top:
+            # a submodule named in __all__ (xmlp.optim) is documented by its own page
+            own_page = (isinstance(getattr(module, name, None), ModuleType)
+                        and f"{module_name}.{name}".replace(".", "-") + ".rst" in pages)
+            if name not in _listed(page) and not same_as_top and not own_page:
                 missing.append(f"{module_name}.{name}")
     assert not missing, f"not in the API reference: {missing}"
 

@@ -735,3 +735,48 @@ def test_load_puts_parameters_back_in_the_layers_dtype(xp, tmp_path):
     xmlp.load(model, tmp_path / "m.npz")
     assert all(p.dtype == xp.float64 for p in model.parameters())
     model.forward(data(xp, (4, 2)))
+
+
+def test_masked_arrays_are_refused():
+    """A mask would be honoured by some NumPy functions and ignored by others (matmul)."""
+    masked = np.ma.array(np.ones((4, 3)), mask=np.eye(4, 3, dtype=bool))
+    layer, act, loss = xmlp.Linear(3, 2, rng=0), xmlp.Tanh(), xmlp.MSELoss()
+    for obj, call in [(layer, lambda: layer.forward(masked)), (act, lambda: act.forward(masked)),
+                      (loss, lambda: loss.forward(masked, np.ones((4, 3))))]:
+        rejects(TypeError, obj, call, "MaskedArray", "filled")
+    layer.forward(np.asarray(masked))  # the way out the message names
+
+
+# -- further instances of class 7 in the optimizers, streaming and the scikit-learn adapter --------
+@pytest.mark.parametrize("make", [
+    lambda m, v: xmlp.optim.SGD(m, lr=v), lambda m, v: xmlp.optim.SGD(m, lr=0.1, momentum=v),
+    lambda m, v: xmlp.optim.SGD(m, lr=0.1, weight_decay=v), lambda m, v: xmlp.optim.Adam(m, lr=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, eps=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, betas=(v, 0.9)),
+], ids=["sgd-lr", "momentum", "weight_decay", "adam-lr", "eps", "beta1"])
+@pytest.mark.parametrize("value", [HUGE_INT, -HUGE_INT, Fraction(HUGE_INT, 7)], ids=_id)
+def test_optimizer_hyperparameters_beyond_the_float_range(make, value):
+    with pytest.raises(ValueError) as info:
+        make(xmlp.MLP(1, 2, 1), value)
+    assert type(info.value) is ValueError
+
+
+def test_rechunk_for_takes_numpy_ints_and_refuses_huge_ones():
+    da = pytest.importorskip("dask.array", reason="rechunk_for is for Dask arrays")
+    x = da.ones((12, 2), chunks=(5, 2))
+    assert xmlp.rechunk_for(x, np.int64(4)).chunks[0] == xmlp.rechunk_for(x, 4).chunks[0]
+    with pytest.raises(ValueError, match="batch_size"):
+        xmlp.rechunk_for(x, HUGE_INT)
+    with pytest.raises(TypeError, match="batch_size"):
+        xmlp.rechunk_for(x, 4.0)
+
+
+@pytest.mark.parametrize("param", ["learning_rate_init", "alpha", "power_t", "tol", "epsilon",
+                                   "max_iter", "batch_size", "hidden_layer_sizes"])
+def test_sklearn_hyperparameters_beyond_the_float_range_are_value_errors(param):
+    sk = pytest.importorskip("xmlp.sklearn", reason="the adapter needs scikit-learn")
+    value = (HUGE_INT,) if param == "hidden_layer_sizes" else HUGE_INT
+    kwargs = {"max_iter": 2, param: value}
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError):
+        sk.MLPRegressor(**kwargs).fit(x, x[:, 0])

@@ -5,6 +5,7 @@ API dispatch, model selection tools and pickling."""
 from __future__ import annotations
 
 import copy
+import functools
 import pickle
 import subprocess
 import sys
@@ -28,9 +29,9 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import estimator_checks_generator  # noqa: E402
 
-from conftest import selected_backends, tolerances  # noqa: E402
+from conftest import tolerances  # noqa: E402
 from xmlp._backend import to_host  # noqa: E402
 from xmlp.sklearn import MLPClassifier, MLPRegressor, expected_failed_checks  # noqa: E402
 
@@ -40,22 +41,37 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def numpy_session_only() -> None:
-    """Skip a test whose result does not depend on XMLP_BACKENDS outside the NumPy run (CI
-    runs the suite once per backend; these need not run five times)."""
-    if "numpy" not in selected_backends():
-        pytest.skip("the same on every backend: runs where XMLP_BACKENDS includes numpy")
+def check_id(value: object) -> str:
+    """"MLPClassifier(max_iter=100)", "check_array_api_input(array_namespace=torch,...)"."""
+    if isinstance(value, functools.partial):
+        args = ",".join(f"{k}={v}" for k, v in value.keywords.items())
+        return f"{value.func.__name__}({args})" if args else value.func.__name__
+    if callable(value) and hasattr(value, "__name__"):
+        return value.__name__
+    return repr(value).replace("\n", "").replace(" ", "")
+
+
+def sklearn_checks() -> list[object]:
+    """scikit-learn's checks of both estimators as pytest params. Those whose result depends on
+    the array libraries installed (check_array_api_*) run in every backend's session; the
+    others give the same result everywhere and run where numpy is active (once in CI)."""
+    params = []
+    for est in (MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)):
+        for case in estimator_checks_generator(
+            est, legacy=True, expected_failed_checks=expected_failed_checks(est), mark="xfail"
+        ):
+            (estimator, check), marks = (case, []) if isinstance(case, tuple) else (
+                case.values, list(case.marks))
+            if not getattr(check, "func", check).__name__.startswith("check_array_api"):
+                marks.append(pytest.mark.requires_backends("numpy"))
+            params.append(pytest.param(estimator, check, marks=marks,
+                                       id=f"{check_id(estimator)}-{check_id(check)}"))
+    return params
 
 
 # -- scikit-learn's conformance suite ----------------------------------------------------------
-@parametrize_with_checks(
-    [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)],
-    expected_failed_checks=expected_failed_checks,
-)
+@pytest.mark.parametrize(("estimator", "check"), sklearn_checks())
 def test_sklearn_estimator_checks(estimator, check):
-    name = getattr(check, "func", check).__name__
-    if not name.startswith("check_array_api"):  # those depend on the installed backends
-        numpy_session_only()
     check(estimator)
 
 
@@ -276,9 +292,9 @@ def test_pipeline_grid_search_cross_val_score_clone():
     assert copy.get_params() == est.get_params() and not hasattr(copy, "model_")
 
 
+@pytest.mark.requires_backends("numpy")  # the same on every backend: once, in CI's numpy run
 def test_grid_search_in_worker_processes():
     # joblib's loky workers receive the estimator pickled and send fitted ones back
-    numpy_session_only()
     X, y = make_regression(n_samples=60, n_features=4, noise=0.1, random_state=0)
     grid = GridSearchCV(MLPRegressor(max_iter=30, random_state=0),
                         {"alpha": [1e-4, 1e-2]}, cv=2, n_jobs=2)

@@ -273,6 +273,7 @@ def test_shuffle_permutes_chunk_order_and_samples_within_chunks():
                 np.testing.assert_array_equal(yb[:, 0], xb[:, 0] * 10)
                 assert weight == xb.shape[0] / n
             assert [b[0].shape[0] for b in batches] == [8] * 12 + [4]
+            assert len(source) == len(batches)
             stream = np.concatenate([b[0][:, 0] for b in batches]).astype(int)
             assert sorted(stream) == list(range(n))
             runs = stream.reshape(n // chunk, chunk)  # one run of the stream per chunk

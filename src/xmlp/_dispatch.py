@@ -58,9 +58,12 @@ class PortableOps:
         array-api-strict), a new array where arrays are immutable (JAX), lazy (Dask) or
         read-only (a NumPy array with writeable=False, e.g. weights loaded with mmap). The
         caller rebinds the attribute to the result either way."""
-        if not getattr(getattr(param, "flags", None), "writeable", True):
+        try:
+            param -= lr * grad
+        except ValueError:  # NumPy refuses before writing anything: "output array is read-only"
+            if _writeable(param):
+                raise
             return param - lr * grad
-        param -= lr * grad
         return param
 
     # -- classification ----------------------------------------------------------------------
@@ -348,9 +351,14 @@ class NumpyOps(PortableOps):
     """NumPy: native calls (no wrapper overhead on small steps), a vectorized tanh, blocked and
     threaded elementwise work on long arrays, outer products for 1-wide inner dimensions.
 
-    Every fast path first asks :meth:`takes` whether it may handle its arrays, and hands
-    anything else to the portable op: so a dtype or layout xmlp accepts computes the same with
-    ``XMLP_FAST_PATHS=0`` and without it. Layout is each fast path's own check (:func:`_laid`).
+    Every fast path first asks :meth:`takes` whether it may handle its arrays (and checks the
+    layout it needs, :func:`_laid`), and hands anything else to the portable op. Most compute
+    what the portable op computes bit for bit (NumPy's own functions in the same order; the
+    blocks and threads split the same elementwise work; a 1-wide product is the same products),
+    which tests/test_reliability.py checks for every dtype and layout. Two differ in the last
+    bits: tanh on long arrays (a vectorized approximation within a few ulp) and a float32 GEMM
+    of a few rows into many columns (another summation order). So a dtype or layout xmlp
+    accepts trains the same with ``XMLP_FAST_PATHS=0`` and without it.
     """
 
     def __init__(self, xp: Any) -> None:
@@ -440,9 +448,10 @@ class NumpyOps(PortableOps):
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
-        if not self.takes(grad_output, output) or grad_output.shape != output.shape:
+        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
-        if output.size < _LARGE or not _laid(grad_output, output):
+        if (output.size < _LARGE or not self.takes(grad_output, output)
+                or not _laid(grad_output, output)):
             out = np.multiply(output, output)
             np.subtract(1, out, out=out)
             return np.multiply(out, grad_output, out=out)
@@ -476,22 +485,15 @@ class NumpyOps(PortableOps):
         return np.dot(flat, flat) / flat.size, diff
 
     def mse_grad(self, diff: Any, size: int) -> Any:
-        if not self.takes(diff):
-            return super().mse_grad(diff, size)
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        if not self.takes(param, grad):
+        # Small arrays, or one thread: the portable op is this fast path (one in-place
+        # expression, and read-only parameters handled).
+        if (param.size < 2 * _LARGE or _threads() == 1 or not self.takes(param, grad)
+                or param.shape != grad.shape or not _laid(param, grad)
+                or not param.flags.writeable):
             return super().sgd(param, grad, lr)
-        if (param.size < 2 * _LARGE or _threads() == 1 or param.shape != grad.shape
-                or not _laid(param, grad) or not param.flags.writeable):
-            try:
-                param -= lr * grad
-            except ValueError:  # read-only weights (loaded with mmap): the portable way
-                if param.flags.writeable:
-                    raise
-                return super().sgd(param, grad, lr)
-            return param
 
         def kernel(p: Any, g: Any) -> None:
             p -= lr * g

@@ -75,6 +75,7 @@ class Linear(Module):
             raise ValueError(f"Linear: init must be one of {_INITS}, got {short_repr(init)}")
         self.input_dim = input_dim
         self.output_dim = output_dim
+        self._w_shape, self._b_shape = (output_dim, input_dim), (output_dim,)
         self._spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
         w_shape, b_shape = (output_dim, input_dim), (output_dim,)
         for label, given, shape in (
@@ -128,20 +129,22 @@ class Linear(Module):
         return f"Linear({self.input_dim}, {self.output_dim}).{method}"
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"weights": (self.output_dim, self.input_dim), "biases": (self.output_dim,)}
+        return {"weights": self._w_shape, "biases": self._b_shape}
 
     def _params_ok(self) -> bool:
         # Module._params_ok unrolled for two parameters: every forward and backward runs it.
         spec, w, b = self._spec, self.weights, self.biases
         if (type(w) is spec.array_type and type(b) is spec.array_type and w.dtype == spec.dtype
-                and b.dtype == spec.dtype and w.shape == (self.output_dim, self.input_dim)
-                and b.shape == (self.output_dim,) and not spec.check_device):
+                and b.dtype == spec.dtype and not spec.check_device
+                and w.shape == self._w_shape and b.shape == self._b_shape):
             return True  # NumPy: one device, no autograd
         return super()._params_ok()
 
-    def _check_input(self, x: Any, method: str) -> None:
+    def _check_input(self, x: Any, method: str, params: bool = True) -> None:
+        """Every check of a forward/predict input, and of the parameters unless the caller
+        (MLP's fast path) has just checked them."""
         spec = self._spec
-        if not self._params_ok():
+        if params and not self._params_ok():
             self._check_params(self._label(method))
         # The usual case (same array type and dtype, one device) builds no message: every
         # forward runs this.
@@ -164,11 +167,11 @@ class Linear(Module):
             raise ValueError(f"{self._label(method)}: x is an empty batch (shape "
                              f"{tuple(shape)}); pass at least one sample")
 
-    def _check_grad_output(self, grad_output: Any) -> None:
+    def _check_grad_output(self, grad_output: Any, params: bool = True) -> None:
         if self._x2 is None:
             raise ForwardNotCalledError("Perform forward pass first.")
         spec = self._spec
-        if not self._params_ok():
+        if params and not self._params_ok():
             self._check_params(self._label("backward"))
         if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
                 or spec.check_device):
@@ -192,6 +195,10 @@ class Linear(Module):
     def forward(self, x: Any) -> Any:
         """x (..., input_dim) -> output (..., output_dim); stores ``x`` and ``output``."""
         self._check_input(x, "forward")
+        return self._forward(x)
+
+    def _forward(self, x: Any) -> Any:
+        """forward on an input (and parameters) already checked."""
         x2, out = self._affine(x)
         self.x, self._x2, self.output = x, x2, out
         return out
@@ -208,6 +215,10 @@ class Linear(Module):
         ``grad_biases`` (output_dim,) and ``grad_input``.
         """
         self._check_grad_output(grad_output)
+        return self._backward(grad_output)
+
+    def _backward(self, grad_output: Any) -> Any:
+        """backward on a grad_output (and parameters) already checked."""
         xp, ops = self._spec.xp, self._spec.ops
         g2 = grad_output
         if grad_output.ndim != 2:

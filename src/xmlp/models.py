@@ -182,15 +182,16 @@ class MLP(_Container):
 
     def forward(self, x: Any) -> Any:
         """x (..., input_dim) -> output (..., output_dim)."""
-        if not self._layers_agree():
+        if not self._layers_agree():  # checked the parameters of both layers
             return super().forward(x)
-        self.linear1._check_input(x, "forward")
-        for layer in (self.linear1, self.activation, self.linear2):
+        l1, act, l2 = self.linear1, self.activation, self.linear2
+        l1._check_input(x, "forward", params=False)
+        for layer in (l1, act, l2):
             layer.x = layer.output = None
-        self.linear1._x2 = self.linear2._x2 = None
-        hidden = self.linear1.forward(x)
-        activated_hidden = self.activation.forward(hidden)
-        output = self.linear2.forward(activated_hidden)
+        l1._x2 = l2._x2 = None
+        hidden = l1._forward(x)
+        activated_hidden = act.forward(hidden)
+        output = l2._forward(activated_hidden)  # its input is the chain's: nothing to check
         return output
 
     def backward(self, grad_output: Any) -> Any:
@@ -199,13 +200,13 @@ class MLP(_Container):
         chained = l1._x2 is not None and act.x is l1.output and l2.x is act.output
         if not (chained and self._layers_agree()):
             return super().backward(grad_output)
-        l2._check_grad_output(grad_output)
+        l2._check_grad_output(grad_output, params=False)
         for layer in (l1, l2):
             layer.grad_weights = layer.grad_biases = layer.grad_input = None
         act.grad_input = None
-        grad_hidden = self.linear2.backward(grad_output)
-        grad_activated_hidden = self.activation.backward(grad_hidden)
-        grad_input = self.linear1.backward(grad_activated_hidden)
+        grad_hidden = l2._backward(grad_output)
+        grad_activated_hidden = act.backward(grad_hidden)
+        grad_input = l1._backward(grad_activated_hidden)
         return grad_input
 
     def named_children(self) -> Iterator[tuple[str, Module]]:

@@ -274,7 +274,7 @@ class Module:
             self._check_grads()  # raises for a missing or mismatched gradient or parameter
             # the rest (an array subclass, say) is accepted
             holders = [m for m in self._modules() if m._param_names]
-        if len(holders) > 1 and len({id(m) for m in holders}) != len(holders):
+        if len(holders) > 1 and _has_duplicates(holders):
             self._check_unshared(f"{type(self).__name__}.update_params")
         for module in holders:
             module._apply_update(lr)
@@ -308,6 +308,13 @@ class Module:
 def _hashable(module: Module) -> bool:
     """Whether ``module`` can key the owner registry (a subclass may define __eq__ only)."""
     return type(module).__hash__ is not None
+
+
+def _has_duplicates(modules: list[Module]) -> bool:
+    """Whether one module object is listed twice (O(1) for the usual two layers)."""
+    if len(modules) == 2:
+        return modules[0] is modules[1]
+    return len({id(m) for m in modules}) != len(modules)
 
 
 def _first_shared(named: list[tuple[str, Module]]) -> str | None:

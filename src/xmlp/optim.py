@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._backend import ArraySpec, to_host
+from ._backend import ArraySpec, short_repr, to_host
 from .module import Module
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
@@ -35,15 +35,20 @@ def _number(value: Any, label: str, owner: str, *, upper: float = math.inf,
     and in [0, upper] (or [0, upper) with ``upper_open``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
-            f"{owner}: {label} must be a real number, got {type(value).__name__}: {value!r}"
+            f"{owner}: {label} must be a real number, got {type(value).__name__}: "
+            f"{short_repr(value)}"
         )
-    number = float(value)  # a NumPy scalar becomes a Python float (one namespace per array)
+    raw: Any = value
+    try:
+        number = float(raw)  # a NumPy scalar becomes a Python float (one namespace per array)
+    except OverflowError:  # an int or Fraction beyond the float range (10**400)
+        number = math.inf if raw > 0 else -math.inf
     above = number >= upper if upper_open else number > upper
     if not math.isfinite(number) or number < 0 or above:
         bound = f"[0, {upper:g})" if upper_open else ("a finite number >= 0" if upper == math.inf
                                                       else f"[0, {upper:g}]")
         where = bound if bound.startswith("a ") else f"in {bound}"
-        raise ValueError(f"{owner}: {label} must be {where}, got {value!r}")
+        raise ValueError(f"{owner}: {label} must be {where}, got {short_repr(value)}")
     return number
 
 

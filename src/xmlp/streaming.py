@@ -24,7 +24,9 @@ be assembled from two chunks.
 from __future__ import annotations
 
 import math
+import numbers
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +35,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._backend import ArraySpec, adopt
+from ._backend import ArraySpec, adopt, short_repr
 from .module import Module
 
 __all__ = [
@@ -102,6 +104,10 @@ class MemoryBatches:
         self.batches = [(s, min(s + step, n), (min(s + step, n) - s) / n)
                         for s in range(0, n, step)]
 
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self.batches)
+
     def epoch(self) -> Iterator[tuple[Any, Any, float]]:
         xe, ye = self.x, self.y
         if self.shuffle:
@@ -164,6 +170,10 @@ class StreamedBatches:
         # the background thread, in a fixed order, so the result does not depend on timing.
         self.rng = np.random.default_rng(rng.integers(2**63)) if shuffle else None
         self._feed: _Prefetcher | None = None
+
+    def __len__(self) -> int:
+        """Batches per epoch: every one full but the last, as in memory."""
+        return -(-self.n // self.step)
 
     def _groups(self) -> Iterator[tuple[Any, Any, Any]]:
         """Runs in the background thread: every epoch's groups, computed and converted, with
@@ -327,8 +337,12 @@ def rechunk_for(x: Any, batch_size: int, *, samples_per_chunk: int | None = None
 
 
 def _positive_int(value: Any, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"rechunk_for: {label} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"rechunk_for: {label} must be a positive int, got {value!r}")
-    return value
+    """A positive int (NumPy ints too) up to sys.maxsize (the largest size an axis can have)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"rechunk_for: {label} must be a positive int, got "
+                        f"{short_repr(value)}")
+    number = int(value)
+    if not 1 <= number <= sys.maxsize:
+        raise ValueError(f"rechunk_for: {label} must be a positive int up to {sys.maxsize}, "
+                         f"got {short_repr(value)}")
+    return number

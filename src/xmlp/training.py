@@ -8,7 +8,7 @@ import numbers
 import sys
 from typing import Any
 
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
 from ._backend import check_learning_rate, make_rng, persist_parameters, short_repr
@@ -128,6 +128,7 @@ def fit(
         validation = (batch_source(model, xv, yv, xp=xp_val, n=nv, step=step,
                                    full_batch=False, shuffle=False, rng=generator,
                                    epochs=n_epochs), _label_count(xp_val, yv))
+    lazy = is_dask_namespace(source.xp)  # the model on Dask: its graphs grow with each step
     # the restore point and its epoch, copied in the namespace the model's batches are in
     last_good, good_epoch = _copy_parameters(source.xp, model), 0
     last_good_state = None if optimizer is None else optimizer._snapshot()
@@ -140,7 +141,7 @@ def fit(
         for epoch in bar:
             total: Any = None
             hits: Any = None
-            for xb, yb, weight in source.epoch():
+            for i, (xb, yb, weight) in enumerate(source.epoch(), start=1):
                 batch_loss, output = _step(model, loss_fn, xb, yb, update, first_step)
                 first_step = None
                 weighted = batch_loss * weight
@@ -148,6 +149,8 @@ def fit(
                 if classifier:
                     batch_hits = _hits(source.xp, output, _labels(source.xp, yb))
                     hits = batch_hits if hits is None else hits + batch_hits
+                if lazy and i % _DASK_PERSIST_STEPS == 0 and i < len(source):
+                    total, hits = _persist(model, optimizer, total, hits)
             extra = [] if optimizer is None else optimizer._state_arrays()
             total, checked, hits, *persisted = persist_parameters(
                 model, total, _parameter_check(source.xp, model), hits, *extra)
@@ -194,6 +197,22 @@ def fit(
             validation[0].close()
         bar.close()
     return history
+
+
+# On Dask, every step adds its layers to the graph of the parameters it rebinds, and building
+# each new operation merges its inputs' layers: the cost of a step grows with the steps since
+# the last persist (measured: one epoch of 45 mini-batch Adam steps on the digits took 133 s
+# when persisted once per epoch). So mini-batch epochs are persisted every few steps too.
+_DASK_PERSIST_STEPS = 4
+
+
+def _persist(model: Module, optimizer: Any, total: Any, hits: Any) -> tuple[Any, Any]:
+    """Persist the parameters, the optimizer's state and the running sums (Dask only)."""
+    extra = [] if optimizer is None else optimizer._state_arrays()
+    total, hits, *persisted = persist_parameters(model, total, hits, *extra)
+    if optimizer is not None and persisted:
+        optimizer._set_state_arrays(persisted)
+    return total, hits
 
 
 def _update_rule(model: Module, lr: Any, optimizer: Any) -> Any:

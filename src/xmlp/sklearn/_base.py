@@ -4,6 +4,7 @@ scikit-learn, the scikit-learn weight layout and pickling."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -42,6 +43,12 @@ _NON_FINITE = (
 )
 
 
+# The upper bound of the real-valued hyperparameters: a value beyond the float range (an int
+# such as 10**400) is refused by the parameter validation (InvalidParameterError, a
+# ValueError) instead of overflowing later in float().
+_FLOAT_MAX = sys.float_info.max
+
+
 class BaseMLP(BaseEstimator):
     """Base class; use :class:`~xmlp.sklearn.MLPClassifier` or
     :class:`~xmlp.sklearn.MLPRegressor`."""
@@ -50,15 +57,15 @@ class BaseMLP(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "solver": [StrOptions({"sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, _FLOAT_MAX, closed="both")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, sys.maxsize, closed="both")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, _FLOAT_MAX, closed="right")],
+        "power_t": [Interval(Real, 0, _FLOAT_MAX, closed="both")],
+        "max_iter": [Interval(Integral, 1, sys.maxsize, closed="both")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, _FLOAT_MAX, closed="both")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -67,7 +74,7 @@ class BaseMLP(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "epsilon": [Interval(Real, 0, _FLOAT_MAX, closed="right")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         # checked when fit resolves them (an import, a device probe)
         "xp": "no_validation",
@@ -263,6 +270,8 @@ class BaseMLP(BaseEstimator):
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if any(int(h) <= 0 for h in hidden):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        if any(int(h) > sys.maxsize for h in hidden):  # no array has such an axis
+            raise ValueError(f"hidden_layer_sizes must be <= {sys.maxsize}.")
         first_pass = "model_" not in self.__dict__ or (not self.warm_start and not incremental)
 
         X, y = self._validate_X_y(X, y, reset=first_pass)
