@@ -187,29 +187,30 @@ def build(session: nox.Session) -> None:
                 external=True, env={"XMLP_BACKENDS": "numpy"})
 
 
+def _bench(session: nox.Session, backends: list[str], out: str, suite: dict[str, str]) -> None:
+    """`xmlp bench` on ``backends`` into ``out``, the peak check, then the pytest-benchmark
+    suite (same timing, same cases) with ``suite`` as its environment."""
+    session.run("xmlp", "bench", "--backend", *backends, *session.posargs, "--out", out)
+    session.run("python", "benchmarks/peak.py", "--check", f"{out}/bench.json")
+    session.run("pytest", "benchmarks", f"--benchmark-json={out}/pytest-benchmark.json",
+                env=suite)
+
+
 @nox.session(name="bench", default=False)
 def bench(session: nox.Session) -> None:
-    """CPU benchmarks: `xmlp bench` (PyTorch CPU as the peer), the peak check, pytest-benchmark."""
-    session.install(".[bench,torch]")
-    args = session.posargs or ["--passes", "2", "--wait-quiet", "900"]
-    session.run("xmlp", "bench", "--backend", "numpy", *args, "--out", "bench-out")
-    session.run("python", "benchmarks/peak.py", "--check", "bench-out/bench.json")
-    session.run("pytest", "benchmarks", "--benchmark-json=bench-out/pytest-benchmark.json",
-                env={"XMLP_BENCH_BACKENDS": "numpy"})
+    """CPU benchmarks: every CPU backend beside the PyTorch peer, peak check, pytest-benchmark."""
+    session.install(".[bench,torch,jax,dask,strict]")
+    _bench(session, ["cpu"], "bench-out", {"XMLP_BENCH_BACKENDS": "numpy"})
 
 
 @nox.session(name="bench-cupy", default=False)
 def bench_cupy(session: nox.Session) -> None:
-    """GPU benchmarks: CuPy beside NumPy on the host CPU (skips without an NVIDIA GPU)."""
+    """GPU benchmarks: CuPy beside NumPy, with the PyTorch peers (skips without an NVIDIA GPU)."""
     if not has_nvidia_gpu():
         session.skip("no NVIDIA GPU on this machine")
     session.install(".[bench,cupy,torch]")
-    session.run("xmlp", "bench", "--backend", "cupy", "numpy", *session.posargs,
-                "--out", "bench-out-gpu")
-    session.run("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json")
-    session.run("pytest", "benchmarks", "--benchmark-json=bench-out-gpu/pytest-benchmark.json",
-                env={"XMLP_BENCH_BACKENDS": "cupy", "XMLP_BENCH_FULL": "1"})
-
+    _bench(session, ["cupy", "numpy"], "bench-out-gpu",
+           {"XMLP_BENCH_BACKENDS": "cupy", "XMLP_BENCH_FULL": "1"})
 
 @nox.session(name="mutate", default=False)
 def mutate(session: nox.Session) -> None:

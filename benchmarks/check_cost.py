@@ -16,7 +16,7 @@ Two clocks: wall time (what a user sees) and the main thread's CPU time
 (``time.thread_time``), which a busy shared machine disturbs less; at this size BLAS runs on
 the calling thread, so the thread's CPU time is the step's.
 
-    python benchmarks/check_cost.py [--repeats 20] [--steps 2000]
+    python benchmarks/check_cost.py [--rounds 20] [--steps 2000]
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import argparse
 import contextlib
 import json
 import platform
-import statistics
 import time
-import timeit
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,6 +34,7 @@ from threadpoolctl import threadpool_info
 
 import xmlp
 from xmlp import _backend, activations, layers, losses, models, module
+from xmlp._bench_timing import interleaved
 from xmlp.data import generate_data
 
 
@@ -83,47 +82,42 @@ def make_step(dtype: str = "float64") -> Callable[[], None]:
     return step
 
 
-def measure(repeats: int, steps: int) -> dict[str, Any]:
-    """Median microseconds per step with and without checks, alternating every 100 steps."""
+def measure(rounds: int, steps: int) -> dict[str, Any]:
+    """Median microseconds per step with and without checks, in interleaved rounds of
+    ``steps`` steps per sample (xmlp bench's timing, :func:`xmlp._bench_timing.interleaved`)."""
     step = make_step()
-    for _ in range(steps):  # warm up: caches, BLAS threads, the activations' specs
-        step()
-    with checks_off():
+
+    def with_checks() -> None:
         for _ in range(steps):
             step()
+
+    def without_checks() -> None:
+        with checks_off():
+            for _ in range(steps):
+                step()
+
     result: dict[str, Any] = {}
-    block = 100  # steps: the two variants alternate this often, so load drifts hit both alike
     for clock_name, clock in (("wall", time.perf_counter), ("thread_cpu", time.thread_time)):
-        on, off, ratios = [], [], []
-        for _ in range(repeats):
-            t_on = t_off = 0.0
-            for _ in range(max(1, steps // block)):
-                t_on += timeit.Timer(step, timer=clock).timeit(block)
-                with checks_off():
-                    t_off += timeit.Timer(step, timer=clock).timeit(block)
-            on.append(t_on / steps * 1e6)
-            off.append(t_off / steps * 1e6)
-            ratios.append(t_on / t_off)
-        med_on, med_off = statistics.median(on), statistics.median(off)
+        med = interleaved({"on": with_checks, "off": without_checks}, rounds=rounds,
+                          min_time=0.0, warmup_time=0.5, timer=clock)
+        on, off = (med[k].seconds / steps * 1e6 for k in ("on", "off"))
         result[clock_name] = {
-            "step_us_with_checks": round(med_on, 2),
-            "step_us_without_checks": round(med_off, 2),
-            "checks_us": round(med_on - med_off, 2),
-            "ratio_with_over_without": round(med_on / med_off, 3),
-            "median_paired_ratio": round(statistics.median(ratios), 3),
-            "checks_share_of_step": round((med_on - med_off) / med_on, 3),
-            "min_us_with_without": [round(min(on), 2), round(min(off), 2)],
+            "step_us_with_checks": round(on, 2),
+            "step_us_without_checks": round(off, 2),
+            "checks_us": round(on - off, 2),
+            "ratio_with_over_without": round(on / off, 3),
+            "checks_share_of_step": round((on - off) / on, 3),
         }
-    result["repeats"], result["steps_per_repeat"] = repeats, steps
+    result["rounds"], result["steps_per_sample"] = rounds, steps
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
-    result = measure(args.repeats, args.steps)
+    result = measure(args.rounds, args.steps)
     result["numpy"] = np.__version__
     result["python"] = platform.python_version()
     result["blas"] = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}

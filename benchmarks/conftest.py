@@ -1,129 +1,109 @@
-"""pytest-benchmark suite: backend x dtype x shape, timing the same cases as ``xmlp bench``.
+"""pytest-benchmark suite: the cases of ``xmlp bench``, timed the same way.
 
-Not part of the test suite (testpaths is tests/); run it by naming the folder:
+Each (dtype, shape) group is measured once, by xmlp bench's own code (every backend and op of
+the group in the same interleaved rounds, :mod:`xmlp._bench_timing`); each test then hands its
+case's per-round times to pytest-benchmark, so its tables, ``--benchmark-json``,
+``--benchmark-autosave`` and ``pytest-benchmark compare`` show exactly what ``xmlp bench``
+measured. Not part of the test suite (testpaths is tests/); run it by naming the folder:
 
     pytest benchmarks                                        # numpy + torch:cpu peer, quick grid
     XMLP_BENCH_FULL=1 pytest benchmarks --benchmark-json=out.json
-    XMLP_BENCH_BACKENDS=numpy,jax,torch XMLP_BENCH_DTYPES=float32 pytest benchmarks
-    XMLP_BENCH_OPS=mlp_step,step_gemms,torch_step XMLP_BENCH_SHAPES=1024,256,1024,256 \\
+    XMLP_BENCH_BACKENDS=all XMLP_BENCH_DTYPES=float32 pytest benchmarks
+    XMLP_BENCH_OPS=mlp_step,step_gemms,torch_step XMLP_BENCH_SHAPES="1024,256,1024,256" \\
         pytest benchmarks
 
-XMLP_BENCH_BACKENDS: numpy (default), array_api_strict, torch (= torch:cpu and torch:cuda),
-torch:cpu, torch:cuda, jax, dask, cupy, all. A backend that cannot run here is skipped with the
-reason. torch_step (plain PyTorch) runs as the peer on torch:cpu, and on torch:cuda when a GPU
-backend is selected. XMLP_BENCH_SHAPES: shapes separated by ";" instead of the size grid.
+XMLP_BENCH_BACKENDS: as ``xmlp bench --backend`` (default numpy). A backend that cannot run
+here is a skipped test that says why. XMLP_BENCH_SHAPES: shapes separated by ";".
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from xmlp import _bench_cases as bc
-from xmlp.bench import _backend_names, _shape
+from xmlp import _bench_report as rep
+from xmlp import bench
 
 FULL = os.environ.get("XMLP_BENCH_FULL", "") == "1"
-ROUNDS = 7 if FULL else 5  # timed rounds; pytest-benchmark reports their statistics
-WARMUP = 2  # untimed calls before calibration, plus one warm-up round in pedantic
-WARMUP_TIME = 1.0 if FULL else 0.25  # and untimed calls for at least this many seconds
-MIN_TIME = 0.1 if FULL else 0.02  # seconds per round: iterations are chosen to fill it
+ROUNDS, MIN_TIME, WARMUP_TIME, MAX_TIME = bench._TIMING[not FULL]
 
 
 def _env_list(name: str, default: str) -> list[str]:
-    raw = os.environ.get(name, "").strip() or default
-    return [v.strip() for v in raw.split(",") if v.strip()]
+    return [v.strip() for v in (os.environ.get(name, "").strip() or default).split(",")
+            if v.strip()]
 
 
-def _selection() -> tuple[list[Any], list[str], dict[str, bc.Backend]]:
-    """(params for the cases, reasons for skipped backends, loaded backends by name)."""
-    names = _backend_names(_env_list("XMLP_BENCH_BACKENDS", "numpy"))
-    dtypes = _env_list("XMLP_BENCH_DTYPES", ",".join(bc.DTYPES))
-    ops = _env_list("XMLP_BENCH_OPS", ",".join(bc.OPS))
-    for what, got, allowed in (("dtype", dtypes, bc.DTYPES), ("op", ops, bc.OPS)):
-        bad = sorted(set(got) - set(allowed))
-        if bad:
-            raise pytest.UsageError(f"XMLP_BENCH: unknown {what} {bad}; choose from {allowed}")
-    shapes_env = os.environ.get("XMLP_BENCH_SHAPES", "").strip()
-    shapes = [_shape(s) for s in shapes_env.split(";") if s.strip()] or None
+def _selection() -> tuple[list[bc.Group], list[str], dict[str, bc.Backend]]:
+    """(the groups to measure, reasons for skipped backends, loaded backends by name)."""
+    try:
+        names = bench._backend_names(_env_list("XMLP_BENCH_BACKENDS", "numpy"))
+        dtypes = bench._choose(_env_list("XMLP_BENCH_DTYPES", ""), bc.DTYPES, "dtype")
+        ops = bench._choose(_env_list("XMLP_BENCH_OPS", ""), bc.OPS, "op")
+    except ValueError as exc:
+        raise pytest.UsageError(f"XMLP_BENCH: {exc}") from exc
+    raw = os.environ.get("XMLP_BENCH_SHAPES", "").strip()
+    shapes = [bench._shape(s) for s in raw.split(";") if s.strip()] or None
     loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
-    todo = bc.plan(loaded, dtypes, ops, full=FULL, shapes=shapes, peers=peers)
-    by_name = {b.name: b for b in [*loaded, *peers.values()]}
-    return todo, skipped, by_name
+    groups = bc.plan(loaded, dtypes, ops, full=FULL, shapes=shapes, peers=peers)
+    return groups, skipped, {b.name: b for b in [*loaded, *peers.values()]}
 
 
-TODO, SKIPPED, BACKENDS = _selection()
+GROUPS, SKIPPED, BACKENDS = _selection()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``planned`` with the cases of the ops the test module lists in ``OPS``."""
+    """Parametrize ``planned`` with (group, backend, op) for every case, grouped so a
+    group's tests run one after another."""
     if "planned" not in metafunc.fixturenames:
         return
-    mine = getattr(metafunc.module, "OPS", bc.OPS)
-    params = [
-        pytest.param(p, id=f"{p.op}-{p.backend}-{p.dtype}-{'x'.join(map(str, p.shape))}")
-        for p in TODO if p.op in mine
-    ]
+    params = [pytest.param((g, name, op), id=f"{op}-{name}-{g.dtype}-{'x'.join(map(str, g.shape))}")
+              for g in GROUPS for name, op in g.items]
     params += [pytest.param(None, id=f"skipped{n}", marks=pytest.mark.skip(reason=reason))
                for n, reason in enumerate(SKIPPED)]
-    if not params:
-        params = [pytest.param(None, id="none", marks=pytest.mark.skip(reason="no case selected"))]
-    metafunc.parametrize("planned", params)
-
-
-class _Workloads:
-    """Keeps the arrays of one (backend, dtype, shape) at a time: cases come grouped by it."""
-
-    def __init__(self) -> None:
-        self.key: tuple[Any, ...] | None = None
-        self.workload: bc.Workload | None = None
-
-    def get(self, p: bc.Planned) -> bc.Workload:
-        key = (p.backend, p.dtype, p.shape)
-        if key != self.key or self.workload is None:
-            self.close()
-            self.workload = bc.Workload(BACKENDS[p.backend], p.dtype, p.shape)
-            self.key = key
-        return self.workload
-
-    def close(self) -> None:
-        if self.workload is not None:
-            backend = self.workload.backend
-            self.workload = self.key = None
-            backend.free()
+    metafunc.parametrize("planned", params or [pytest.param(None, id="none", marks=pytest.mark.skip(
+        reason="no case selected"))])
 
 
 @pytest.fixture(scope="session")
-def workloads() -> Iterator[_Workloads]:
-    cache = _Workloads()
-    yield cache
-    cache.close()
+def measured() -> dict[Any, dict[tuple[str, str], dict[str, Any]]]:
+    """Records by group, each group measured when its first test asks for it."""
+    return {}
 
 
 @pytest.fixture
-def bench_case(benchmark: Any, planned: bc.Planned, workloads: _Workloads) -> Any:
-    """A function that times ``planned`` with ``benchmark.pedantic`` and fills extra_info."""
+def bench_case(benchmark: Any, planned: Any, measured: dict[Any, Any]) -> Any:
+    """Measure the case's group if that was not done yet, then replay the case's per-round
+    times through pytest-benchmark."""
 
     def run() -> None:
-        case = workloads.get(planned).case(planned.op)
-        number = bc.calibrate(case.fn, warmup=WARMUP, warmup_time=WARMUP_TIME,
-                              min_time=MIN_TIME)
-        benchmark.group = f"{planned.dtype} {planned.shape}"
-        benchmark.pedantic(case.fn, rounds=ROUNDS, warmup_rounds=1, iterations=number)
-        backend = case.backend
-        info = {
-            "op": planned.op, "backend": backend.name, "device": backend.device_name(),
-            "dtype": planned.dtype, "shape": list(planned.shape), "batch": planned.shape[0],
-            "flops": case.flops, "threads": backend.threads(), "iterations": number,
-        }
-        if benchmark.stats is not None:  # None under --benchmark-disable
-            info["gflops"] = bc.gflops(case.flops, benchmark.stats.stats.median)
-        if case.check is not None:
-            info["finite"] = case.check()
-        if backend.kind == "gpu":
-            info["cuda_event_seconds"] = bc.event_seconds(case, ROUNDS)
-        benchmark.extra_info.update(info)
+        group, name, op = planned
+        if group not in measured:
+            failures: list[str] = []
+            timing = {"rounds": ROUNDS, "min_time": MIN_TIME, "warmup_time": WARMUP_TIME,
+                      "max_time": MAX_TIME}
+            pairs = bench._measure_group(bc, group, BACKENDS, timing, failures)
+            records = [rep.make_record(c, t, device=BACKENDS[c.backend.name].device_name(),
+                                       mode="full" if FULL else "quick") for c, t in pairs]
+            rep.add_ratios(records)
+            measured[group] = {(r["backend"], r["op"]): r for r in records}
+            measured[group]["failures"] = failures
+        record = measured[group].get((name, op))
+        if record is None:
+            pytest.fail(f"{op} on {name} failed: {measured[group]['failures']}")
+        # pytest-benchmark reads its clock around each round's call: a clock that advances
+        # by the measured time of each round makes its statistics those of xmlp bench
+        starts = itertools.accumulate(record["times"], initial=0.0)
+        ticks = itertools.chain.from_iterable(
+            (t0, t0 + dt) for t0, dt in zip(starts, record["times"], strict=False))
+        if not hasattr(benchmark, "_timer"):
+            raise RuntimeError("this pytest-benchmark has no _timer to replay times through")
+        benchmark._timer = lambda: next(ticks)
+        benchmark.group = f"{group.dtype} {group.shape}"
+        benchmark.pedantic(lambda: None, rounds=len(record["times"]), iterations=1)
+        benchmark.extra_info.update({k: v for k, v in record.items() if k != "times"})
 
     return run

@@ -1,4 +1,5 @@
-"""Every fast path in xmlp._dispatch equals the portable Array API version."""
+"""Every fast path in xmlp._dispatch equals the portable Array API version, never writes into
+an array it was given, and is left for the portable path when the arrays are not plain."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import pytest
 from xmlp import _dispatch
 from xmlp._dispatch import NumpyOps, PortableOps
 
-# Small shapes take the direct path; large ones (>= _LARGE elements) the blocked one.
-SHAPES = [(7, 3), (100, 10), (1024, 300), (700, 1031)]
+# Small shapes take the direct path; long ones the blocked path, split between threads.
+SHAPES = [(7, 3), (100, 10), (1024, 300), (700, 1031), (20000, 10)]
 
 
 @pytest.fixture(params=["float64", "float32"])
 def dt(request):
     return np.dtype(request.param)
+
+
+@pytest.fixture(params=["1", "3"], ids=["1-thread", "3-threads"])
+def threads(request, monkeypatch):
+    monkeypatch.setenv("XMLP_THREADS", request.param)
+    return int(request.param)
 
 
 def _pair():
@@ -29,6 +36,25 @@ def _close(fast, portable, dt):
     np.testing.assert_allclose(fast, portable, rtol=tol, atol=tol)
 
 
+def _sums_close(fast, g, dt):
+    """Row sums against float64 ones: as accurate as pairwise summation (NumPy's sum along a
+    column of a row-major array, the portable path's, adds row after row and is less so)."""
+    exact = g.astype(np.float64).sum(axis=0)
+    assert fast.dtype == dt and fast.shape == exact.shape
+    eps = np.finfo(dt).eps * np.log2(len(g) + 1) * 4
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=eps * np.abs(g).sum(axis=0).max())
+
+
+def _frozen(*arrays):
+    """Read-only copies: a fast path that writes into its input raises."""
+    out = []
+    for a in arrays:
+        a = a.copy(order="K")
+        a.flags.writeable = False
+        out.append(a)
+    return out
+
+
 def test_numpy_namespace_gets_the_fast_path():
     assert type(_dispatch.ops_for(anp)) is NumpyOps
     import array_api_strict
@@ -37,28 +63,40 @@ def test_numpy_namespace_gets_the_fast_path():
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_elementwise_fast_paths_equal_portable(shape, dt):
+def test_elementwise_fast_paths_equal_portable(shape, dt, threads):
     fast, portable = _pair()
     gen = np.random.default_rng(0)
-    x = gen.standard_normal(shape).astype(dt)
-    g = gen.standard_normal(shape).astype(dt)
-    t = gen.standard_normal(shape).astype(dt)
-    y = np.tanh(x)
-    inputs = {"x": x, "g": g, "t": t, "y": y}
-    before = {name: a.copy() for name, a in inputs.items()}
-    _close(fast.tanh(x), portable.tanh(x), dt)
-    _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
-    _close(fast.sum_rows(g), portable.sum_rows(g), dt)
+    x, g, t = _frozen(*(gen.standard_normal(shape).astype(dt) * 3 for _ in range(3)))
+    y = _frozen(np.tanh(x))[0]
+    for order in ("C", "F"):  # an outer product's result is column-major
+        xo, go, yo = (np.asarray(a, order=order) for a in (x, g, y))
+        _close(fast.tanh(xo), portable.tanh(xo), dt)
+        _close(fast.tanh_grad(go, yo), portable.tanh_grad(go, yo), dt)
+        _sums_close(fast.sum_rows(go), go, dt)
+        assert fast.tanh(xo).flags.f_contiguous == xo.flags.f_contiguous  # memory order kept
     (fl, fd), (pl, pd) = fast.mse(y, t), portable.mse(y, t)
     assert type(fl) is type(pl) and fl.dtype == pl.dtype
     np.testing.assert_allclose(fl, pl, rtol=1e-12 if dt == np.float64 else 1e-5)
     _close(fd, pd, dt)
-    fd_before = fd.copy()
+    (fd,) = _frozen(fd)  # mse_grad must not write into the stored difference either
     _close(fast.mse_grad(fd, fd.size), portable.mse_grad(pd, pd.size), dt)
-    # inputs are never written: every one of them, by any op
-    for name, a in inputs.items():
-        np.testing.assert_array_equal(a, before[name], err_msg=name)
-    np.testing.assert_array_equal(fd, fd_before, err_msg="diff")
+
+
+def test_tanh_is_within_a_few_ulp_everywhere(dt, threads):
+    """The vectorized tanh against float64 NumPy over the whole range and the edge cases."""
+    fast = NumpyOps(anp)
+    gen = np.random.default_rng(5)
+    x = np.concatenate([gen.standard_normal(50_000) * s for s in (1e-6, 0.3, 1.0, 3.0, 12.0)]
+                       + [np.linspace(-25, 25, 20_001), [0.0, 0.625, -0.625, 7.9, 30.0]])
+    x = x.astype(dt)
+    exact = np.tanh(x.astype(np.float64))
+    got = fast.tanh(x)
+    ulp = np.abs(got - exact) / np.spacing(np.abs(exact).astype(dt))
+    assert ulp.max() <= (7 if dt == np.float32 else 3)
+    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan] * 5000, dtype=dt)  # long: fast path
+    got = fast.tanh(edge)
+    np.testing.assert_array_equal(got[:5], [0.0, -0.0, 1.0, -1.0, np.nan])
+    assert np.signbit(got[1]) and not np.signbit(got[0])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -66,32 +104,46 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     fast, portable = _pair()
     gen = np.random.default_rng(1)
     n, k = shape
-    x = gen.standard_normal((n, k)).astype(dt)
-    w = gen.standard_normal((513, k)).astype(dt)
-    b = gen.standard_normal(513).astype(dt)
-    before = [a.copy() for a in (x, w, b)]
+    x, w, b = _frozen(*(gen.standard_normal(s).astype(dt) for s in ((n, k), (513, k), (513,))))
     _close(fast.affine(x, w, b), portable.affine(x, w, b), dt)
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
-    for a, kept in zip((x, w, b), before, strict=True):  # inputs are never written
-        np.testing.assert_array_equal(a, kept)
+
+
+@pytest.mark.parametrize("n", [5, 300, 20_000])
+def test_one_wide_products_are_outer_products(n, dt):
+    """k = 1: x (N, 1) @ W.T (1, H) and gy (N, 1) @ W2 (1, H) give column-major results equal
+    to the GEMM's; what follows (tanh, its gradient, the row sums, GEMMs) takes them as is."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(2)
+    x, w, b, gy = _frozen(*(gen.standard_normal(shape).astype(dt)
+                            for shape in ((n, 1), (10, 1), (10,), (n, 1))))
+    h = fast.affine(x, w, b)
+    _close(h, portable.affine(x, w, b), dt)
+    ga = fast.matmul(gy, w.T)
+    _close(ga, portable.matmul(gy, w.T), dt)
+    if n >= _dispatch._OUTER_MIN:  # below, a GEMM is as fast
+        assert h.flags.f_contiguous and ga.flags.f_contiguous
+    gh = fast.tanh_grad(ga, fast.tanh(h))
+    _close(gh, portable.tanh_grad(ga, np.tanh(h)), dt)
+    _sums_close(fast.sum_rows(gh), gh, dt)
+    _close(fast.matmul(gh.T, x), portable.matmul(gh.T, x), dt)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_sgd_equals_portable_and_is_in_place(shape, dt):
+def test_sgd_equals_portable_and_is_in_place(shape, dt, threads):
     fast, portable = _pair()
     gen = np.random.default_rng(2)
     p = gen.standard_normal(shape).astype(dt)
-    g = gen.standard_normal(shape).astype(dt)
-    p_fast, p_port, g_before = p.copy(), p.copy(), g.copy()
+    (g,) = _frozen(gen.standard_normal(shape).astype(dt))
+    p_fast, p_port = p.copy(), p.copy()
     out = fast.sgd(p_fast, g, 0.3)
     assert out is p_fast  # in place: a user's reference to the weights sees the step
-    _close(out, portable.sgd(p_port, g, 0.3), dt)
-    np.testing.assert_array_equal(g, g_before)  # only the parameter is written
+    _close(out, portable.sgd(p_port, g, 0.3), dt)  # g is read-only: only p is written
 
 
-# A wide bias is a 1-D parameter; a row wider than a block (_BLOCK elements) is cut to one row
-# per block. Both pass _LARGE, so they take the blocked paths.
-WIDE = [(140_000,), (1, 140_000), (3, 50_000), (5, _dispatch._BLOCK + 1)]
+# A wide bias is a 1-D parameter; a row may be wider than a block (_BLOCK_BYTES). All pass
+# _LARGE, so they take the blocked paths.
+WIDE = [(140_000,), (1, 140_000), (3, 50_000), (5, _dispatch._BLOCK_BYTES // 4 + 1)]
 
 
 @pytest.mark.parametrize("shape", WIDE, ids=str)
@@ -112,16 +164,36 @@ def test_wide_and_1d_arrays_through_the_blocked_paths(shape, dt):
     np.testing.assert_array_equal(y, y_before)
 
 
-def test_non_contiguous_inputs_fall_back(dt):
+def test_arrays_that_are_not_plain_take_the_portable_path(dt):
+    """Strided views, mixed memory orders, byte-swapped or float16 data, subclasses: the fast
+    path hands them to the portable one, which gets them right."""
     fast, portable = _pair()
     gen = np.random.default_rng(3)
     big = gen.standard_normal((800, 400)).astype(dt)
     g, y = big[:, ::2], np.tanh(big[:, 1::2])
     _close(fast.tanh_grad(g, y), portable.tanh_grad(g, y), dt)
     _close(fast.tanh(g), portable.tanh(g), dt)
+    mixed = np.asfortranarray(y)
+    _close(fast.tanh_grad(g.copy(), mixed), portable.tanh_grad(g.copy(), mixed), dt)
+    swapped = big.astype(dt.newbyteorder())
+    _close(fast.tanh(swapped), portable.tanh(swapped), dt)
+    half = big.astype(np.float16)
+    np.testing.assert_allclose(fast.tanh(half), np.tanh(half), rtol=1e-3)
+    column = big[:, :1]  # (N, 1) but strided: not an outer product
+    w = gen.standard_normal((5, 1)).astype(dt)
+    _close(fast.affine(column, w, w[:, 0]), portable.affine(column, w, w[:, 0]), dt)
+    sub = big.view(np.matrix)
+    np.testing.assert_allclose(np.asarray(fast.tanh(sub)), np.tanh(big))
     w = gen.standard_normal((400, 800)).astype(dt).T  # non-contiguous parameter
     w_fast, w_port = w.copy(order="F"), w.copy(order="F")
     _close(fast.sgd(w_fast, big, 0.1), portable.sgd(w_port, big, 0.1), dt)
+
+
+def test_threads_setting(monkeypatch):
+    monkeypatch.setenv("XMLP_THREADS", "2")
+    assert _dispatch._threads() == 2
+    monkeypatch.delenv("XMLP_THREADS")
+    assert 1 <= _dispatch._threads() <= 8
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "columns of a wider array", "labels"])
@@ -150,24 +222,46 @@ def test_fast_paths_can_be_turned_off():
     assert type(xmlp.MLP(2, 3, 1, rng=0).linear1._spec.ops) is NumpyOps
 
 
-def test_whole_step_same_with_and_without_fast_paths():
+@pytest.mark.parametrize("shape", [(600, 300, 500, 40), (20000, 1, 10, 1), (3000, 1, 40, 2)])
+def test_whole_step_same_with_and_without_fast_paths(shape, threads):
     import xmlp
 
+    n, i, h, o = shape
     gen = np.random.default_rng(4)
-    x, t = gen.standard_normal((600, 300)), gen.standard_normal((600, 40))
+    x, t = gen.standard_normal((n, i)), gen.standard_normal((n, o))
     results = []
     for enabled in (True, False):
         try:
             _dispatch.set_fast_paths(enabled)
-            model, loss = xmlp.MLP(300, 500, 40, rng=1, init="xavier"), xmlp.MSELoss()
-            value = loss.forward(model.forward(x), t)
-            gx = model.backward(loss.backward())
-            model.update_params(0.1)
-            results.append([value, gx, *model.parameters(), *(g for _, g in model.named_grads())])
+            model, loss = xmlp.MLP(i, h, o, rng=1, init="xavier"), xmlp.MSELoss()
+            for _ in range(2):
+                value = loss.forward(model.forward(x), t)
+                gx = model.backward(loss.backward())
+                model.update_params(0.1)
+            results.append([value, gx, *model.parameters(), *(g for _, g in model.named_grads()),
+                            model.linear1.output, model.activation.output])
         finally:
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*results, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(16, 256, 1024), (64, 256, 1024), (65, 256, 1024),
+                                   (64, 1024, 256)])
+def test_few_row_products_equal_the_exact_product(shape):
+    """float32 (m, k) @ (k, n) with m <= 64, k >= 256, n >= 512 runs as (b.T @ a.T).T: within
+    the GEMM error bound k eps |a| |b| of the exact product (the sums run in another order than
+    the other orientation's, so the last bits differ), row-major like a plain product."""
+    fast = NumpyOps(anp)
+    m, k, n = shape
+    gen = np.random.default_rng(7)
+    for dt in (np.dtype("float32"), np.dtype("float64")):
+        a, w, bias = _frozen(*(gen.standard_normal(s).astype(dt) for s in ((m, k), (n, k), (n,))))
+        exact = a.astype(np.float64) @ w.T.astype(np.float64)
+        bound = k * np.finfo(dt).eps * (np.abs(a).astype(np.float64) @ np.abs(w).T)
+        for got, want in ((fast.matmul(a, w.T), exact), (fast.affine(a, w, bias), exact + bias)):
+            assert got.dtype == dt and got.shape == (m, n) and got.flags.c_contiguous
+            assert np.all(np.abs(got - want) <= bound + np.finfo(dt).eps * np.abs(want))
 
 
 # -- classification and optimizers (issue 10) ------------------------------------------------

@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 
 import xmlp
 from conftest import BACKEND_PARAMS, tolerances
-from xmlp._dispatch import _BLOCK, _LARGE
+from xmlp._dispatch import _BLOCK_BYTES, _LARGE
+
+_BLOCK = _BLOCK_BYTES // 8  # float64 elements in one block of the blocked fast paths
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -134,8 +134,12 @@ def test_every_op_equals_portable_for_every_dtype_and_layout(dtype, shape, layou
     y = np.tanh(x)
     w = _layouts(gen.standard_normal((5, shape[1])).astype(dtype))[layout]
     b = gen.standard_normal(5).astype(dtype)
+    # tanh on long arrays is computed, not NumPy's: within a few ulp (docs/performance.md)
+    got, want = fast.tanh(x), portable.tanh(x)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    ulp = np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want))
+    assert ulp.max() <= {"float16": 0, "float32": 7, "float64": 3}[dtype]
     pairs = [
-        (fast.tanh(x), portable.tanh(x)),
         (fast.tanh_grad(g, y), portable.tanh_grad(g, y)),
         (fast.sum_rows(g), portable.sum_rows(g)),
         (fast.affine(x, w, b), portable.affine(x, w, b)),
@@ -688,7 +692,7 @@ def test_bench_checks_out_before_measuring(tmp_path, monkeypatch, capsys):
     assert target.read_text() == "keep me"
     assert main(["bench", "--quick", "--out", str(target / "sub")]) == 2
     assert "cannot make the --out directory" in capsys.readouterr().err
-    for flag in ("--min-time", "--wait-quiet"):
+    for flag in ("--min-time",):  # the one option in seconds
         for value in ("inf", "nan", "-1"):
             with pytest.raises(SystemExit) as info:
                 main(["bench", flag, value])

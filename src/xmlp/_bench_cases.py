@@ -1,9 +1,9 @@
-"""What ``xmlp bench`` and the pytest-benchmark suite measure: backends, ops, FLOPs and timing.
+"""What ``xmlp bench`` and the pytest-benchmark suite measure: backends, ops, FLOPs, cases.
 
 One *case* is an op on one backend, dtype and shape ``(batch, in, hidden, out)``: a callable
 that runs the op once **and waits for it** (GPU stream sync, ``jax.block_until_ready``, Dask
-``persist``), so wall-clock time is the op's time. Both front ends time these callables:
-``xmlp bench`` with :func:`measure`, ``pytest benchmarks`` with ``benchmark.pedantic``.
+``persist``), so wall-clock time is the op's time. Both front ends time these callables with
+:func:`xmlp._bench_timing.interleaved`, all cases of one (dtype, shape) in the same rounds.
 
 Backend names are the test suite's ids: numpy, array_api_strict, torch:cpu, torch:cuda, jax,
 dask, cupy. Heavy libraries are imported only when a backend is loaded.
@@ -14,10 +14,8 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import statistics
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,32 +29,22 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "Case",
-    "QuietGate",
-    "Timing",
+    "Group",
     "Workload",
-    "calibrate",
     "gemms",
     "gflops",
     "grid",
     "load_backend",
     "load_backends",
-    "measure",
     "op_flops",
-    "others_cpu_seconds",
     "plan",
     "step_gemms",
     "torch_step",
 ]
 
-OPS = (
-    "matmul",
-    "batched_matmul",
-    "step_gemms",
-    "linear_forward",
-    "linear_backward",
-    "mlp_step",
-    "torch_step",
-)
+# batched_matmul: the headline GEMM rate; step_gemms: the six GEMMs of a step, its floor;
+# mlp_step: xmlp's whole training step; torch_step: the same step in plain PyTorch, the peer.
+OPS = ("batched_matmul", "step_gemms", "mlp_step", "torch_step")
 BACKENDS = ("numpy", "array_api_strict", "torch:cpu", "torch:cuda", "jax", "dask", "cupy")
 GPU_BACKENDS = ("torch:cuda", "cupy")
 DTYPES = ("float32", "float64")
@@ -68,20 +56,21 @@ Shape = tuple[int, int, int, int]
 Gemm = tuple[int, int, int]
 
 # -- size grids -------------------------------------------------------------------------------
-# Families of (in, hidden, out) with their batch sizes, so the plot has GFLOP/s-vs-batch lines.
+# Families of (in, hidden, out), each with at least two batch sizes, so the figures draw
+# GFLOP/s-vs-batch lines.
 # The three shapes the performance targets are stated on are in every full grid:
 # (100, 1, 10, 1) (the seed's), (1024, 256, 1024, 256) and (4096, 1024, 4096, 1024).
 _GRIDS: dict[tuple[str, bool], list[tuple[tuple[int, int, int], tuple[int, ...]]]] = {
-    ("cpu", False): [((1, 10, 1), (100,)), ((256, 1024, 256), (64, 256, 1024))],
+    ("cpu", False): [((1, 10, 1), (100, 10000)), ((256, 1024, 256), (64, 1024))],
     ("cpu", True): [
         ((1, 10, 1), (100, 1000, 10000)),
         ((256, 1024, 256), (64, 256, 1024, 4096)),
         ((1024, 4096, 1024), (256, 1024, 4096)),
     ],
     ("gpu", False): [
-        ((1, 10, 1), (100,)),
-        ((256, 1024, 256), (1024,)),
-        ((1024, 4096, 1024), (4096,)),
+        ((1, 10, 1), (100, 10_000)),
+        ((256, 1024, 256), (1024, 16384)),
+        ((1024, 4096, 1024), (1024, 4096)),
     ],
     # Up to about 25 GiB of float64 activations at the largest shape: fills an H100's
     # compute without running an 80 GB card out of memory.
@@ -106,7 +95,7 @@ def kind_of(name: str) -> str:
 
 # -- FLOPs ------------------------------------------------------------------------------------
 def stacks(batch: int) -> tuple[int, int]:
-    """(S, M): batched_matmul runs S stacked (M, in) @ (in, out) problems, S*M <= batch."""
+    """(S, M): batched_matmul runs S stacked (M, in) @ (in, hidden) problems, S*M <= batch."""
     s = min(STACKS, batch)
     return s, batch // s
 
@@ -114,15 +103,9 @@ def stacks(batch: int) -> tuple[int, int]:
 def gemms(op: str, shape: Shape) -> list[Gemm]:
     """The (m, k, n) of every GEMM an op runs (an (m, k) @ (k, n) product each)."""
     b, i, h, o = shape
-    if op == "matmul":
-        return [(b, i, o)]
-    if op == "batched_matmul":
+    if op == "batched_matmul":  # the first layer's GEMM, the batch split into S stacks
         s, m = stacks(b)
-        return [(m, i, o)] * s
-    if op == "linear_forward":
-        return [(b, i, h)]
-    if op == "linear_backward":
-        return [(h, b, i), (b, h, i)]  # grad_weights = g.T @ x, grad_input = g @ W
+        return [(m, i, h)] * s
     if op in ("step_gemms", "mlp_step", "torch_step"):
         # h = x @ W1.T, y = a @ W2.T, gW2 = gy.T @ a, ga = gy @ W2, gW1 = gh.T @ x, gx = gh @ W1
         return [(b, i, h), (b, h, o), (o, b, h), (b, o, h), (h, b, i), (b, h, i)]
@@ -214,36 +197,23 @@ class Backend:
     def syncer(self) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
         """A function that waits until the given arrays are computed and returns them (Dask:
         persisted), or None where results are ready when the call returns (NumPy, torch CPU)."""
-        if self.name == "cupy":
-            stream = self.module.cuda.get_current_stream
+        if self.name in ("cupy", "torch:cuda"):
+            cuda = self.module.cuda
+            wait = ((lambda: cuda.get_current_stream().synchronize()) if self.name == "cupy"
+                    else lambda: cuda.synchronize(self.device))
 
-            def cupy_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                stream().synchronize()
+            def gpu_sync(arrays: Sequence[Any]) -> Sequence[Any]:
+                wait()
                 return arrays
 
-            return cupy_sync
-        if self.name == "torch:cuda":
-            synchronize = self.module.cuda.synchronize
-
-            def torch_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                synchronize(self.device)
-                return arrays
-
-            return torch_sync
+            return gpu_sync
         if self.name == "jax":
-            import jax
-
-            def jax_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                return jax.block_until_ready(arrays)
-
-            return jax_sync
+            block: Callable[[Sequence[Any]], Sequence[Any]]
+            block = importlib.import_module("jax").block_until_ready
+            return block
         if self.lazy:
-            import dask
-
-            def dask_sync(arrays: Sequence[Any]) -> Sequence[Any]:
-                return dask.persist(*arrays)
-
-            return dask_sync
+            persist = importlib.import_module("dask").persist
+            return lambda arrays: persist(*arrays)
         return None
 
     def device_name(self) -> str:
@@ -352,7 +322,7 @@ def numpy_blas_threads() -> int | None:
     return int(mine[0]["num_threads"]) if mine else None
 
 
-# -- cases ------------------------------------------------------------------------------------
+# -- cases ----------------------------------------------------------------------------------
 @dataclass
 class Case:
     """One op, ready to time: ``fn()`` runs it once and waits for its results."""
@@ -363,7 +333,7 @@ class Case:
     op: str
     fn: Callable[[], None]
     check: Callable[[], bool] | None = None  # after timing: are the results finite?
-    subject: Any = None  # the xmlp layer or model exercised (Linear and MLP ops), to inspect
+    subject: Any = None  # the xmlp model of mlp_step, to inspect
 
     @property
     def flops(self) -> int:
@@ -371,7 +341,7 @@ class Case:
 
 
 class Workload:
-    """The arrays and layers of one (backend, dtype, shape), made once and shared by its ops.
+    """The arrays of one (backend, dtype, shape), made once and shared by its ops.
 
     Data is uniform in [-1, 1) (values do not change GEMM speed; drawing it is fast even at
     GPU sizes); arrays are made on first use, so an op pays only for what it needs.
@@ -392,14 +362,13 @@ class Workload:
         return self._rng.random(shape, dtype=np.float32) * 2 - 1
 
     def array(self, name: str) -> Any:
-        """x (N, in), t (N, out), w1 (hidden, in), b1 (hidden,), w2 (out, hidden), b2 (out,),
-        a and gh (N, hidden), gy (N, out), w (in, out), xs (S, M, in), ws (S, in, out)."""
+        """x (N, in), t (N, out), w1 (hidden, in), w2 (out, hidden), a and gh (N, hidden),
+        gy (N, out), xs (S, M, in), ws (S, in, hidden)."""
         if name not in self._arrays:
             b, i, h, o = self.shape
             s, m = stacks(b)
-            shapes = {"x": (b, i), "t": (b, o), "w1": (h, i), "b1": (h,), "w2": (o, h),
-                      "b2": (o,), "a": (b, h), "gh": (b, h), "gy": (b, o), "w": (i, o),
-                      "xs": (s, m, i), "ws": (s, i, o)}
+            shapes = {"x": (b, i), "t": (b, o), "w1": (h, i), "w2": (o, h), "a": (b, h),
+                      "gh": (b, h), "gy": (b, o), "xs": (s, m, i), "ws": (s, i, h)}
             split = name in ("x", "t", "a", "gh", "gy", "xs", "ws")
             self._arrays[name] = self.backend.asarray(self.spec, self._host(shapes[name]),
                                                       split=split)
@@ -407,10 +376,9 @@ class Workload:
 
     def case(self, op: str) -> Case:
         """The callable for ``op`` (one of OPS) on this workload."""
-        make = getattr(self, "_" + op, None)
-        if op not in OPS or make is None:
+        if op not in OPS:
             raise ValueError(f"unknown op {op!r}; choose from {OPS}")
-        fn, check, *subject = make()
+        fn, check, *subject = getattr(self, "_" + op)()
         return Case(self.backend, self.dtype, self.shape, op, fn, check, *subject)
 
     def _timed(self, run: Callable[[], Sequence[Any]]) -> Callable[[], None]:
@@ -423,10 +391,6 @@ class Workload:
 
         return fn
 
-    def _matmul(self) -> tuple[Callable[[], None], None]:
-        xp, x, w = self.spec.xp, self.array("x"), self.array("w")
-        return self._timed(lambda: (xp.matmul(x, w),)), None
-
     def _batched_matmul(self) -> tuple[Callable[[], None], None]:
         xp, xs, ws = self.spec.xp, self.array("xs"), self.array("ws")
         return self._timed(lambda: (xp.matmul(xs, ws),)), None
@@ -435,26 +399,6 @@ class Workload:
         xp = self.spec.xp
         args = [self.array(n) for n in ("x", "w1", "a", "w2", "gy", "gh")]
         return self._timed(lambda: step_gemms(xp, *args)), None
-
-    def _linear(self) -> Any:
-        from .layers import Linear
-
-        _, i, h, _ = self.shape
-        return Linear(i, h, self.array("w1"), self.array("b1"))
-
-    def _linear_forward(self) -> tuple[Callable[[], None], None, Any]:
-        layer, x = self._linear(), self.array("x")
-        return self._timed(lambda: (layer.forward(x),)), None, layer
-
-    def _linear_backward(self) -> tuple[Callable[[], None], None, Any]:
-        layer, g = self._linear(), self.array("gh")
-        layer.forward(self.array("x"))
-
-        def run() -> tuple[Any, ...]:
-            layer.backward(g)
-            return layer.grad_weights, layer.grad_biases, layer.grad_input
-
-        return self._timed(run), None, layer
 
     def _mlp_step(self) -> tuple[Callable[[], None], Callable[[], bool], Any]:
         from .losses import MSELoss
@@ -506,13 +450,13 @@ class Workload:
 
 # -- planning ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Planned:
-    """One case to run: backend name, dtype, shape, op."""
+class Group:
+    """Everything measured at one (dtype, shape), timed in the same interleaved rounds:
+    (backend name, op) pairs."""
 
-    backend: str
     dtype: str
     shape: Shape
-    op: str
+    items: tuple[tuple[str, str], ...]
 
 
 def plan(
@@ -523,208 +467,27 @@ def plan(
     full: bool,
     shapes: Sequence[Shape] | None = None,
     peers: dict[str, Backend] | None = None,
-) -> list[Planned]:
-    """Every case to run, grouped by (backend, dtype, shape) so each workload is made once.
+) -> list[Group]:
+    """The groups to measure, one per (dtype, shape), shapes in grid order.
 
-    ``torch_step`` runs on the torch backends given, and for every other kind of device among
-    ``backends`` on its peer from ``peers`` ("cpu" -> torch:cpu, "gpu" -> torch:cuda) if given.
+    Each backend runs on its kind's grid (or ``shapes``). ``torch_step`` runs on the torch
+    backends among ``backends`` and, for every kind of device there, on its peer from
+    ``peers`` ("cpu": torch:cpu, "gpu": torch:cuda), which then runs nothing else.
     """
     chosen = list(backends)
     runners = list(chosen)
-    if "torch_step" in ops and peers:
-        have = {b.name for b in chosen}
-        for kind in dict.fromkeys(b.kind for b in chosen):
-            peer = peers.get(kind)
-            if peer is not None and peer.name not in have:
-                runners.append(peer)
-                have.add(peer.name)
-    out = []
+    for kind in dict.fromkeys(b.kind for b in chosen):
+        peer = (peers or {}).get(kind)
+        if "torch_step" in ops and peer is not None and peer.name not in {b.name for b in runners}:
+            runners.append(peer)
+    by_shape: dict[Shape, list[tuple[str, str]]] = {}
     for be in runners:
-        is_torch = be.name.startswith("torch")
         peer_only = be not in chosen
         for shape in shapes or grid(be.kind, full):
-            for dtype in dtypes:
-                for op in ops:
-                    if op == "torch_step" and not is_torch:
-                        continue
-                    if peer_only and op != "torch_step":
-                        continue
-                    out.append(Planned(be.name, dtype, tuple(shape), op))  # type: ignore[arg-type]
-    return out
-
-
-# -- timing -----------------------------------------------------------------------------------
-@dataclass
-class Timing:
-    """Median seconds per call over ``repeats`` repeats of ``number`` calls each."""
-
-    seconds: float
-    times: list[float] = field(default_factory=list)  # seconds per call, one per kept repeat
-    number: int = 1
-    warmup: int = 0
-    disturbed: int = 0  # kept repeats during which other processes took CPU time
-    retimed: int = 0  # disturbed repeats dropped and made again
-    others_cpu: float | None = None  # the most CPUs other processes used in a kept repeat
-
-
-def others_cpu_seconds() -> float | None:
-    """CPU seconds used so far by everything but this process (other processes, the kernel's
-    interrupts and, in a VM, time the hypervisor stole), from /proc/stat and os.times();
-    None where there is no /proc/stat. Compared before and after a repeat, it says whether the
-    cores were shared while it ran."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = f.readline().split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
-    own = os.times()
-    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    return busy - (own.user + own.system)
-
-
-def _warm_up(fn: Callable[[], None], warmup: int, timer: Callable[[], float],
-             warmup_time: float = 0.0) -> float:
-    """Run ``fn`` at least ``warmup`` times (and at least once) and for at least
-    ``warmup_time`` seconds; the seconds the last call took."""
-    last = 0.0
-    calls = 0
-    begin = timer()
-    while calls < max(1, warmup) or timer() - begin < warmup_time:
-        start = timer()
-        fn()
-        last = timer() - start
-        calls += 1
-    return last
-
-
-def _calls_per_repeat(last: float, min_time: float, max_number: int = 100_000) -> int:
-    if last <= 0:
-        return max_number if min_time > 0 else 1
-    return int(min(max_number, max(1, math.ceil(min_time / last))))
-
-
-def calibrate(
-    fn: Callable[[], None],
-    *,
-    warmup: int,
-    min_time: float,
-    warmup_time: float = 0.0,
-    timer: Callable[[], float] = time.perf_counter,
-) -> int:
-    """Run ``fn`` ``warmup`` times and for ``warmup_time`` seconds (at least once: compilation,
-    memory pools, the allocator's thresholds and caches stay out of the timings) and return
-    how many calls make one repeat last ``min_time`` seconds."""
-    return _calls_per_repeat(_warm_up(fn, warmup, timer, warmup_time), min_time)
-
-
-class QuietGate:
-    """Waits, within a total budget of seconds, until other processes leave the CPU alone:
-    for benchmarking on a machine shared with bursts of other work (CI runners, shared
-    workstations). Calling it samples ``others`` over ``window`` seconds until a window is
-    quiet or the budget is spent."""
-
-    def __init__(self, budget: float, others: Callable[[], float | None] = others_cpu_seconds,
-                 window: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.budget, self.others, self.window, self.sleep = budget, others, window, sleep
-        self.waited = 0.0
-
-    def __call__(self) -> None:
-        while self.waited < self.budget:
-            before = self.others()
-            self.sleep(self.window)
-            after = self.others()
-            self.waited += self.window
-            if before is None or after is None:
-                return
-            if after - before <= DISTURBED_SHARE * self.window:
-                return
-
-
-# A repeat counts as disturbed when other processes used more than this share of one CPU
-# during it, beyond a 50 ms allowance for the 10 ms clock ticks the counters move in.
-DISTURBED_SHARE = 0.2
-_TICK_SLACK = 0.05
-
-
-def measure(
-    fn: Callable[[], None],
-    *,
-    repeats: int,
-    warmup: int,
-    min_time: float,
-    warmup_time: float = 0.0,
-    max_time: float | None = None,
-    timer: Callable[[], float] = time.perf_counter,
-    others: Callable[[], float | None] | None = None,
-    gate: Callable[[], None] | None = None,
-) -> Timing:
-    """Warm up (``warmup`` calls and ``warmup_time`` seconds, whichever is more), then the
-    median over ``repeats`` of (time of ``number`` calls) / ``number``.
-
-    ``fn`` must wait for its own results (see :class:`Case`), so each call is fully timed.
-    ``max_time`` caps the timed seconds of slow cases by making fewer repeats, never fewer
-    than 3 (or ``repeats`` if that is less): long calls vary little. With ``others`` (e.g.
-    :func:`others_cpu_seconds`, read outside the timed span), a repeat during which other
-    processes took CPU time is dropped and made again, up to ``2 * repeats`` extra times; if
-    that does not give enough quiet repeats, the disturbed ones are kept and counted. ``gate``
-    (e.g. a :class:`QuietGate`) is called before the first repeat and before each one made
-    again, to wait for the other processes to finish.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    last = _warm_up(fn, warmup, timer, warmup_time)
-    number = _calls_per_repeat(last, min_time)
-    if max_time is not None and last > 0:
-        repeats = max(min(3, repeats), min(repeats, int(max_time // (last * number))))
-    quiet: list[tuple[float, float | None]] = []
-    noisy: list[tuple[float, float | None]] = []
-    disturbed = True  # so the gate is asked before the first repeat
-    for _ in range(3 * repeats):
-        if len(quiet) == repeats:
-            break
-        if gate is not None and disturbed:
-            gate()
-        before = others() if others is not None else None
-        start = timer()
-        for _ in range(number):
-            fn()
-        wall = timer() - start
-        after = others() if others is not None else None
-        used = None if before is None or after is None else max(0.0, after - before)
-        # a share over less than 0.2 s is mostly clock-tick rounding: not reported
-        sample = (wall / number, None if used is None or wall < 0.2 else used / wall)
-        disturbed = used is not None and used > _TICK_SLACK + DISTURBED_SHARE * wall
-        (noisy if disturbed else quiet).append(sample)
-    kept = quiet + noisy[: repeats - len(quiet)]
-    shares = [share for _, share in kept if share is not None]
-    return Timing(
-        statistics.median(t for t, _ in kept), [t for t, _ in kept], number, max(1, warmup),
-        disturbed=len(kept) - len(quiet), retimed=len(noisy) - (len(kept) - len(quiet)),
-        others_cpu=max(shares) if shares else None,
-    )
-
-
-def event_seconds(case: Case, n_repeat: int) -> float | None:
-    """Median GPU time of ``case.fn`` measured with CUDA events (cupyx.profiler.benchmark on
-    CuPy, torch.cuda.Event on torch:cuda): a cross-check that the host timings synchronize.
-    None on CPU backends."""
-    be = case.backend
-    if be.name == "cupy":
-        from cupyx.profiler import benchmark
-
-        result = benchmark(case.fn, n_repeat=n_repeat, n_warmup=1)
-        return float(np.median(result.gpu_times[0]))
-    if be.name == "torch:cuda":
-        cuda = be.module.cuda
-        case.fn()
-        times = []
-        for _ in range(n_repeat):
-            start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
-            start.record()
-            case.fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)  # ms -> s
-        return float(statistics.median(times))
-    return None
+            for op in ops:
+                if (op == "torch_step" and not be.name.startswith("torch")) or (
+                        peer_only and op != "torch_step"):
+                    continue
+                by_shape.setdefault(tuple(shape), []).append((be.name, op))  # type: ignore[arg-type]
+    order = sorted(by_shape, key=lambda s: (*s[1:], s[0]))  # family by family, small to large
+    return [Group(dtype, shape, tuple(by_shape[shape])) for shape in order for dtype in dtypes]

@@ -9,8 +9,10 @@ not yet handed out: never into an array the API exposes or has returned.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -182,41 +184,181 @@ class PortableOps:
 
 
 # -- NumPy ------------------------------------------------------------------------------------
-# Plain NumPy expressions allocate a fresh array per operator and stream each through memory;
-# a chain of them on a (1024, 1024) array costs several times its arithmetic. The fast path
-# works in cache-sized row blocks, in place in the one array it returns. (Threads were tried
-# and measured: right after a GEMM, OpenBLAS's workers spin on the other core, and a second
-# elementwise thread gained nothing. See benchmarks/results/perf-cpu-2core.)
+# Plain NumPy expressions allocate a fresh array per operator and stream each through memory,
+# and NumPy's own tanh is a scalar libm loop on CPUs without AVX-512 (about 30 ns an element
+# in float64, 7 in float32, against 4 to 8 for PyTorch's vectorized one). The fast path
+# therefore
+# - computes tanh from a few vectorized NumPy operations (a rational function in float32, a
+#   table and the addition formula in float64), a few ulp from the exact value;
+# - works through long arrays in cache-sized blocks, in place in arrays it has just made, and
+#   splits the blocks of long arrays between threads (NumPy releases the GIL in its loops);
+# - runs a product whose inner dimension is 1 (a (N, 1) input or a (N, 1) output gradient)
+#   as an outer product into a column-major result, where the inner loop runs over N rather
+#   than over the few columns (a 1-column GEMM is slow in BLAS, a broadcast over 10 columns
+#   slower still), and a float32 product of a few rows into many columns with its operands
+#   swapped, which OpenBLAS runs faster.
+# Arrays go through :meth:`NumpyOps.takes` first; anything else takes the portable path.
 
-_BLOCK = 32_768  # elements per block: the few blocks in flight stay in a core's L2
-_LARGE = 131_072  # below this, blocking costs more Python than it saves memory traffic
+_BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measured no faster
+_LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
+_OUTER_MIN = 256  # rows: below this a 1-wide GEMM costs no more than an outer product
+# the optimizers' blocked updates (issue 10's measurements): elements per block, and the size
+# from which blocking pays
+_UPDATE_BLOCK = 32_768
+_UPDATE_LARGE = 131_072
+# below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
+_TANH_MIN, _TANH32_MIN = 1024, 16384
 
 
-def _blockwise(fn: Callable[..., None], *arrays: Any) -> None:
-    """fn(*row_blocks) over C-contiguous 2-D arrays of equal shape."""
-    rows, cols = arrays[0].shape
-    step = max(1, _BLOCK // max(1, cols))
-    for i in range(0, rows, step):
-        fn(*(a[i : i + step] for a in arrays))
+def _threads() -> int:
+    """Threads for elementwise work: XMLP_THREADS, else the CPUs this process may use (at
+    most 8). XMLP_THREADS=1 keeps everything on the calling thread."""
+    raw = os.environ.get("XMLP_THREADS", "").strip()
+    if raw:
+        return max(1, int(raw))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cpus or 1))
 
 
-def _as_rows(a: Any) -> Any:
-    """A 2-D view of a C-contiguous array (None when there is none without a copy)."""
-    if not a.flags.c_contiguous or a.ndim == 0:
-        return None
-    return a.reshape(1, -1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
+_pool: Any = None
+_pool_pid = 0
+
+
+def _parallel(jobs: list[Callable[[], None]]) -> None:
+    """Run the jobs, the last on this thread and the others on a shared thread pool (made
+    again in a forked child, whose copy of the pool has no threads)."""
+    global _pool, _pool_pid
+    if len(jobs) > 1 and (_pool is None or _pool_pid != os.getpid()):
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=_threads() - 1, thread_name_prefix="xmlp")
+        _pool_pid = os.getpid()
+    futures = [_pool.submit(job) for job in jobs[:-1]]
+    jobs[-1]()
+    for future in futures:
+        future.result()
+
+
+def _laid(*arrays: Any) -> bool:
+    """Whether arrays the fast path takes (:meth:`NumpyOps.takes`) are laid out as its
+    blocked and outer-product paths need: aligned, contiguous, all C- or all F-ordered."""
+    order = arrays[0].flags.c_contiguous
+    for a in arrays:
+        flags = a.flags
+        if not flags.aligned or not (flags.c_contiguous or flags.f_contiguous) or (
+                a.ndim > 1 and flags.c_contiguous != order):
+            return False
+    return True
+
+
+# _FEW_ROWS: float32 a (m, k) @ (k, n) runs faster as (b @ a.T).T, b being the (n, k) right
+# operand transposed, when OpenBLAS's single-precision GEMM has a few rows (m <= 64) of a few
+# hundred columns going to many (k >= 256, n >= 512): measured 0.6x to 0.75x the time, the
+# copy back to row-major order included; elsewhere the two are within a few per cent
+# (float64: always). NumpyOps.matmul and .affine test this inline.
+
+
+def _flat(a: Any) -> Any:
+    """The elements of a C- or F-contiguous array as a 1-D view in memory order."""
+    return a.reshape(-1) if a.flags.c_contiguous else a.T.reshape(-1)
+
+
+def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any, scratch: str = "",
+            block: int = 0) -> Any:
+    """kernel(out_block, *input_blocks, *scratch_blocks) over 1-D blocks of same-length 1-D
+    arrays (``block`` elements, default _BLOCK_BYTES), the blocks of long arrays shared between
+    threads; returns ``out``. ``scratch`` has a letter per scratch array a kernel needs: "f" of
+    out's dtype, "i" of indices; each thread makes its own once, not one per block."""
+    n = out.shape[0]
+    block = block or _BLOCK_BYTES // out.itemsize
+    np = sys.modules["numpy"]
+
+    def run(lo: int, hi: int) -> Callable[[], None]:
+        def job() -> None:
+            size = min(block, hi - lo)
+            tmp = [np.empty(size, out.dtype if c == "f" else np.intp) for c in scratch]
+            for i in range(lo, hi, block):
+                j = min(i + block, hi)
+                kernel(out[i:j], *(a[i:j] for a in inputs), *(t[: j - i] for t in tmp))
+
+        return job
+
+    parts = max(1, min(_threads(), n // _LARGE))
+    edges = [round(n * k / parts / block) * block for k in range(parts)] + [n]
+    _parallel([run(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo])
+    return out
+
+
+# float32 tanh: x P(x^2) / Q(x^2) on x clamped to [-c, c], the rational function Eigen, XLA
+# and ONNX Runtime use; within 7 ulp of the exact value (NumPy's: 1.3).
+_TANH32 = (7.90531110763549805,  # c
+           (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+            5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+            4.89352455891786e-03),  # P, highest power first
+           (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
+            4.89352518554385e-03))  # Q
+# float64 tanh: from a table of tanh(k / 256), |k| <= 256 * 20 (tanh is 1 to the last bit
+# beyond 20), and the addition formula tanh(x0 + d) = (T + t) / (1 + T t), t = tanh(d) for
+# |d| <= 1/512 from three terms of its series (the fourth is below 4e-18 of it); within
+# 3 ulp. Entry k + M holds tanh(k / K).
+_TANH64_K = 256
+_TANH64_M = 20 * _TANH64_K
+_TANH64_T = (2 / 15 / _TANH64_K**5, -1 / 3 / _TANH64_K**3, 1 / _TANH64_K)  # t/d' in d'^2
+_tanh64_table: Any = None
+
+
+def _horner(np: Any, out: Any, s: Any, coefs: Any) -> Any:
+    """out = the polynomial with ``coefs`` (highest power first) at s."""
+    np.multiply(s, coefs[0], out=out)
+    for c in coefs[1:-1]:
+        np.add(out, c, out=out)
+        np.multiply(out, s, out=out)
+    return np.add(out, coefs[-1], out=out)
+
+
+def _tanh32(np: Any, c: Any, out: Any, x: Any, s: Any, p: Any) -> None:
+    clamp, p_coefs, q_coefs = c
+    np.clip(x, -clamp, clamp, out=out)
+    np.multiply(out, out, out=s)
+    _horner(np, p, s, p_coefs)
+    np.multiply(p, out, out=p)  # x P(x^2)
+    np.divide(p, _horner(np, out, s, q_coefs), out=out)
+
+
+def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
+            k: Any) -> None:
+    table = _tanh64_table
+    np.multiply(x, float(_TANH64_K), out=u)
+    np.clip(u, -_TANH64_M, _TANH64_M, out=u)  # NaN stays NaN
+    np.rint(u, out=kf)
+    np.fmin(kf, _TANH64_M, out=kf)  # NaN -> M: a valid index; u keeps the NaN for the result
+    np.copyto(k, kf, casting="unsafe")
+    np.add(k, _TANH64_M, out=k)  # a non-negative index: NumPy's take is 5x slower on negative
+    np.take(table, k, out=tk, mode="wrap")  # T = tanh(x0), x0 = k / K; "wrap": no copy of out
+    np.subtract(u, kf, out=u)  # d' = K (x - x0), exact, in [-1/2, 1/2]
+    s = np.multiply(u, u, out=kf)
+    _horner(np, t, s, c)
+    np.multiply(t, u, out=t)  # t = tanh(d)
+    np.multiply(tk, t, out=s)
+    np.add(s, 1.0, out=s)
+    np.add(tk, t, out=out)
+    np.divide(out, s, out=out)
+    if not out.all():  # a zero result: x was 0 or -0, whose sign the sum lost
+        np.copysign(out, x, out=out)
 
 
 class NumpyOps(PortableOps):
-    """NumPy: native calls (no wrapper overhead on small steps), blocked elementwise work
-    without temporaries on large ones.
+    """NumPy: native calls (no wrapper overhead on small steps), a vectorized tanh, blocked and
+    threaded elementwise work on long arrays, outer products for 1-wide inner dimensions.
 
-    A fast path whose arithmetic differs from the portable op's (another algorithm, in-place
-    writes) first asks :meth:`takes` whether it may handle its arrays, and hands anything else
-    to the portable op. The others call the very NumPy functions the portable op calls, in the
-    same order, without the wrapper (matmul, affine, tanh, tanh_grad, sum_rows, mse_grad):
-    equal bit for bit for every dtype and layout, which tests/test_reliability.py checks. So
-    a dtype or layout xmlp accepts trains the same with ``XMLP_FAST_PATHS=0`` and without it.
+    Every fast path first asks :meth:`takes` whether it may handle its arrays (and checks the
+    layout it needs, :func:`_laid`), and hands anything else to the portable op. Most compute
+    what the portable op computes bit for bit (NumPy's own functions in the same order; the
+    blocks and threads split the same elementwise work; a 1-wide product is the same products),
+    which tests/test_reliability.py checks for every dtype and layout. Two differ in the last
+    bits: tanh on long arrays (a vectorized approximation within a few ulp) and a float32 GEMM
+    of a few rows into many columns (another summation order). So a dtype or layout xmlp
+    accepts trains the same with ``XMLP_FAST_PATHS=0`` and without it.
     """
 
     def __init__(self, xp: Any) -> None:
@@ -225,64 +367,111 @@ class NumpyOps(PortableOps):
         super().__init__(xp)
         self.np = np
         self._ndarray = np.ndarray
-        # Native byte order only: np.dtype("float64") == np.dtype(">f8") is False.
-        self._dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+        self._f32, self._f64 = np.dtype(np.float32), np.dtype(np.float64)
+        self._constants: dict[Any, Any] = {}
 
-    def takes(self, *arrays: Any) -> bool:
-        """Whether the fast paths may take ``arrays``: plain ``numpy.ndarray`` s (no subclass)
-        of one dtype, float32 or float64 in native byte order. float16 is left to the portable
-        ops, which accumulate means in float32 (a float16 dot product overflows at 65504);
-        a non-native byte order, mixed dtypes or a subclass likewise. Layout (strides, 0-size)
-        is each fast path's own check, where it needs one."""
-        dtype = arrays[0].dtype
-        if dtype not in self._dtypes:
+    def takes(self, a: Any, *more: Any) -> bool:
+        """Whether the fast paths may take ``a`` and ``more`` arrays: plain ``numpy.ndarray``
+        s (no subclass) of one dtype, float32 or float64 in native byte order. float16 is left
+        to the portable ops, which accumulate means in float32 (a float16 dot product overflows
+        at 65504); a non-native byte order, mixed dtypes or a subclass likewise. Layout
+        (strides, 0-size) is each fast path's own check, where it needs one. Identity tests:
+        NumPy's native float dtypes are singletons (a byte-swapped one is another object), and
+        this runs for every op of every step."""
+        dtype, ndarray = a.dtype, self._ndarray
+        if type(a) is not ndarray or (dtype is not self._f64 and dtype is not self._f32):
             return False
-        ndarray = self._ndarray
-        for a in arrays:  # a loop, not all(...): this runs for every op of every step
-            if type(a) is not ndarray or a.dtype != dtype:
+        for b in more:  # a loop, not all(...): cheaper on the usual one or two
+            if type(b) is not ndarray or b.dtype is not dtype:
                 return False
         return True
 
+    # Cheap tests on shape and size come before the layout's: on the seed's 100-sample step
+    # every microsecond of checking shows.
     def matmul(self, a: Any, b: Any) -> Any:
-        return self.np.matmul(a, b)
-
-    def take_rows(self, a: Any, index: Any) -> Any:
-        # np.take copies a whole non-contiguous array before gathering (x as columns of a
-        # stored block: 100x slower per batch); fancy indexing gathers the rows directly
-        return self.np.take(a, index, axis=0) if a.flags.c_contiguous else a[index]
+        if not self.takes(a, b):
+            return super().matmul(a, b)
+        np = self.np
+        if a.ndim == 2 and b.ndim == 2:
+            m, k = a.shape
+            if k == 1:
+                if m >= _OUTER_MIN and _laid(a, b):  # (N, 1) @ (1, M): column-major, b.T * a.T
+                    return np.multiply(b.T, a.T).T
+            elif m <= 64 and k >= 256 and b.shape[1] >= 512 and a.dtype is self._f32:
+                # few rows into many columns (_FEW_ROWS); row-major again: the next GEMM
+                # reads it faster so
+                return np.ascontiguousarray(np.matmul(b.T, a.T).T)
+        return np.matmul(a, b)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
-        out = self.np.matmul(x2, weights.T)
-        if out.dtype != biases.dtype:  # in place would cast to out's dtype: not the portable
-            return out + biases
+        if not self.takes(x2, weights, biases):
+            return super().affine(x2, weights, biases)
+        np = self.np
+        m, k = x2.shape
+        if k == 1 and m >= _OUTER_MIN and _laid(x2, weights, biases):
+            out_t = np.multiply(weights, x2.T)  # (out, N): the inner loop runs over N
+            out_t += biases[:, None]
+            return out_t.T
+        if m <= 64 and k >= 256 and weights.shape[0] >= 512 and x2.dtype is self._f32:
+            out = np.ascontiguousarray(np.matmul(weights, x2.T).T)  # _FEW_ROWS
+        else:
+            out = np.matmul(x2, weights.T)
         out += biases  # in place: a fresh array, not yet handed out
         return out
 
     def tanh(self, x: Any) -> Any:
-        return self.np.tanh(x)
+        if not self.takes(x):
+            return super().tanh(x)
+        np, n = self.np, x.size
+        if n < _TANH_MIN or (n < _TANH32_MIN and x.dtype is self._f32) or not _laid(x):
+            return np.tanh(x)
+        out = np.empty_like(x)  # same memory order as x
+        if x.dtype.char == "f":
+            c32 = self._coefs(_TANH32, x.dtype)
+            _blocks(lambda *a: _tanh32(np, c32, *a), _flat(out), _flat(x), scratch="ff")
+            return out
+        global _tanh64_table
+        if _tanh64_table is None:
+            _tanh64_table = np.tanh(np.arange(-_TANH64_M, _TANH64_M + 1) / _TANH64_K)
+        c64 = self._coefs(_TANH64_T, x.dtype)
+        _blocks(lambda *a: _tanh64(np, c64, *a), _flat(out), _flat(x), scratch="ffffi")
+        return out
+
+    def _coefs(self, coefs: Any, dtype: Any) -> Any:
+        """The constants as NumPy scalars of ``dtype``: no conversion in every call."""
+        key = (id(coefs), dtype.char)
+        if key not in self._constants:
+            conv = dtype.type
+            self._constants[key] = tuple(
+                conv(c) if isinstance(c, float) else tuple(conv(v) for v in c) for c in coefs)
+        return self._constants[key]
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
         if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
             return super().tanh_grad(grad_output, output)
-        if output.size < _LARGE:
+        if (output.size < _LARGE or not self.takes(grad_output, output)
+                or not _laid(grad_output, output)):
             out = np.multiply(output, output)
             np.subtract(1, out, out=out)
             return np.multiply(out, grad_output, out=out)
-        g, y = _as_rows(grad_output), _as_rows(output)
-        if g is None or y is None:
-            return super().tanh_grad(grad_output, output)
-        out = np.empty_like(grad_output)
+        out = np.empty_like(output)
 
-        def block(gi: Any, yi: Any, oi: Any) -> None:
-            np.multiply(yi, yi, out=oi)
-            np.subtract(1, oi, out=oi)
-            np.multiply(oi, gi, out=oi)
+        def kernel(o: Any, g: Any, y: Any) -> None:
+            np.multiply(y, y, out=o)
+            np.subtract(1, o, out=o)
+            o *= g
 
-        _blockwise(block, g, y, _as_rows(out))
+        _blocks(kernel, _flat(out), _flat(grad_output), _flat(output))
         return out
 
     def sum_rows(self, g2: Any) -> Any:
+        if not self.takes(g2):
+            return super().sum_rows(g2)
+        if g2.ndim == 2 and not g2.flags.c_contiguous and g2.flags.f_contiguous:
+            # column-major (from an outer product): sum along memory order, each column a
+            # contiguous run, with NumPy's pairwise summation
+            return self.np.add.reduce(g2.T, axis=1)
         return self.np.add.reduce(g2, axis=0)
 
     def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
@@ -299,20 +488,24 @@ class NumpyOps(PortableOps):
         return self.np.multiply(diff, 2.0 / size)
 
     def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        np = self.np
-        # Small arrays: the portable op is this fast path (one in-place expression).
-        if param.size < _LARGE or not self.takes(param, grad) or not param.flags.writeable:
+        # Small arrays, or one thread: the portable op is this fast path (one in-place
+        # expression, and read-only parameters handled).
+        if (param.size < 2 * _LARGE or _threads() == 1 or not self.takes(param, grad)
+                or param.shape != grad.shape or not _laid(param, grad)
+                or not param.flags.writeable):
             return super().sgd(param, grad, lr)
-        p, g = _as_rows(param), _as_rows(grad)
-        if p is None or g is None:
-            param -= lr * grad
-            return param
 
-        def block(pi: Any, gi: Any) -> None:
-            pi -= np.multiply(gi, lr)  # the product is a small block in cache
+        def kernel(p: Any, g: Any) -> None:
+            p -= lr * g
 
-        _blockwise(block, p, g)
+        # each thread's share in one go: cache-sized blocks measured no faster for this
+        _blocks(kernel, _flat(param), _flat(grad), block=param.size)
         return param
+
+    def take_rows(self, a: Any, index: Any) -> Any:
+        # np.take copies a whole non-contiguous array before gathering (x as columns of a
+        # stored block: 100x slower per batch); fancy indexing gathers the rows directly
+        return self.np.take(a, index, axis=0) if a.flags.c_contiguous else a[index]
 
     # -- classification: no one-hot, the label's column picked by index -------------------
     def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
@@ -347,19 +540,19 @@ class NumpyOps(PortableOps):
     # cache-sized blocks with one block-sized scratch array (the portable version streams
     # several parameter-sized temporaries through memory). Small ones take the portable
     # version, which is in place on NumPy too and costs fewer calls (measured: the blocked
-    # version is slower below _LARGE elements).
+    # version is slower below _UPDATE_LARGE elements).
     def _update_blocks(self, block: Callable[..., None], *arrays: Any) -> bool:
         """Run ``block`` over flat blocks of equal-shape, same-dtype, C-contiguous large
         arrays; False (nothing done) when they are not all like that."""
         first = arrays[0]
-        if first.size < _LARGE or not self.takes(*arrays) or not first.flags.writeable:
+        if first.size < _UPDATE_LARGE or not self.takes(*arrays) or not first.flags.writeable:
             return False
         for a in arrays:
             if a.dtype != first.dtype or a.shape != first.shape or not a.flags.c_contiguous:
                 return False
         flat = [a.reshape(-1) for a in arrays]
-        for i in range(0, first.size, _BLOCK):
-            block(*(f[i:i + _BLOCK] for f in flat))
+        for i in range(0, first.size, _UPDATE_BLOCK):
+            block(*(f[i:i + _UPDATE_BLOCK] for f in flat))
         return True
 
     def sgd_momentum(self, param: Any, grad: Any, buf: Any, lr: float, momentum: float,
@@ -433,7 +626,7 @@ class NumpyOps(PortableOps):
         dtype = arrays[0].dtype
         sizes = [slots[0].size for slots in state]
         total = sum(sizes)
-        if total >= _LARGE or any(a.dtype != dtype for a in arrays):
+        if total >= _UPDATE_LARGE or any(a.dtype != dtype for a in arrays):
             return state, None  # large ones update fastest in place, block by block
         bounds = []
         start = 0

@@ -1,36 +1,35 @@
-"""``xmlp bench``: GEMM and training-step throughput per backend, dtype and shape.
+"""``xmlp bench``: GEMM and training-step speed on every backend, in one run.
 
-Measures, for each (batch, in, hidden, out): a raw 2-D matmul, a stacked 3-D batched matmul,
-the six GEMMs of one MLP step alone (``step_gemms``, the floor), Linear forward and backward,
-the whole xmlp MLP step (``mlp_step``) and the same step in plain PyTorch (``torch_step``,
-the peer). Every timed call waits for its results (GPU sync, ``block_until_ready``, Dask
-``persist``); times are medians after warm-up. See benchmarks/README.md.
+For each (batch, in, hidden, out) and dtype, every backend's batched matmul, the six GEMMs of
+one MLP step alone (``step_gemms``, the floor), xmlp's whole step (``mlp_step``) and the same
+step in plain PyTorch (``torch_step``, the peer) are timed in the same interleaved rounds
+(:mod:`xmlp._bench_timing`); every timed call waits for its results. See benchmarks/README.md.
 
-    xmlp bench --quick --backend numpy --out results/
-    xmlp bench --shape 1024,256,1024,256 --op mlp_step --op step_gemms --op torch_step
+    xmlp bench --quick --backend all --out results/
+    xmlp bench --shape 1024,256,1024,256 --op mlp_step step_gemms torch_step
     python -m xmlp.bench ...   # the same without the xmlp entry point
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import datetime
 import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 __all__ = ["add_arguments", "main", "run"]
 
 _BACKEND_CHOICES = ("numpy", "array_api_strict", "torch", "torch:cpu", "torch:cuda", "jax",
-                    "dask", "cupy", "all")
-# (repeats, warm-up calls, minimum warm-up seconds, minimum seconds per repeat, at most this
-# many timed seconds per case unless that leaves fewer than 3 repeats) for quick and full runs.
-# Warming up for a while, not only a few calls: on NumPy the first tens of steps of a process
-# can run 1.5x slower (the allocator settling), which a 2-call warm-up would time.
-_TIMING = {True: (5, 2, 0.25, 0.02, 2.0), False: (7, 2, 0.5, 0.1, 10.0)}
+                    "dask", "cupy", "cpu", "all")
+# (rounds, seconds per sample, warm-up seconds per case, most timed seconds per group) for
+# quick and full runs. Warming up for a while, not a few calls: on NumPy the first tens of
+# steps of a process can run 1.5x slower (the allocator settling).
+_TIMING = {True: (5, 0.02, 0.2, 5.0), False: (7, 0.05, 0.5, 60.0)}
 
 
 def _shape(text: str) -> tuple[int, int, int, int]:
@@ -67,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", action="extend", nargs="+", metavar="B",
         help=f"backends to measure: {', '.join(_BACKEND_CHOICES)} (torch = torch:cpu and "
-             "torch:cuda where there is one). Default: numpy, and cupy where a GPU is usable.")
+             "torch:cuda; cpu = every CPU backend). Default: numpy, and cupy where a GPU is "
+             "usable.")
     parser.add_argument("--dtype", action="extend", nargs="+", metavar="D",
                         help=f"{' or '.join(DTYPES)} (default: both)")
     parser.add_argument(
@@ -78,29 +78,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shape", action="extend", nargs="+", type=_shape, metavar="B,I,H,O",
         help="measure only these (batch, in, hidden, out) shapes instead of the size grid")
     parser.add_argument("--quick", action="store_true",
-                        help="the small grid and fewer repeats (under a minute on 2 CPU cores)")
+                        help="the small grid and fewer rounds (a minute or two on 2 CPU cores)")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write bench.json, bench.md, bench.png, machine.json and "
-                             "machine.md there (default: print the table only)")
-    parser.add_argument("--repeat", type=_positive_int, metavar="N",
-                        help="timed repeats per case; the median is reported (default: quick 5, "
-                             "full 7, fewer but at least 3 for cases that would time more than "
-                             "2 s quick, 10 s full)")
-    parser.add_argument("--warmup", type=_positive_int, metavar="N",
-                        help="untimed calls before timing (default 2, and calls for at least "
-                             "0.25 s quick, 0.5 s full)")
+                        help="write bench.json, bench.md, gemm.png, step.png, machine.json and "
+                             "machine.md there (default: print the tables only)")
+    parser.add_argument("--rounds", type=_positive_int, metavar="N",
+                        help="interleaved rounds per group; the median is reported (default: "
+                             "quick 5, full 7, fewer but at least 3 for groups that would time "
+                             "more than 5 s quick, 60 s full)")
     parser.add_argument("--min-time", type=_seconds, metavar="S",
-                        help="calls per repeat are chosen so a repeat lasts at least S seconds "
-                             "(quick 0.02, full 0.1)")
-    parser.add_argument("--wait-quiet", type=_seconds, default=0.0, metavar="S",
-                        help="on a shared machine: before each case and each re-timed repeat, "
-                             "wait (up to S seconds in all) until other processes leave the "
-                             "CPU alone (default 0: never wait)")
-    parser.add_argument("--passes", type=_positive_int, default=1, metavar="N",
-                        help="measure the whole plan N times and keep each case's fastest "
-                             "median (all are in pass_seconds): against a machine whose speed "
-                             "drifts over minutes, as shared cloud VMs do (default 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+                        help="calls per sample are chosen so a sample lasts at least S seconds "
+                             "(quick 0.02, full 0.05)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="limit every library's thread pool to N threads (BLAS and OpenMP "
+                             "through threadpoolctl, torch.set_num_threads, Dask's workers, "
+                             "XMLP_THREADS; XLA's with N = 1 only): for comparisons that a "
+                             "busy shared machine does not distort (default: each library's "
+                             "own choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time (default); cpu: the CPU time of this process, "
+                             "every library on one thread (implies --threads 1): other "
+                             "processes on a shared machine then barely change the numbers")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none when stderr is not a terminal)")
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -108,7 +108,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _backend_names(requested: list[str] | None) -> list[str]:
-    from ._bench_cases import BACKENDS, BackendUnavailable, load_backend
+    from ._bench_cases import BACKENDS, BackendUnavailable, kind_of, load_backend
 
     names = _split(requested)
     if not names:
@@ -122,7 +122,8 @@ def _backend_names(requested: list[str] | None) -> list[str]:
     for name in names:
         if name not in _BACKEND_CHOICES:
             raise ValueError(f"unknown backend {name!r}; choose from {_BACKEND_CHOICES}")
-        expanded = {"all": list(BACKENDS), "torch": ["torch:cpu", "torch:cuda"]}.get(name, [name])
+        expanded = {"all": list(BACKENDS), "torch": ["torch:cpu", "torch:cuda"],
+                    "cpu": [b for b in BACKENDS if kind_of(b) == "cpu"]}.get(name, [name])
         out += [n for n in expanded if n not in out]
     return out
 
@@ -145,21 +146,22 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
         words += ["--shape", *(",".join(map(str, s)) for s in args.shape)]
     if args.quick:
         words.append("--quick")
-    for flag, value in (("--repeat", args.repeat), ("--warmup", args.warmup),
-                        ("--min-time", args.min_time), ("--wait-quiet", args.wait_quiet or None),
-                        ("--passes", args.passes if args.passes > 1 else None),
-                        ("--out", args.out)):
+    if args.clock != "wall":
+        words += ["--clock", args.clock]
+    for flag, value in (("--rounds", args.rounds), ("--min-time", args.min_time),
+                        ("--threads", args.threads), ("--out", args.out)):
         if value is not None:
             words += [flag, format(value, "g") if isinstance(value, float) else str(value)]
     return shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the table, write the files; 0 if every case ran, 1 otherwise."""
+    """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise."""
     from tqdm import tqdm
 
     from . import _bench_cases as bc
     from . import _bench_report as rep
+    from ._bench_timing import others_cpu_seconds
 
     try:
         names = _backend_names(args.backend)
@@ -170,111 +172,124 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
-    repeats, warmup, warmup_time, min_time, budget = _TIMING[bool(args.quick)]
-    max_time: float | None = budget
-    repeats = args.repeat or repeats
-    warmup = args.warmup or warmup
-    min_time = min_time if args.min_time is None else args.min_time
-    if args.repeat:  # asked for: exactly that many
-        max_time = None
+    if args.clock == "cpu":
+        if (args.threads or 1) != 1:
+            print("xmlp bench: --clock cpu adds up every thread's time: use --threads 1",
+                  file=sys.stderr)
+            return 2
+        args.threads = 1
+    rounds, min_time, warmup_time, max_time = _TIMING[bool(args.quick)]
+    timing = {"rounds": args.rounds or rounds, "warmup_time": warmup_time,
+              "min_time": min_time if args.min_time is None else args.min_time,
+              "max_time": None if args.rounds else max_time,
+              "timer": time.process_time if args.clock == "cpu" else time.perf_counter}
 
+    if args.threads:
+        os.environ["XMLP_THREADS"] = str(args.threads)
+        if args.threads == 1:  # read when JAX starts: before the backends are loaded
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
+                                       "thread_eigen=false intra_op_parallelism_threads=1")
     loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
-    for reason in skipped:
-        print(f"xmlp bench: skipped {reason}", file=sys.stderr)
+    if args.threads:
+        _limit_threads(args.threads)
     if not loaded:
+        for reason in skipped:
+            print(f"xmlp bench: skipped {reason}", file=sys.stderr)
         print("xmlp bench: no requested backend can run here; nothing measured", file=sys.stderr)
         return 1
-
     load_before = rep.load_average()
     cores = os.cpu_count() or 1
     if load_before is not None and load_before[0] > 0.5 * cores:
         print(f"xmlp bench: WARNING load average {load_before[0]:.2f} on {cores} CPUs: other "
-              "processes compete for the cores, so CPU timings will be low", file=sys.stderr)
-    todo = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
-    by_name = {b.name: b for b in [*loaded, *peers.values()]}
-    mode = "quick" if args.quick else "full"
-    gate = bc.QuietGate(args.wait_quiet) if args.wait_quiet > 0 else None
-    timing_args = {"repeats": repeats, "warmup": warmup, "warmup_time": warmup_time,
-                   "min_time": min_time, "max_time": max_time,
-                   "others": bc.others_cpu_seconds, "gate": gate}
-    best: dict[tuple[Any, ...], dict[str, Any]] = {}
-    failures: list[str] = []
-    devices: dict[str, str] = {}
-    progress = tqdm(total=len(todo) * args.passes, desc="xmlp bench", unit="case",
-                    disable=args.no_progress, file=sys.stderr)
-    for _ in range(args.passes):
-        for record in _one_pass(bc, rep, todo, by_name, devices, timing_args, mode, progress,
-                                failures):
-            key = (record["backend"], record["dtype"], tuple(record["shape"]), record["op"])
-            seen = best.get(key)
-            medians = [*(seen["pass_seconds"] if seen else []), record["seconds"]]
-            if seen is None or record["seconds"] < seen["seconds"]:
-                best[key] = record
-            best[key]["pass_seconds"] = medians
-    progress.close()
-    records = list(best.values())
-    if gate is not None:
-        print(f"xmlp bench: waited {gate.waited:.0f} s in all for other processes to finish",
+              "processes compete for the cores; same-run ratios stay fair, times do not",
               file=sys.stderr)
+    groups = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
+    by_name = {b.name: b for b in [*loaded, *peers.values()]}
+    devices = {name: be.device_name() for name, be in by_name.items()}
+    mode = "quick" if args.quick else "full"
+    records: list[dict[str, Any]] = []
+    failures: list[str] = []
+    others: list[float] = []
+    # tqdm's disable=None: no bar when stderr is not a terminal (CI logs, redirects)
+    progress = tqdm(groups, desc="xmlp bench", unit="group", file=sys.stderr,
+                    disable=True if args.no_progress else None)
+    for group in progress:
+        progress.set_postfix_str(f"{group.dtype} {group.shape}")
+        before, start = others_cpu_seconds(), time.perf_counter()
+        measured = _measure_group(bc, group, by_name, timing, failures)
+        after, span = others_cpu_seconds(), time.perf_counter() - start
+        share = None if before is None or after is None or span <= 0 else (after - before) / span
+        if share is not None:
+            others.append(share)
+        records += [rep.make_record(case, t, device=devices[case.backend.name], mode=mode,
+                                    others_cpu=share) for case, t in measured]
+    progress.close()
 
     rep.add_ratios(records)
-    if records:
-        print(rep.text_table(records))
-        print()
-        print(rep.LEGEND)
+    command = _command(args, names, dtypes, ops)
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+    head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
+            f"Command: `{command}`")
+    if args.clock == "cpu":
+        head += ("\n\nTimes are CPU seconds of the process (time.process_time) with every "
+                 "library on one thread, not elapsed time.")
+    report = rep.markdown_report(records, head, skipped) if records else ""
+    print(report)  # what bench.md holds: the tables a reader (or the README) quotes
     if args.out is not None and records:
-        _write(rep, args, records, devices, _command(args, names, dtypes, ops), load_before)
-    disturbed = sum(1 for r in records if r["disturbed"])
-    if disturbed:
-        print(f"xmlp bench: WARNING {disturbed} of {len(records)} cases (marked *) kept repeats "
-              "during which other processes used the CPU; rerun on a quiet machine",
-              file=sys.stderr)
+        _write(rep, args, records, devices, command, load_before, others, report)
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
 
 
-def _one_pass(bc: Any, rep: Any, todo: list[Any], by_name: dict[str, Any],
-              devices: dict[str, str], timing_args: dict[str, Any], mode: str, progress: Any,
-              failures: list[str]) -> list[dict[str, Any]]:
-    """Measure every planned case once; a case that raises is reported and skipped."""
-    records = []
-    for (name, dtype, shape), group in itertools.groupby(
-            todo, key=lambda p: (p.backend, p.dtype, p.shape)):
-        backend = by_name[name]
-        device = devices.setdefault(name, backend.device_name())
-        workload = bc.Workload(backend, dtype, shape)
-        for item in group:
-            label = f"{item.op} {name} {dtype} {shape}"
-            progress.set_postfix_str(label)
-            case = None
-            try:
-                case = workload.case(item.op)
-                timing = bc.measure(case.fn, **timing_args)
-                record = rep.make_record(case, timing, device=device, mode=mode)
-                if backend.kind == "gpu":
-                    _event_check(bc, case, record, max(5, timing_args["repeats"]), progress)
-                records.append(record)
-            except Exception as exc:  # report the case and measure the rest (e.g. GPU OOM)
-                failures.append(f"{label}: {type(exc).__name__}: {exc}")
-                progress.write(f"xmlp bench: FAILED {failures[-1]}")
-            finally:
-                case = None  # free this case's arrays before the next one is made (GPU memory)
-                progress.update(1)
-        del workload
-        backend.free()
-    return records
+_limits: list[Any] = []  # threadpoolctl's limiter, kept alive for the run
 
 
-def _event_check(bc: Any, case: Any, record: dict[str, Any], n: int, progress: Any) -> None:
-    """Cross-check a GPU timing once with CUDA events: the host-side median must not be
-    shorter than the GPU's own elapsed time, or something was not synchronized."""
-    events = bc.event_seconds(case, n)
-    record["cuda_event_seconds"] = events
-    if events is not None and record["seconds"] < 0.95 * events:
-        progress.write(
-            f"xmlp bench: WARNING {case.op} {case.backend.name} {case.shape}: host median "
-            f"{record['seconds']:.3g} s < CUDA-event median {events:.3g} s (missing sync?)")
+def _limit_threads(n: int) -> None:
+    """BLAS and OpenMP pools (threadpoolctl), torch and Dask's scheduler to ``n`` threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("xmlp bench: threadpoolctl is not installed, so --threads cannot limit BLAS "
+              "(pip install 'xmlp[bench]')", file=sys.stderr)
+    else:
+        _limits.append(threadpool_limits(limits=n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "dask" in sys.modules:
+        sys.modules["dask"].config.set(num_workers=n)
+
+
+def _measure_group(bc: Any, group: Any, by_name: dict[str, Any], timing: dict[str, Any],
+                   failures: list[str]) -> list[tuple[Any, Any]]:
+    """Time every case of one (dtype, shape) in the same rounds; a case that cannot be made
+    or fails its first call is reported in ``failures`` and left out (e.g. GPU memory)."""
+    from ._bench_timing import family_of, interleaved
+
+    workloads: dict[str, Any] = {}
+    cases = {}
+    for name, op in group.items:
+        label = f"{op} {name} {group.dtype} {group.shape}"
+        try:
+            if name not in workloads:
+                workloads[name] = bc.Workload(by_name[name], group.dtype, group.shape)
+            case = workloads[name].case(op)
+            case.fn()
+            cases[(name, op)] = case
+        except Exception as exc:  # report the case and measure the rest
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+    try:
+        timings = interleaved({k: c.fn for k, c in cases.items()},
+                              family=lambda k: family_of(k[0]), **timing)
+    except Exception as exc:
+        failures.append(f"{group.dtype} {group.shape}: {type(exc).__name__}: {exc}")
+        timings = {}
+    out = [(cases[k], t) for k, t in timings.items()]
+    cases.clear()
+    workloads.clear()  # free this group's arrays before the next group's are made
+    for name in dict.fromkeys(n for n, _ in group.items):
+        by_name[name].free()
+    return out
 
 
 def _check_out(out: Path) -> None:
@@ -291,25 +306,26 @@ def _check_out(out: Path) -> None:
 
 
 def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
-           devices: dict[str, str], command: str, load_before: list[float] | None) -> None:
+           devices: dict[str, str], command: str, load_before: list[float] | None,
+           others: list[float], report: str) -> None:
     import json
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    info = rep.machine_info(devices, command, load_before)
+    info = rep.machine_info(devices, command, load_before, others)
     rep.write_json(records, out / "bench.json")
     (out / "machine.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     (out / "machine.md").write_text(rep.machine_markdown(info), encoding="utf-8")
-    head = (f"# xmlp bench ({'quick' if args.quick else 'full'})\n\n{info['date']}, "
-            f"{', '.join(sorted(set(devices.values())))}. Command: `{command}`\n\n")
-    (out / "bench.md").write_text(head + rep.markdown_table(records), encoding="utf-8")
+    (out / "bench.md").write_text(report, encoding="utf-8")
+    written = ["bench.json", "bench.md", "machine.json", "machine.md"]
     try:
-        rep.plot(records, out / "bench.png",
-                 title="xmlp bench: " + ", ".join(sorted(set(devices.values()))))
+        for name, draw in (("gemm.png", rep.plot_gemm), ("step.png", rep.plot_step)):
+            if draw(records, out / name):
+                written.append(name)
     except ImportError:
-        print("xmlp bench: matplotlib is not installed, so no bench.png "
+        print("xmlp bench: matplotlib is not installed, so no figures "
               "(pip install 'xmlp[bench]')", file=sys.stderr)
-    print(f"\nwrote {out}/bench.json, bench.md, bench.png, machine.json, machine.md")
+    print(f"wrote {out}/: {', '.join(written)}")
 
 
 def main(argv: list[str] | None = None) -> int:
