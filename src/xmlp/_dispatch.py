@@ -215,13 +215,12 @@ _TANH_SPLIT = _LARGE // 4
 
 
 def _threads() -> int:
-    """Threads for elementwise work: XMLP_THREADS, else the CPUs this process may use (at
-    most 8). XMLP_THREADS=1 keeps everything on the calling thread."""
+    """Threads for elementwise work: XMLP_THREADS, else 1. One by default because a second
+    thread was measured slower, never faster, on the 2-core machine (whole steps from
+    (10000, 1, 10, 1) to (1024, 256, 1024, 256), docs/performance.md): right after a GEMM,
+    OpenBLAS's workers spin on the other cores, and an elementwise thread waits for one."""
     raw = os.environ.get("XMLP_THREADS", "").strip()
-    if raw:
-        return max(1, int(raw))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, cpus or 1))
+    return max(1, int(raw)) if raw else 1
 
 
 _pool: Any = None
