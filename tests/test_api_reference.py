@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 from types import ModuleType
@@ -101,3 +102,18 @@ def test_every_page_is_in_the_navigation():
     for path in DOCS.glob("*.md"):
         assert path.stem in GENERATOR.TOP_LEVEL or path.stem in guide, path.name
     assert guide.index("layers") < guide.index("usage") < guide.index("backends")  # reading order
+
+
+def test_result_reports_nest_without_skipping_a_heading_level():
+    """A committed report going from # to ### sits under its run's heading with no level
+    skipped (Sphinx -W fails on a skipped level); code fences are left as they are."""
+    report = "# Title\ntext\n### Table\n```\n# a shell comment\n```\n#### Detail\n### Next"
+    nested = GENERATOR._nest_headings(report, 3).splitlines()
+    assert nested == ["### Title", "text", "#### Table", "```", "# a shell comment", "```",
+                      "##### Detail", "#### Next"]
+    levels, fenced = [], False
+    for line in GENERATOR.benchmark_results_markdown().splitlines():
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("#"):
+            levels.append(len(line) - len(line.lstrip("#")))
+    assert levels and all(b <= a + 1 for a, b in itertools.pairwise(levels))
