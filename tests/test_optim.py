@@ -4,6 +4,7 @@ torch.optim's formulas and against torch.optim itself, state, schedules, bad inp
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import array_api_compat
 import numpy as np
@@ -206,6 +207,27 @@ def test_sgd_rejects_bad_hyperparameters(kwargs, exc, words):
         xmlp.optim.SGD(xmlp.MLP(2, 3, 1, rng=0), **kwargs)
     for word in ["SGD", *words]:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), Fraction(10**400, 3)],
+                         ids=["10**400", "-10**400", "fraction-beyond-float"])
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "eps"])
+def test_hyperparameters_beyond_the_float_range_are_value_errors(name, value):
+    # an int too large for a float is still a real number: out of range, not the wrong type
+    with pytest.raises(ValueError) as info:
+        xmlp.optim.Adam(xmlp.MLP(2, 3, 1, rng=0), **{name: value})
+    assert "Adam" in str(info.value) and name in str(info.value)
+
+
+def test_hyperparameters_of_every_real_type_become_floats():
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    opt = xmlp.optim.Adam(model, lr=Fraction(1, 4), betas=(np.float32(0.5), 0),
+                          eps=np.int64(1), weight_decay=np.uint8(2))
+    assert opt.lr == 0.25 and opt.betas == (0.5, 0.0) and opt.eps == 1.0
+    assert opt.weight_decay == 2.0
+    assert all(type(v) is float for v in (opt.lr, *opt.betas, opt.eps, opt.weight_decay))
+    sgd = xmlp.optim.SGD(model, lr=10**300, momentum=Fraction(1, 2))
+    assert sgd.lr == 1e300 and sgd.momentum == 0.5
 
 
 def test_rejects_what_is_not_a_model():
