@@ -331,7 +331,10 @@ def test_sharing_put_in_by_hand_is_refused_before_anything_changes(xp, kind):
         model.linear2 = model.linear1
     rejects(ValueError, model, lambda: model.forward(data(xp, (5, 3), seed=3)), "used twice")
     rejects(ValueError, model, lambda: model.backward(data(xp, (5, 3), seed=3)), "used twice")
-    rejects(ValueError, model, lambda: model.update_params(0.1), "used twice")
+    # the message says why (the stored forward state, the update twice) and what to do instead
+    rejects(ValueError, model, lambda: model.update_params(0.1), "used twice",
+            "would overwrite the other's stored forward state and the update would be applied "
+            "twice", "Make another layer (copy.deepcopy(layer)).")
 
 
 # -- 5. all or nothing; parameters replaced by hand ----------------------------------------------
