@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import xmlp
 from xmlp import streaming
 from xmlp._backend import ArraySpec
 
@@ -107,3 +108,11 @@ def test_concat_of_one_block_is_that_block():
     a, b = np.ones((2, 3)), np.zeros((1, 3))
     assert streaming._concat([a]) is a
     np.testing.assert_array_equal(streaming._concat([a, b]), np.concatenate([a, b]))
+
+
+def test_rechunk_for_refuses_in_memory_data_and_says_what_to_do():
+    with pytest.raises(TypeError) as info:
+        xmlp.rechunk_for(np.zeros((4, 2)), 2)
+    assert str(info.value) == (
+        "rechunk_for: x must be a Dask array, got ndarray; in-memory data has no chunks to plan "
+        "(pass it to fit as it is).")
