@@ -70,6 +70,18 @@ def test_prefetch_hands_over_every_item_in_order_at_most_depth_ahead(depth):
     assert not feed._thread.is_alive()
 
 
+def test_prefetch_waits_for_a_slow_chunk():
+    def slow():
+        time.sleep(0.8)  # longer than one wait of get(): it must wait again, not give up
+        yield "chunk"
+
+    feed = streaming._Prefetcher(slow(), 1)
+    try:
+        assert feed.get() == "chunk"
+    finally:
+        feed.close()
+
+
 def test_prefetch_raises_the_sources_error_in_the_trainer():
     feed = streaming._Prefetcher(Source(5, fail_at=1), 2)
     try:
