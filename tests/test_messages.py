@@ -424,3 +424,17 @@ def test_fit_nonfinite_loss_message(epoch):
         progress=False))
     assert got == (f"fit: the loss of epoch {epoch} is nan; parameters restored {kept}. Try a "
                    "smaller learning rate.")
+
+
+@pytest.mark.parametrize("caller", ["update_params", "SGD.step"])
+def test_a_parameter_replaced_by_hand_is_named_with_the_call(caller):
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    model.forward(np.ones((4, 2)))
+    model.backward(np.ones((4, 1)))
+    model.linear1.weights = np.ones((3, 2), dtype=np.float32)  # not the layer's float64
+    if caller == "update_params":
+        text = message(TypeError, lambda: model.update_params(0.1))
+        assert text.startswith("MLP.update_params: parameter 'linear1.weights' ")
+    else:
+        opt = xmlp.optim.SGD(model, lr=0.1)
+        assert message(TypeError, opt.step).startswith("SGD.step: parameter 'linear1.weights' ")
