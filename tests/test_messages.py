@@ -426,6 +426,15 @@ def test_fit_nonfinite_loss_message(epoch):
                    "smaller learning rate.")
 
 
+def test_a_parameter_of_a_lone_layer_replaced_by_hand_is_named_without_a_prefix():
+    layer = xmlp.Linear(2, 3, rng=0)
+    layer.forward(np.ones((4, 2)))
+    layer.backward(np.ones((4, 3)))
+    layer.weights = np.ones((3, 2), dtype=np.float32)
+    assert message(TypeError, lambda: layer.update_params(0.1)).startswith(
+        "Linear.update_params: parameter 'weights' ")
+
+
 @pytest.mark.parametrize("caller", ["update_params", "SGD.step"])
 def test_a_parameter_replaced_by_hand_is_named_with_the_call(caller):
     model = xmlp.MLP(2, 3, 1, rng=0)

@@ -308,6 +308,8 @@ def test_load_state_dict_rejects_bad_dicts():
     bad(lambda sd: sd.update(optimizer="SGD"), ValueError, "'SGD'", "'Adam'")
     bad(lambda sd: sd.pop("step_count"), ValueError, "step_count")
     bad(lambda sd: sd.update(step_count=-1), ValueError, "step_count")
+    bad(lambda sd: sd.update(step_count=2.5), ValueError, "step_count must be an int >= 0")
+    bad(lambda sd: sd.update(step_count=True), ValueError, "step_count must be an int >= 0")
     bad(lambda sd: sd["hyperparameters"].update(betas=[0.9, 1.5]), ValueError, "betas[1]")
     bad(lambda sd: sd["hyperparameters"].pop("eps"), ValueError, "hyperparameters")
     bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases")
@@ -317,8 +319,9 @@ def test_load_state_dict_rejects_bad_dicts():
     bad(lambda sd: sd["state"]["linear1.biases"].update(exp_avg=np.array(["a"] * 5)), TypeError,
         "dtype")
     bad(lambda sd: sd.update(state={}), ValueError, "no state")
-    with pytest.raises(TypeError, match="dict"):
+    with pytest.raises(TypeError) as info:
         opt.load_state_dict([1, 2])
+    assert str(info.value) == "Adam.load_state_dict: expected a dict from state_dict(), got list"
     sgd = xmlp.optim.SGD(model, lr=0.1)
     with pytest.raises(ValueError, match="keeps no state"):
         sgd.load_state_dict({**good, "optimizer": "SGD", "hyperparameters": {
