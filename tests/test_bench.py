@@ -459,3 +459,34 @@ def test_cpu_clock_runs_on_one_thread(monkeypatch, tmp_path, capsys):
             limiter.restore_original_limits()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(torch_threads)
+
+
+def _markdown_table_after(text: str, heading: str) -> list[str]:
+    """The lines of the first Markdown table after the line ``heading``."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    table = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            table.append(line.strip())
+        elif table:
+            break
+    return table
+
+
+def test_readme_speed_table_is_the_committed_result():
+    """The README quotes the committed CPU run word for word: its command and its step table."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    result = (ROOT / "benchmarks" / "results" / "cpu-2core" / "bench.md").read_text(
+        encoding="utf-8")
+    quoted = _markdown_table_after(readme, "## Speed")
+    committed = _markdown_table_after(
+        result, "### xmlp's training step on each backend / the PyTorch step")
+    assert len(committed) > 2 and quoted == committed
+    command = next(line for line in result.splitlines() if "Command: `" in line)
+    command = command.split("Command: `", 1)[1].split("`", 1)[0]
+    assert f"\n{command}\n" in readme
+    shown = {tuple(cell.strip() for cell in row.strip("|").split("|"))[:2] for row in quoted[2:]}
+    grid = {(str(tuple(shape)), dtype) for dtype in bc.DTYPES
+            for shape in bc.grid("cpu", full=True)}
+    assert shown == grid  # every shape of the full CPU grid, in both dtypes

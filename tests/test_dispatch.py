@@ -193,7 +193,7 @@ def test_threads_setting(monkeypatch):
     monkeypatch.setenv("XMLP_THREADS", "2")
     assert _dispatch._threads() == 2
     monkeypatch.delenv("XMLP_THREADS")
-    assert 1 <= _dispatch._threads() <= 8
+    assert _dispatch._threads() == 1  # measured best by default (docs/performance.md)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "columns of a wider array", "labels"])

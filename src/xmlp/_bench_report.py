@@ -336,6 +336,7 @@ def plot_gemm(records: Sequence[dict[str, Any]], path: Path, title: str = "") ->
     (rows) and (in, hidden, out) family (columns). A family measured at one batch size is
     drawn as bars, not a column of dots. False (nothing written) if there is nothing to draw."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     mine = [r for r in records if r["op"] == "batched_matmul"]
     if not mine:
@@ -365,6 +366,9 @@ def plot_gemm(records: Sequence[dict[str, Any]], path: Path, title: str = "") ->
                 ax.set_xlabel(f"batch {batches[0]}")
             else:
                 ax.set_xscale("log")
+                # the measured batch sizes as labels: log-scale minor labels overlap
+                ax.set_xticks(batches, [str(b) for b in batches])
+                ax.xaxis.set_minor_locator(NullLocator())
                 ax.set_xlabel("batch size")
             ax.set_yscale("log")
             ax.set_ylabel("GFLOP/s")

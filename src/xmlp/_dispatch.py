@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -208,16 +209,18 @@ _UPDATE_BLOCK = 32_768
 _UPDATE_LARGE = 131_072
 # below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
 _TANH_MIN, _TANH32_MIN = 1024, 16384
+# tanh does about 16 passes over its block: shared between threads from this many elements
+# each, four times fewer than the few-pass kernels need
+_TANH_SPLIT = _LARGE // 4
 
 
 def _threads() -> int:
-    """Threads for elementwise work: XMLP_THREADS, else the CPUs this process may use (at
-    most 8). XMLP_THREADS=1 keeps everything on the calling thread."""
+    """Threads for elementwise work: XMLP_THREADS, else 1. One by default because a second
+    thread was measured slower, never faster, on the 2-core machine (whole steps from
+    (10000, 1, 10, 1) to (1024, 256, 1024, 256), docs/performance.md): right after a GEMM,
+    OpenBLAS's workers spin on the other cores, and an elementwise thread waits for one."""
     raw = os.environ.get("XMLP_THREADS", "").strip()
-    if raw:
-        return max(1, int(raw))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, cpus or 1))
+    return max(1, int(raw)) if raw else 1
 
 
 _pool: Any = None
@@ -263,27 +266,43 @@ def _flat(a: Any) -> Any:
     return a.reshape(-1) if a.flags.c_contiguous else a.T.reshape(-1)
 
 
+_scratch = threading.local()
+
+
+def _scratch_arrays(letters: str, size: int, dtype: Any) -> list[Any]:
+    """This thread's private scratch arrays, one per letter ("f": ``dtype``, "i": int64), kept
+    between calls: a fresh array of a few hundred KiB costs its page faults on every step
+    (glibc hands such blocks back to the system when they are freed)."""
+    np = sys.modules["numpy"]
+    key = (letters, size, dtype)
+    cache = getattr(_scratch, "arrays", None)
+    if cache is None:
+        cache = _scratch.arrays = {}
+    if key not in cache:
+        cache[key] = [np.empty(size, dtype if c == "f" else np.int64) for c in letters]
+    return cache[key]
+
+
 def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any, scratch: str = "",
-            block: int = 0) -> Any:
+            block: int = 0, split: int = _LARGE) -> Any:
     """kernel(out_block, *input_blocks, *scratch_blocks) over 1-D blocks of same-length 1-D
-    arrays (``block`` elements, default _BLOCK_BYTES), the blocks of long arrays shared between
-    threads; returns ``out``. ``scratch`` has a letter per scratch array a kernel needs: "f" of
-    out's dtype, "i" of indices; each thread makes its own once, not one per block."""
+    arrays (``block`` elements, default _BLOCK_BYTES), the blocks shared between threads when
+    there are at least ``split`` elements per thread; returns ``out``. ``scratch`` has a letter
+    per scratch array a kernel needs: "f" of out's dtype, "i" of int64 indices; each thread
+    keeps its own (:func:`_scratch_arrays`), never seen outside the kernel."""
     n = out.shape[0]
     block = block or _BLOCK_BYTES // out.itemsize
-    np = sys.modules["numpy"]
 
     def run(lo: int, hi: int) -> Callable[[], None]:
         def job() -> None:
-            size = min(block, hi - lo)
-            tmp = [np.empty(size, out.dtype if c == "f" else np.intp) for c in scratch]
+            tmp = _scratch_arrays(scratch, block, out.dtype) if scratch else []
             for i in range(lo, hi, block):
                 j = min(i + block, hi)
                 kernel(out[i:j], *(a[i:j] for a in inputs), *(t[: j - i] for t in tmp))
 
         return job
 
-    parts = max(1, min(_threads(), n // _LARGE))
+    parts = max(1, min(_threads(), n // split))
     edges = [round(n * k / parts / block) * block for k in range(parts)] + [n]
     _parallel([run(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo])
     return out
@@ -303,6 +322,9 @@ _TANH32 = (7.90531110763549805,  # c
 # 3 ulp. Entry k + M holds tanh(k / K).
 _TANH64_K = 256
 _TANH64_M = 20 * _TANH64_K
+_TANH64_X = float(_TANH64_M // _TANH64_K)
+_ROUND = 1.5 * 2.0**52  # x + _ROUND - _ROUND rounds x to an integer, for |x| < 2**51
+_ROUND_BITS = 0x4338000000000000  # the bits of _ROUND as a float64
 _TANH64_T = (2 / 15 / _TANH64_K**5, -1 / 3 / _TANH64_K**3, 1 / _TANH64_K)  # t/d' in d'^2
 _tanh64_table: Any = None
 
@@ -328,13 +350,15 @@ def _tanh32(np: Any, c: Any, out: Any, x: Any, s: Any, p: Any) -> None:
 def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
             k: Any) -> None:
     table = _tanh64_table
-    np.multiply(x, float(_TANH64_K), out=u)
-    np.clip(u, -_TANH64_M, _TANH64_M, out=u)  # NaN stays NaN
-    np.rint(u, out=kf)
-    np.fmin(kf, _TANH64_M, out=kf)  # NaN -> M: a valid index; u keeps the NaN for the result
-    np.copyto(k, kf, casting="unsafe")
-    np.add(k, _TANH64_M, out=k)  # a non-negative index: NumPy's take is 5x slower on negative
-    np.take(table, k, out=tk, mode="wrap")  # T = tanh(x0), x0 = k / K; "wrap": no copy of out
+    np.clip(x, -_TANH64_X, _TANH64_X, out=u)  # NaN stays NaN
+    np.multiply(u, float(_TANH64_K), out=u)  # exact: K is a power of two
+    # round to the nearest integer by adding 1.5 * 2**52: the sum's low bits hold rint(u)
+    # (|u| <= M), so one addition gives both the index (its bits) and x0 (minus the constant)
+    np.add(u, _ROUND, out=kf)
+    np.subtract(kf.view(np.int64), _ROUND_BITS - _TANH64_M, out=k)  # rint(u) + M, in [0, 2M]
+    np.subtract(kf, _ROUND, out=kf)
+    # T = tanh(x0), x0 = k / K; a NaN's index is out of range and clipped: its d' is NaN
+    np.take(table, k, out=tk, mode="clip")
     np.subtract(u, kf, out=u)  # d' = K (x - x0), exact, in [-1/2, 1/2]
     s = np.multiply(u, u, out=kf)
     _horner(np, t, s, c)
@@ -343,8 +367,7 @@ def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
     np.add(s, 1.0, out=s)
     np.add(tk, t, out=out)
     np.divide(out, s, out=out)
-    if not out.all():  # a zero result: x was 0 or -0, whose sign the sum lost
-        np.copysign(out, x, out=out)
+    np.copysign(out, x, out=out)  # tanh is odd: the sign of x, also for -0 (0 + 0 lost it)
 
 
 class NumpyOps(PortableOps):
@@ -428,13 +451,15 @@ class NumpyOps(PortableOps):
         out = np.empty_like(x)  # same memory order as x
         if x.dtype.char == "f":
             c32 = self._coefs(_TANH32, x.dtype)
-            _blocks(lambda *a: _tanh32(np, c32, *a), _flat(out), _flat(x), scratch="ff")
+            _blocks(lambda *a: _tanh32(np, c32, *a), _flat(out), _flat(x), scratch="ff",
+                    split=_TANH_SPLIT)
             return out
         global _tanh64_table
         if _tanh64_table is None:
             _tanh64_table = np.tanh(np.arange(-_TANH64_M, _TANH64_M + 1) / _TANH64_K)
         c64 = self._coefs(_TANH64_T, x.dtype)
-        _blocks(lambda *a: _tanh64(np, c64, *a), _flat(out), _flat(x), scratch="ffffi")
+        _blocks(lambda *a: _tanh64(np, c64, *a), _flat(out), _flat(x), scratch="ffffi",
+                split=_TANH_SPLIT)
         return out
 
     def _coefs(self, coefs: Any, dtype: Any) -> Any:
