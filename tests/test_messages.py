@@ -447,3 +447,18 @@ def test_a_parameter_replaced_by_hand_is_named_with_the_call(caller):
     else:
         opt = xmlp.optim.SGD(model, lr=0.1)
         assert message(TypeError, opt.step).startswith("SGD.step: parameter 'linear1.weights' ")
+
+
+@pytest.mark.parametrize(("replacement", "problem"), [
+    ([[1.0, 2.0]] * 3, "is a list, not an array"),
+    (strict.ones((3, 2), dtype=strict.float64), "is an array_api_strict array"),
+    (np.ones((3, 2), dtype=">f8"), "has non-native byte order ('>f8')"),
+    (np.ones((3, 2), dtype=np.float32), "has dtype float32"),
+], ids=["list", "other-namespace", "byte-order", "dtype"])
+def test_what_is_wrong_with_a_replaced_parameter(replacement, problem):
+    layer = xmlp.Linear(2, 3, rng=0)
+    layer.forward(np.ones((4, 2)))
+    layer.backward(np.ones((4, 3)))
+    layer.weights = replacement
+    assert message(TypeError, lambda: layer.update_params(0.1)).startswith(
+        f"Linear.update_params: parameter 'weights' {problem}, but the layer's parameters are ")
