@@ -312,18 +312,25 @@ def test_load_state_dict_rejects_bad_dicts():
     bad(lambda sd: sd.update(step_count=True), ValueError, "step_count must be an int >= 0")
     bad(lambda sd: sd["hyperparameters"].update(betas=[0.9, 1.5]), ValueError, "betas[1]")
     bad(lambda sd: sd["hyperparameters"].pop("eps"), ValueError, "hyperparameters")
-    bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases")
-    bad(lambda sd: sd["state"]["linear1.weights"].pop("exp_avg"), ValueError, "exp_avg")
+    bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases",
+        "but the MLP has")
+    bad(lambda sd: sd["state"]["linear1.weights"].pop("exp_avg"), ValueError,
+        "the state of 'linear1.weights' must hold ['exp_avg', 'exp_avg_sq'], got ['exp_avg_sq']")
+    bad(lambda sd: sd["state"].update({"linear1.weights": 5}), ValueError,
+        "the state of 'linear1.weights' must hold ['exp_avg', 'exp_avg_sq'], got 5")
+    bad(lambda sd: sd.update(state=[1]), TypeError,
+        "Adam.load_state_dict: state must be a dict, got list")
     bad(lambda sd: sd["state"]["linear1.weights"].update(exp_avg=np.zeros((2, 2))), ValueError,
         "linear1.weights.exp_avg", "(2, 2)", "(5, 3)")
     bad(lambda sd: sd["state"]["linear1.biases"].update(exp_avg=np.array(["a"] * 5)), TypeError,
-        "dtype")
+        "dtype <U1, not a real number type")
     bad(lambda sd: sd.update(state={}), ValueError, "no state")
     with pytest.raises(TypeError) as info:
         opt.load_state_dict([1, 2])
     assert str(info.value) == "Adam.load_state_dict: expected a dict from state_dict(), got list"
     sgd = xmlp.optim.SGD(model, lr=0.1)
-    with pytest.raises(ValueError, match="keeps no state"):
+    with pytest.raises(ValueError, match=r"SGD\.load_state_dict: SGD with these hyperparameters "
+                                         r"keeps no state"):
         sgd.load_state_dict({**good, "optimizer": "SGD", "hyperparameters": {
             "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}})
 

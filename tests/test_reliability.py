@@ -708,7 +708,8 @@ def test_sequential_of_mixed_dtypes_or_namespaces_is_refused(xp):
         xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), xmlp.Tanh(),
                         xmlp.Linear(2, 2, **kw(xp, "float32")))
     other = np if xp.name != "numpy" else pytest.importorskip("array_api_strict")
-    with pytest.raises(TypeError, match="one namespace, device and dtype"):
+    with pytest.raises(TypeError, match=r"one namespace, device and dtype\. Convert a layer "
+                                        r"with \.to\(\.\.\.\) first\.$"):
         xmlp.Sequential(xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp))), xmlp.Linear(2, 2, xp=other))
     fixed = xmlp.Linear(2, 2, **kw(xp, "float32")).to(dtype=xp.ns.float64)
     xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), fixed).forward(data(xp, (3, 2)))
