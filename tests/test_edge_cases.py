@@ -28,6 +28,15 @@ def test_relu_gradient_at_zero_is_zero():
     np.testing.assert_array_equal(relu.backward(np.full(5, 3.0)), [0.0, 0.0, 0.0, 3.0, 3.0])
 
 
+def test_relu_keeps_nan():
+    """max(x, 0) propagates a NaN (as PyTorch's relu does) rather than hiding it as 0, so a
+    diverged hidden layer shows in the loss; its gradient there is 0 (NaN > 0 is False)."""
+    relu = xmlp.ReLU()
+    out = relu.forward(np.array([np.nan, -1.0, 1.0]))
+    assert np.isnan(out[0]) and list(out[1:]) == [0.0, 1.0]
+    np.testing.assert_array_equal(relu.backward(np.full(3, 2.0)), [0.0, 0.0, 2.0])
+
+
 def test_save_writes_its_temporary_file_beside_the_target(tmp_path, monkeypatch):
     """The rename is atomic only within one directory (one file system): the temporary file
     must not be made in the working directory."""

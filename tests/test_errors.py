@@ -555,3 +555,22 @@ def test_dask_checks_compute_nothing():
             with pytest.raises((TypeError, ValueError)):
                 model.forward(bad)
     assert computed == []
+
+
+def test_sequential_trusts_only_layers_that_declare_chain_safety():
+    """Sequential skips its snapshot only around layers whose own class declares
+    ``_chain_safe``: a Linear subclass that rejects more (and does not say otherwise) is not
+    trusted, so a pass it rejects midway still leaves the earlier layers as they were."""
+
+    class Picky(xmlp.Linear):
+        def forward(self, x):
+            raise ValueError("Picky rejects every input")
+
+    first = xmlp.Linear(3, 4, rng=0)
+    model = xmlp.Sequential(first, xmlp.ReLU(), Picky(4, 2, rng=1))
+    assert not model._plain_chain()
+    with pytest.raises(ValueError, match="Picky"):
+        model.forward(np.ones((5, 3)))
+    assert first.x is None and first.output is None and model.layers[1].output is None
+    plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.ReLU(), xmlp.Linear(4, 2, rng=1))
+    assert plain._plain_chain()

@@ -155,6 +155,56 @@ def test_fit_trains_a_deeper_sequential(xp):
     assert float(xmlp.MSELoss().predict(model.predict(xs), ts)) < history[0] / 4
 
 
+# -- the epoch callback ------------------------------------------------------------------------
+
+
+def test_callback_sees_every_epoch_and_changes_nothing(xp):
+    """Called after each epoch with its number and the History so far; returning None or
+    False trains on as without it (same losses, same weights)."""
+    x, t = make_data()
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    plain = make_model(xp)
+    expected = xmlp.fit(plain, xs, ts, epochs=4, lr=0.1, batch_size=4, shuffle=True, rng=1,
+                        progress=False)
+    seen = []
+
+    def callback(epoch, history):
+        seen.append((epoch, list(history)))
+        return None if epoch % 2 else False
+
+    model = make_model(xp)
+    history = xmlp.fit(model, xs, ts, epochs=4, lr=0.1, batch_size=4, shuffle=True, rng=1,
+                       progress=False, callback=callback)
+    assert history == expected
+    assert seen == [(e, expected[:e]) for e in range(1, 5)]
+    for p, q in zip(host_params(xp, model), host_params(xp, plain), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_callback_returning_true_stops_after_that_epoch(xp):
+    """Stopping at epoch 2 of 5 leaves what fit(epochs=2) gives; a learning rate changed by the
+    callback applies from the next epoch (a schedule)."""
+    x, t = make_data()
+    xs, ts = xp.from_numpy(x), xp.from_numpy(t)
+    two = make_model(xp)
+    expected = xmlp.fit(two, xs, ts, epochs=2, lr=0.1, progress=False)
+    model = make_model(xp)
+    history = xmlp.fit(model, xs, ts, epochs=5, lr=0.1, progress=False,
+                       callback=lambda epoch, history: epoch == 2)
+    assert history == expected
+    for p, q in zip(host_params(xp, model), host_params(xp, two), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+    scheduled, stepwise = make_model(xp), make_model(xp)
+    opt = xmlp.optim.SGD(scheduled, lr=0.1)
+    xmlp.fit(scheduled, xs, ts, epochs=2, optimizer=opt, progress=False,
+             callback=lambda epoch, history: setattr(opt, "lr", 0.05))
+    xmlp.fit(stepwise, xs, ts, epochs=1, lr=0.1, progress=False)
+    xmlp.fit(stepwise, xs, ts, epochs=1, lr=0.05, progress=False)
+    for p, q in zip(host_params(xp, scheduled), host_params(xp, stepwise), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-14)
+
+
 # -- non-finite losses -------------------------------------------------------------------------
 
 
@@ -277,6 +327,7 @@ BAD_ARGUMENTS = [
     ({"loss": object()}, TypeError),
     ({"rng": "seed"}, TypeError),
     ({"rng": -1}, ValueError),
+    ({"callback": "stop"}, TypeError),
 ]
 
 

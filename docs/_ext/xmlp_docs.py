@@ -165,11 +165,27 @@ def benchmark_results_markdown() -> str:
             out += [f"![{run.name}: {image.stem}](../../benchmarks/results/{run.name}/"
                     f"{image.name})", ""]
         for report in sorted(run.glob("*.md")):
-            text = report.read_text(encoding="utf-8")
-            # the report's own headings go two levels down, under this run's heading
-            text = "\n".join("##" + line if line.startswith("#") else line
-                             for line in text.splitlines())
-            out += [text, ""]
+            out += [_nest_headings(report.read_text(encoding="utf-8"), 3), ""]
+    return "\n".join(out)
+
+
+def _nest_headings(text: str, top: int) -> str:
+    """The report's headings under this run's: the levels it uses, in order, become ``top``,
+    ``top + 1``, ... (a report going from # to ### must not skip a level here either). Lines
+    inside code fences are left alone."""
+    lines, fenced, levels = text.splitlines(), False, set()
+    for line in lines:
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("#"):
+            levels.add(len(line) - len(line.lstrip("#")))
+    new_level = {level: top + i for i, level in enumerate(sorted(levels))}
+    out, fenced = [], False
+    for line in lines:
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            line = "#" * new_level[level] + line[level:]
+        out.append(line)
     return "\n".join(out)
 
 

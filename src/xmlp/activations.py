@@ -91,6 +91,8 @@ class _Activation(Module):
 class Tanh(_Activation):
     """tanh(x); backward uses the stored output: d tanh = 1 - y**2."""
 
+    _chain_safe = True  # see Linear._chain_safe
+
     def _f(self, spec: ArraySpec, x: Any) -> Any:
         return spec.ops.tanh(x)
 
@@ -99,20 +101,26 @@ class Tanh(_Activation):
 
 
 class ReLU(_Activation):
-    """max(x, 0); gradient 1 where x > 0, else 0."""
+    """max(x, 0); gradient 1 where x > 0, else 0. A NaN input stays NaN (as in PyTorch).
+
+    Both passes are one elementwise op on the data (plus the mask's cast): ``where`` with a
+    zeros temporary measured 4-8x slower on NumPy (a data-dependent branch per element)."""
+
+    _chain_safe = True  # see Linear._chain_safe
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:
-        xp = spec.xp
-        return xp.where(x > 0, x, xp.zeros_like(x))
+        return spec.xp.maximum(x, 0.0)
 
     def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
         xp = spec.xp
-        return xp.where(self.x > 0, grad_output, xp.zeros_like(grad_output))
+        return grad_output * xp.astype(self.x > 0, grad_output.dtype)
 
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
     backward uses the stored output: y * (1 - y)."""
+
+    _chain_safe = True  # see Linear._chain_safe
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:
         return (spec.xp.tanh(x * 0.5) + 1) * 0.5
@@ -129,6 +137,8 @@ class Softmax(_Activation):
     For training a classifier, give the logits to :class:`xmlp.CrossEntropyLoss` (which applies
     the softmax itself, more stably) and use Softmax for probabilities at prediction time.
     """
+
+    _chain_safe = True  # see Linear._chain_safe
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:
         xp = spec.xp

@@ -46,6 +46,9 @@ class Linear(Module):
 
     _param_names = ("weights", "biases")
     _state_names = ("x", "output", "grad_input", "_x2")
+    # Sequential may skip its snapshot around a chain of such layers: forward and backward
+    # reject nothing another chain-safe layer of the same place hands them (models.py)
+    _chain_safe = True
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from ._backend import ArraySpec, make_rng
@@ -123,6 +124,52 @@ class Sequential(_Container):
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+    # forward and backward skip the container's snapshot (a copy of every layer's attributes,
+    # per pass) when the layers form a plain chain: then only the layer that sees the outside
+    # array (the first in forward, the last in backward) can reject it, and it does so before
+    # it stores anything; every later layer is handed what the chain made for it.
+    def _plain_chain(self) -> bool:
+        """Whether the first layer is a Linear, every layer's own class declares
+        ``_chain_safe`` (xmlp's Linear and activations: a subclass that might reject more is not
+        trusted unless it says so itself), the Linears share one place, their parameters still
+        fit them and their dims chain, and no layer object is listed twice. O(layers)."""
+        layers = self.layers
+        first = layers[0] if layers else None
+        if not isinstance(first, Linear):
+            return False
+        spec = first._spec
+        previous: Linear | None = None
+        for layer in layers:
+            if not vars(type(layer)).get("_chain_safe", False):
+                return False
+            if isinstance(layer, Linear):
+                if not (layer._spec.same_place(spec) and layer._params_ok()):
+                    return False
+                if previous is not None and previous.output_dim != layer.input_dim:
+                    return False
+                previous = layer
+        return len({id(layer) for layer in layers}) == len(layers)
+
+    def forward(self, x: Any) -> Any:
+        """x -> output of the last layer; each layer stores its own x and output."""
+        if not self._plain_chain():
+            return super().forward(x)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        """dL/d(output) -> dL/dx, through the layers in reverse; returns dL/dx."""
+        layers = self.layers
+        # the stored arrays must be those of one forward through the whole chain
+        if not (self._plain_chain() and layers[0]._x2 is not None  # type: ignore[attr-defined]
+                and all(a.output is not None and b.x is a.output  # type: ignore[attr-defined]
+                        for a, b in pairwise(layers))):
+            return super().backward(grad_output)
+        for layer in reversed(layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -21,7 +21,6 @@ import numbers
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._backend import ArraySpec, short_repr, to_host
 from .module import Module
@@ -263,10 +262,13 @@ class Optimizer:
         self._packing, self._packed = None, False
 
     def _snapshot(self) -> tuple[int, list[list[Any]] | None, list[ArraySpec] | None]:
-        """Copies of the state (made with each array's own namespace)."""
-        copies = None if self._state is None else [
-            [array_namespace(a).asarray(a, copy=True) for a in arrays] for arrays in self._state
-        ]
+        """Copies of the state, made with the namespace the state was made in (fit takes
+        one per epoch: array_namespace per array would cost more than a small model's step)."""
+        if self._state is None:
+            return self.step_count, None, self._specs
+        assert self._specs is not None  # set together with _state
+        copies = [[spec.xp.asarray(a, copy=True) for a in arrays]
+                  for arrays, spec in zip(self._state, self._specs, strict=True)]
         return self.step_count, copies, self._specs
 
     def _restore(self, snapshot: tuple[int, list[list[Any]] | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
@@ -51,6 +52,7 @@ def fit(
     shuffle: bool = False,
     rng: Any = None,
     progress: bool | None = None,
+    callback: Callable[[int, History], Any] | None = None,
 ) -> History:
     """Train ``model``; returns a :class:`History` of each epoch's loss as Python floats.
 
@@ -71,6 +73,11 @@ def fit(
         shuffle: draw a new order of the samples each epoch from ``rng`` (None, an int seed or
             a ``numpy.random.Generator``): the same seed gives the same history and weights.
         progress: a tqdm bar per epoch on stderr; None shows it only when stderr is a terminal.
+        callback: called as ``callback(epoch, history)`` after each epoch (1-based; after its
+            validation, with the epoch's values in ``history``); a true return value stops
+            training there. For stopping rules, learning-rate schedules or logging between
+            epochs, without calling fit once per epoch (each call sets up checks, batches, a
+            restore point and a progress bar again).
 
     Each epoch's loss (and accuracy) is the mean over samples of the per-batch values (a batch
     weighs by its size), computed with the parameters as they were at each step, like the
@@ -110,6 +117,9 @@ def fit(
         raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"fit: progress must be None, True or False, got {short_repr(progress)}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"fit: callback must be None or a function of (epoch, history), got "
+                        f"{short_repr(callback)}")
     try:  # checked even when unused; draws happen only when shuffling
         generator = make_rng(rng)
     except (TypeError, ValueError) as exc:
@@ -190,7 +200,10 @@ def fit(
             last_good, good_epoch = _copy_parameters(source.xp, model), epoch
             if optimizer is not None:
                 last_good_state = optimizer._snapshot()
-            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            if not bar.disable:  # a disabled bar still formats the postfix
+                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            if callback is not None and callback(epoch, history):
+                break
     finally:
         source.close()
         if validation is not None:

@@ -364,46 +364,52 @@ class BaseMLP(BaseEstimator):
 
     def _train(self, X_train: Any, y_train: Any, X_val: Any, y_val: Any, batch_size: int,
                shuffles: np.random.Generator, *, incremental: bool) -> None:
-        """Epochs of xmlp.fit with the estimator's optimizer, scikit-learn's stopping rules."""
+        """One call of xmlp.fit with the estimator's optimizer (one epoch for partial_fit,
+        up to max_iter for fit); scikit-learn's bookkeeping and stopping rules run between
+        epochs in fit's callback."""
         early_stopping = self.early_stopping
         n_samples = int(X_train.shape[0])
         opt = self._optimizer
-        loss = self._make_loss()
+        stopped = False
+
+        def after_epoch(epoch: int, history: Any) -> bool:
+            nonlocal stopped
+            self.n_iter_ += 1
+            self.loss_ = float(history[-1])
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            self._update_no_improvement_count(early_stopping, X_val, y_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = ("Validation score" if early_stopping else "Training loss")
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self._trigger_stopping(msg):
+                    stopped = True
+                    return True
+                self._no_improvement_count = 0
+            return False
+
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                try:
-                    history = xmlp_fit(
-                        self.model_, X_train, y_train, epochs=1, optimizer=opt,
-                        loss=loss, batch_size=batch_size, shuffle=bool(self.shuffle),
-                        rng=shuffles, progress=False,
-                    )
-                except FloatingPointError as exc:
-                    raise ValueError(_NON_FINITE) from exc
-                self.n_iter_ += 1
-                self.loss_ = float(history[-1])
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = ("Validation score" if early_stopping else "Training loss")
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(msg):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                        "and the optimization hasn't converged yet.",
-                        ConvergenceWarning, stacklevel=3,
-                    )
+            try:
+                xmlp_fit(
+                    self.model_, X_train, y_train, epochs=1 if incremental else self.max_iter,
+                    optimizer=opt, loss=self._make_loss(), batch_size=batch_size,
+                    shuffle=bool(self.shuffle), rng=shuffles, progress=False,
+                    callback=after_epoch,
+                )
+            except FloatingPointError as exc:
+                raise ValueError(_NON_FINITE) from exc
+            if not incremental and not stopped and self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                    "and the optimization hasn't converged yet.",
+                    ConvergenceWarning, stacklevel=3,
+                )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping:
@@ -509,6 +515,16 @@ class BaseMLP(BaseEstimator):
         if network["optimizer"] is not None:
             opt = getattr(optim, network["optimizer"]["optimizer"])
             self._optimizer = _optimizer_like(opt, self.model_, network["optimizer"])
+
+
+def _store_params(estimator: BaseEstimator, values: dict[str, Any]) -> None:
+    """What scikit-learn's ``__init__`` does: store every argument under its own name, nothing
+    else (``values`` is the ``__init__``'s ``locals()``), for a subclass whose signature adds
+    parameters (MLPRegressor's ``loss``). The signatures themselves stay written out:
+    scikit-learn reads the parameter names from each estimator's own ``__init__``."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _optimizer_like(cls: Any, model: Module, state: dict[str, Any]) -> Any:

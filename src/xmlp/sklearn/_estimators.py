@@ -15,7 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from .._backend import ArraySpec, to_host
 from ..activations import Sigmoid, Softmax
 from ._arrays import Place, move, to_spec
-from ._base import BaseMLP
+from ._base import BaseMLP, _store_params
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -222,6 +222,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         **BaseMLP._parameter_constraints,
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
+    loss: str
 
     def __init__(
         self,
@@ -253,17 +254,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            xp=xp, device=device, dtype=dtype,
-        )
-        self.loss = loss
+        _store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> MLPRegressor:

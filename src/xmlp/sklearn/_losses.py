@@ -75,9 +75,10 @@ class HalfSquaredError(Module):
         return self.mse.backward() * self._scale
 
 
-class BinaryLogLoss(Module):
-    """mean over samples of ``sum_k softplus(z) - t z`` (independent sigmoids; t in [0, 1]);
-    gradient ``(sigmoid(z) - t) / n``. ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``."""
+class _RawOutputLoss(Module):
+    """A loss on raw outputs ``z`` (n, k) and targets ``t`` of the same shape: the mean over
+    samples of a sum over outputs (``_value``), with gradient ``_grad`` (already divided by
+    n). Subclasses define those two on (xp, z, t)."""
 
     _state_names = ("z", "t", "_seen")
 
@@ -86,58 +87,56 @@ class BinaryLogLoss(Module):
         self.t: Any = None
         self._seen: ArraySpec | None = None
 
-    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        spec = _check_pair(z, t, "BinaryLogLoss.forward")
+    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]  # a loss takes (z, t)
+        spec = _check_pair(z, t, f"{type(self).__name__}.forward")
         self.z, self.t, self._seen = z, t, spec
-        return self._value(spec, z, t)
+        return self._value(spec.xp, z, t)
 
     def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        return self._value(_check_pair(z, t, "BinaryLogLoss.predict"), z, t)
-
-    @staticmethod
-    def _value(spec: ArraySpec, z: Any, t: Any) -> Any:
-        xp = spec.xp
-        softplus = xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
-        return xp.sum(softplus - t * z) / z.shape[0]
+        return self._value(_check_pair(z, t, f"{type(self).__name__}.predict").xp, z, t)
 
     def backward(self) -> Any:  # type: ignore[override]
         if self._seen is None:
             raise ForwardNotCalledError("Perform forward pass first.")
-        xp, z = self._seen.xp, self.z
+        return self._grad(self._seen.xp, self.z, self.t)
+
+    @staticmethod
+    def _value(xp: Any, z: Any, t: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _grad(xp: Any, z: Any, t: Any) -> Any:
+        raise NotImplementedError
+
+
+class BinaryLogLoss(_RawOutputLoss):
+    """mean over samples of ``sum_k softplus(z) - t z`` (independent sigmoids; t in [0, 1]);
+    gradient ``(sigmoid(z) - t) / n``. ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``."""
+
+    @staticmethod
+    def _value(xp: Any, z: Any, t: Any) -> Any:
+        softplus = xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+        return xp.sum(softplus - t * z) / z.shape[0]
+
+    @staticmethod
+    def _grad(xp: Any, z: Any, t: Any) -> Any:
         sigmoid = (xp.tanh(z * 0.5) + 1.0) * 0.5  # cannot overflow
-        return (sigmoid - self.t) * (1.0 / z.shape[0])
+        return (sigmoid - t) * (1.0 / z.shape[0])
 
 
-class HalfPoissonDeviance(Module):
+class HalfPoissonDeviance(_RawOutputLoss):
     """mean over samples of ``sum_k exp(z) - t z + xlogy(t, t) - t`` (z = log of the predicted
     mean, t >= 0); gradient ``(exp(z) - t) / n``. scikit-learn's half Poisson deviance."""
 
-    _state_names = ("z", "t", "_seen")
-
-    def __init__(self) -> None:
-        self.z: Any = None
-        self.t: Any = None
-        self._seen: ArraySpec | None = None
-
-    def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        spec = _check_pair(z, t, "HalfPoissonDeviance.forward")
-        self.z, self.t, self._seen = z, t, spec
-        return self._value(spec, z, t)
-
-    def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        return self._value(_check_pair(z, t, "HalfPoissonDeviance.predict"), z, t)
-
     @staticmethod
-    def _value(spec: ArraySpec, z: Any, t: Any) -> Any:
-        xp = spec.xp
+    def _value(xp: Any, z: Any, t: Any) -> Any:
         positive = t > 0
         t_log_t = xp.where(positive, t * xp.log(xp.where(positive, t, 1.0)), 0.0)
         return xp.sum(xp.exp(z) - t * z + t_log_t - t) / z.shape[0]
 
-    def backward(self) -> Any:  # type: ignore[override]
-        if self._seen is None:
-            raise ForwardNotCalledError("Perform forward pass first.")
-        return (self._seen.xp.exp(self.z) - self.t) * (1.0 / self.z.shape[0])
+    @staticmethod
+    def _grad(xp: Any, z: Any, t: Any) -> Any:
+        return (xp.exp(z) - t) * (1.0 / z.shape[0])
 
 
 class L2Penalty(Module):

@@ -35,6 +35,10 @@ class L2Linear(Linear):
     (scikit-learn's MLP skips it too). Its ``backward`` returns None.
     """
 
+    # forward is Linear's; backward adds to a gradient it made itself: it rejects nothing
+    # Linear would not (see Linear._chain_safe)
+    _chain_safe = True
+
     def __init__(self, *args: Any, alpha: float = 0.0, input_layer: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
