@@ -233,6 +233,9 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:
         pass
     else:
         dask.config.set(scheduler="synchronous")
+    # The docs' examples are left out, as in the backend sessions (nox -s examples runs them):
+    # they test the pages, and would make every mutant of the core modules run them.
+    collect_ignore = ["test_docs_examples.py"]
 
 
 def _fastest_first_under_mutmut(items: list[pytest.Item]) -> None:

@@ -142,6 +142,12 @@ def test_softmax_matches_reference(xp, dtype):
                                **tolerances(dtype))
     big = layer.predict(xp.from_numpy(np.array([1e4, -1e4, 1e4]), dtype))
     np.testing.assert_allclose(host(xp, big), [0.5, 0.0, 0.5], atol=1e-7)
+    # each row shifted by its own maximum: a row far below another keeps its probabilities
+    # (shifted by the largest value of all, its exponentials would all underflow to 0)
+    rows = np.array([[1e3, 1e3 + 1.0, 1e3 - 1.0], [0.0, 1.0, -1.0]])
+    for call in (layer.forward, layer.predict):
+        out = call(xp.from_numpy(rows, dtype))
+        np.testing.assert_allclose(host(xp, out), softmax(rows), **tolerances(dtype))
 
 
 def test_softmax_numerical_gradient(xp):
@@ -233,6 +239,10 @@ def test_out_of_range_labels(xp):
         rejects(ValueError, loss,
                 lambda: loss.forward(lead, xp.from_numpy(np.array([[0, 1], [2, 9]]))),
                 "label 9 at index (1, 1)")
+        lead = xp.from_numpy(np.zeros((2, 3, 3)))
+        rejects(ValueError, loss,  # the index in the labels' own axis order, (row, column)
+                lambda: loss.forward(lead, xp.from_numpy(np.array([[0, 1, 2], [7, 0, 1]]))),
+                "label 7 at index (1, 0)")
     else:  # checking would cost a device sync or a graph compute: the loss says it instead
         loss = xmlp.CrossEntropyLoss()
         assert math.isnan(float(loss.forward(z, xp.from_numpy(bad))))

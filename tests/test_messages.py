@@ -290,6 +290,46 @@ def test_load_messages_name_the_model(tmp_path):
         f"load: 'linear1.weights' has shape (10, 2) in {str(path)!r} but (3, 2) in the MLP")
 
 
+def test_load_messages_about_optimizer_state(tmp_path):
+    path = tmp_path / "m.npz"
+    arrays = good()
+    write(path, arrays, record(arrays))
+
+    def load_with_optimizer() -> str:
+        model = xmlp.MLP(2, 3, 1, rng=0)
+        return message(ValueError, lambda: xmlp.load(model, path,
+                                                      optimizer=xmlp.optim.Adam(model)))
+
+    assert load_with_optimizer() == (
+        f"load: {str(path)!r} holds no optimizer state (it was saved without optimizer=); load "
+        "the model alone, or train on from a fresh optimizer")
+    write(path, arrays, record(arrays, optimizer=["Adam"]))
+    assert load_with_optimizer() == (
+        f"load: {str(path)!r} is not a readable xmlp checkpoint: its '__xmlp__' record has an "
+        "'optimizer' field that is not an object")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("a" * 78, "'" + "a" * 78 + "'"),  # 80 characters: kept whole
+    ("a" * 79, "'" + "a" * 76 + "..."),  # 81: cut to 80, the last three "..."
+])
+def test_values_in_messages_are_cut_to_80_characters(value, expected):
+    from xmlp._backend import short_repr
+
+    assert short_repr(value) == expected and len(expected) == 80
+
+
+def test_a_value_without_a_repr_is_named_by_its_type():
+    from xmlp._backend import short_repr
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    assert short_repr(Broken()) == "<a Broken>"
+    assert short_repr(10**5000) == f"<an int of {(10**5000).bit_length()} bits>"
+
+
 def test_os_errors_are_not_rewritten(tmp_path):
     with pytest.raises(FileNotFoundError):
         xmlp.load(xmlp.MLP(1, 2, 1), os.fspath(tmp_path / "nothing.npz"))
@@ -384,3 +424,41 @@ def test_fit_nonfinite_loss_message(epoch):
         progress=False))
     assert got == (f"fit: the loss of epoch {epoch} is nan; parameters restored {kept}. Try a "
                    "smaller learning rate.")
+
+
+def test_a_parameter_of_a_lone_layer_replaced_by_hand_is_named_without_a_prefix():
+    layer = xmlp.Linear(2, 3, rng=0)
+    layer.forward(np.ones((4, 2)))
+    layer.backward(np.ones((4, 3)))
+    layer.weights = np.ones((3, 2), dtype=np.float32)
+    assert message(TypeError, lambda: layer.update_params(0.1)).startswith(
+        "Linear.update_params: parameter 'weights' ")
+
+
+@pytest.mark.parametrize("caller", ["update_params", "SGD.step"])
+def test_a_parameter_replaced_by_hand_is_named_with_the_call(caller):
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    model.forward(np.ones((4, 2)))
+    model.backward(np.ones((4, 1)))
+    model.linear1.weights = np.ones((3, 2), dtype=np.float32)  # not the layer's float64
+    if caller == "update_params":
+        text = message(TypeError, lambda: model.update_params(0.1))
+        assert text.startswith("MLP.update_params: parameter 'linear1.weights' ")
+    else:
+        opt = xmlp.optim.SGD(model, lr=0.1)
+        assert message(TypeError, opt.step).startswith("SGD.step: parameter 'linear1.weights' ")
+
+
+@pytest.mark.parametrize(("replacement", "problem"), [
+    ([[1.0, 2.0]] * 3, "is a list, not an array"),
+    (strict.ones((3, 2), dtype=strict.float64), "is an array_api_strict array"),
+    (np.ones((3, 2), dtype=">f8"), "has non-native byte order ('>f8')"),
+    (np.ones((3, 2), dtype=np.float32), "has dtype float32"),
+], ids=["list", "other-namespace", "byte-order", "dtype"])
+def test_what_is_wrong_with_a_replaced_parameter(replacement, problem):
+    layer = xmlp.Linear(2, 3, rng=0)
+    layer.forward(np.ones((4, 2)))
+    layer.backward(np.ones((4, 3)))
+    layer.weights = replacement
+    assert message(TypeError, lambda: layer.update_params(0.1)).startswith(
+        f"Linear.update_params: parameter 'weights' {problem}, but the layer's parameters are ")

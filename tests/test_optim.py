@@ -4,6 +4,7 @@ torch.optim's formulas and against torch.optim itself, state, schedules, bad inp
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import array_api_compat
 import numpy as np
@@ -208,6 +209,27 @@ def test_sgd_rejects_bad_hyperparameters(kwargs, exc, words):
         assert word in str(info.value)
 
 
+@pytest.mark.parametrize("value", [10**400, -(10**400), Fraction(10**400, 3)],
+                         ids=["10**400", "-10**400", "fraction-beyond-float"])
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "eps"])
+def test_hyperparameters_beyond_the_float_range_are_value_errors(name, value):
+    # an int too large for a float is still a real number: out of range, not the wrong type
+    with pytest.raises(ValueError) as info:
+        xmlp.optim.Adam(xmlp.MLP(2, 3, 1, rng=0), **{name: value})
+    assert "Adam" in str(info.value) and name in str(info.value)
+
+
+def test_hyperparameters_of_every_real_type_become_floats():
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    opt = xmlp.optim.Adam(model, lr=Fraction(1, 4), betas=(np.float32(0.5), 0),
+                          eps=np.int64(1), weight_decay=np.uint8(2))
+    assert opt.lr == 0.25 and opt.betas == (0.5, 0.0) and opt.eps == 1.0
+    assert opt.weight_decay == 2.0
+    assert all(type(v) is float for v in (opt.lr, *opt.betas, opt.eps, opt.weight_decay))
+    sgd = xmlp.optim.SGD(model, lr=10**300, momentum=Fraction(1, 2))
+    assert sgd.lr == 1e300 and sgd.momentum == 0.5
+
+
 def test_rejects_what_is_not_a_model():
     with pytest.raises(TypeError, match=r"xmlp\.Module"):
         xmlp.optim.Adam([np.zeros(3)])
@@ -286,19 +308,29 @@ def test_load_state_dict_rejects_bad_dicts():
     bad(lambda sd: sd.update(optimizer="SGD"), ValueError, "'SGD'", "'Adam'")
     bad(lambda sd: sd.pop("step_count"), ValueError, "step_count")
     bad(lambda sd: sd.update(step_count=-1), ValueError, "step_count")
+    bad(lambda sd: sd.update(step_count=2.5), ValueError, "step_count must be an int >= 0")
+    bad(lambda sd: sd.update(step_count=True), ValueError, "step_count must be an int >= 0")
     bad(lambda sd: sd["hyperparameters"].update(betas=[0.9, 1.5]), ValueError, "betas[1]")
     bad(lambda sd: sd["hyperparameters"].pop("eps"), ValueError, "hyperparameters")
-    bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases")
-    bad(lambda sd: sd["state"]["linear1.weights"].pop("exp_avg"), ValueError, "exp_avg")
+    bad(lambda sd: sd["state"].pop("linear2.biases"), ValueError, "linear2.biases",
+        "but the MLP has")
+    bad(lambda sd: sd["state"]["linear1.weights"].pop("exp_avg"), ValueError,
+        "the state of 'linear1.weights' must hold ['exp_avg', 'exp_avg_sq'], got ['exp_avg_sq']")
+    bad(lambda sd: sd["state"].update({"linear1.weights": 5}), ValueError,
+        "the state of 'linear1.weights' must hold ['exp_avg', 'exp_avg_sq'], got 5")
+    bad(lambda sd: sd.update(state=[1]), TypeError,
+        "Adam.load_state_dict: state must be a dict, got list")
     bad(lambda sd: sd["state"]["linear1.weights"].update(exp_avg=np.zeros((2, 2))), ValueError,
         "linear1.weights.exp_avg", "(2, 2)", "(5, 3)")
     bad(lambda sd: sd["state"]["linear1.biases"].update(exp_avg=np.array(["a"] * 5)), TypeError,
-        "dtype")
+        "dtype <U1, not a real number type")
     bad(lambda sd: sd.update(state={}), ValueError, "no state")
-    with pytest.raises(TypeError, match="dict"):
+    with pytest.raises(TypeError) as info:
         opt.load_state_dict([1, 2])
+    assert str(info.value) == "Adam.load_state_dict: expected a dict from state_dict(), got list"
     sgd = xmlp.optim.SGD(model, lr=0.1)
-    with pytest.raises(ValueError, match="keeps no state"):
+    with pytest.raises(ValueError, match=r"SGD\.load_state_dict: SGD with these hyperparameters "
+                                         r"keeps no state"):
         sgd.load_state_dict({**good, "optimizer": "SGD", "hyperparameters": {
             "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}})
 

@@ -331,7 +331,10 @@ def test_sharing_put_in_by_hand_is_refused_before_anything_changes(xp, kind):
         model.linear2 = model.linear1
     rejects(ValueError, model, lambda: model.forward(data(xp, (5, 3), seed=3)), "used twice")
     rejects(ValueError, model, lambda: model.backward(data(xp, (5, 3), seed=3)), "used twice")
-    rejects(ValueError, model, lambda: model.update_params(0.1), "used twice")
+    # the message says why (the stored forward state, the update twice) and what to do instead
+    rejects(ValueError, model, lambda: model.update_params(0.1), "used twice",
+            "would overwrite the other's stored forward state and the update would be applied "
+            "twice", "Make another layer (copy.deepcopy(layer)).")
 
 
 # -- 5. all or nothing; parameters replaced by hand ----------------------------------------------
@@ -705,7 +708,8 @@ def test_sequential_of_mixed_dtypes_or_namespaces_is_refused(xp):
         xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), xmlp.Tanh(),
                         xmlp.Linear(2, 2, **kw(xp, "float32")))
     other = np if xp.name != "numpy" else pytest.importorskip("array_api_strict")
-    with pytest.raises(TypeError, match="one namespace, device and dtype"):
+    with pytest.raises(TypeError, match=r"one namespace, device and dtype\. Convert a layer "
+                                        r"with \.to\(\.\.\.\) first\.$"):
         xmlp.Sequential(xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp))), xmlp.Linear(2, 2, xp=other))
     fixed = xmlp.Linear(2, 2, **kw(xp, "float32")).to(dtype=xp.ns.float64)
     xmlp.Sequential(xmlp.Linear(2, 2, **kw(xp)), fixed).forward(data(xp, (3, 2)))

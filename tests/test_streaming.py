@@ -435,13 +435,7 @@ def test_full_batch_streaming_is_refused_before_training():
 
 
 # -- pieces ------------------------------------------------------------------------------------
-def test_plan_chunks_groups_small_chunks_into_at_least_a_batch():
-    assert streaming.plan_chunks((40, 40, 40), 20) == [(0, 1), (1, 2), (2, 3)]
-    assert streaming.plan_chunks((7,) * 5, 20) == [(0, 3), (3, 5)]
-    assert streaming.plan_chunks((10, 10, 0, 0), 10) == [(0, 1), (1, 2)]
-    assert streaming.plan_chunks((5, 0, 30), 10) == [(0, 3)]
-
-
+# plan_chunks and the prefetch thread need no Dask: tests/test_streaming_pieces.py
 def test_rechunk_for_makes_chunks_whole_batches():
     x = da.zeros((1000, 6), chunks=(130, 2))
     r = xmlp.rechunk_for(x, 32)

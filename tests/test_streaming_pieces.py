@@ -1,0 +1,133 @@
+"""The parts of streaming fit that need no Dask, on every backend session: how chunks are grouped
+(plan_chunks), the prefetch thread that computes them ahead of training, and how a group's rows
+are taken. The streamed fit itself is tested with Dask data in tests/test_streaming.py."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import xmlp
+from xmlp import streaming
+from xmlp._backend import ArraySpec
+
+
+def test_plan_chunks_groups_small_chunks_into_at_least_a_batch():
+    assert streaming.plan_chunks((40, 40, 40), 20) == [(0, 1), (1, 2), (2, 3)]
+    assert streaming.plan_chunks((20, 20), 20) == [(0, 1), (1, 2)]  # exactly a batch: its own
+    assert streaming.plan_chunks((7,) * 5, 20) == [(0, 3), (3, 5)]
+    assert streaming.plan_chunks((10, 10, 0, 0), 10) == [(0, 1), (1, 2)]
+    assert streaming.plan_chunks((5, 0, 30), 10) == [(0, 3)]
+    assert streaming.plan_chunks((3, 4), 10) == [(0, 2)]  # all of it short of a batch: one group
+    assert streaming.plan_chunks((), 10) == []
+
+
+class Source:
+    """An iterator that counts what the prefetch thread pulled, and can fail at one item."""
+
+    def __init__(self, items: int, fail_at: int | None = None) -> None:
+        self.items, self.fail_at, self.pulled = items, fail_at, 0
+
+    def __iter__(self) -> Source:
+        return self
+
+    def __next__(self) -> int:
+        if self.pulled == self.items:
+            raise StopIteration
+        self.pulled += 1
+        if self.pulled - 1 == self.fail_at:
+            raise KeyError(f"chunk {self.fail_at} is unreadable")
+        return self.pulled - 1
+
+
+def settle(feed: streaming._Prefetcher, source: Source, want: int) -> None:
+    """Wait (a bounded while) until the thread pulled `want` items or stopped."""
+    for _ in range(200):
+        if source.pulled >= want or not feed._thread.is_alive():
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_prefetch_hands_over_every_item_in_order_at_most_depth_ahead(depth):
+    source = Source(5)
+    feed = streaming._Prefetcher(source, depth)
+    try:
+        got = []
+        for i in range(5):
+            got.append(feed.get())
+            settle(feed, source, min(5, depth + i))
+            time.sleep(0.05)  # room for a thread that ignores its bound to run ahead
+            assert source.pulled == min(5, depth + i)  # held: this item is not released yet
+            feed.release()
+        assert got == [0, 1, 2, 3, 4]
+        with pytest.raises(RuntimeError) as info:
+            feed.get()
+        assert str(info.value) == "streaming: no more chunks to train on"
+    finally:
+        feed.close()
+    assert not feed._thread.is_alive()
+    # a stream left open (its trainer gone) must not keep the interpreter from exiting
+    assert feed._thread.daemon
+
+
+def test_prefetch_waits_for_a_slow_chunk():
+    def slow():
+        time.sleep(0.8)  # longer than one wait of get(): it must wait again, not give up
+        yield "chunk"
+
+    feed = streaming._Prefetcher(slow(), 1)
+    try:
+        assert feed.get() == "chunk"
+    finally:
+        feed.close()
+
+
+def test_prefetch_raises_the_sources_error_in_the_trainer():
+    feed = streaming._Prefetcher(Source(5, fail_at=1), 2)
+    try:
+        assert feed.get() == 0
+        feed.release()
+        with pytest.raises(KeyError, match="chunk 1 is unreadable"):
+            feed.get()
+    finally:
+        feed.close()
+
+
+def test_prefetch_close_stops_a_waiting_thread_and_drops_its_items():
+    source = Source(100)
+    feed = streaming._Prefetcher(source, 2)
+    settle(feed, source, 2)
+    feed.close()  # the thread waits for a slot: close must wake it and end it
+    assert not feed._thread.is_alive()
+    assert source.pulled <= 3 and feed._items.empty()
+    feed.close()  # twice is safe
+
+
+def test_rows_of_a_group_in_order_or_shuffled():
+    spec = ArraySpec.resolve(np)
+    group = np.arange(12.0).reshape(6, 2)
+    view = streaming._rows(spec, group, None, 1, 3)
+    np.testing.assert_array_equal(view, group[1:3])
+    assert np.shares_memory(view, group)  # in order: a view, no copy per batch
+    copy = streaming._rows(spec, group, None, 4, 6, copy=True)
+    np.testing.assert_array_equal(copy, group[4:6])
+    assert not np.shares_memory(copy, group)  # the carry: must not pin the whole group
+    order = np.array([5, 0, 3, 1, 4, 2])
+    np.testing.assert_array_equal(streaming._rows(spec, group, order, 2, 5), group[[3, 1, 4]])
+
+
+def test_concat_of_one_block_is_that_block():
+    a, b = np.ones((2, 3)), np.zeros((1, 3))
+    assert streaming._concat([a]) is a
+    np.testing.assert_array_equal(streaming._concat([a, b]), np.concatenate([a, b]))
+
+
+def test_rechunk_for_refuses_in_memory_data_and_says_what_to_do():
+    with pytest.raises(TypeError) as info:
+        xmlp.rechunk_for(np.zeros((4, 2)), 2)
+    assert str(info.value) == (
+        "rechunk_for: x must be a Dask array, got ndarray; in-memory data has no chunks to plan "
+        "(pass it to fit as it is).")
