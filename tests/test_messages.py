@@ -462,3 +462,40 @@ def test_what_is_wrong_with_a_replaced_parameter(replacement, problem):
     layer.weights = replacement
     assert message(TypeError, lambda: layer.update_params(0.1)).startswith(
         f"Linear.update_params: parameter 'weights' {problem}, but the layer's parameters are ")
+
+
+# -- the pieces behind several messages (survivors of the mutation run) -----------------------
+def test_mismatch_says_how_an_array_differs():
+    from xmlp._backend import ArraySpec
+
+    spec = ArraySpec.of(np.zeros(2))
+    assert spec.mismatch(np.zeros(2)) is None
+    assert spec.mismatch([0.0, 0.0]) == "is a list, not an array"
+    assert spec.mismatch(np.zeros(2, np.float32)) == "has dtype float32"
+    assert spec.mismatch(np.zeros(2, ">f8")) == "has non-native byte order ('>f8')"
+
+
+def test_a_hand_replaced_parameter_of_a_lone_layer_names_it_and_the_fix():
+    layer = linear34()
+    layer.biases = np.zeros(4, np.float32)
+    assert message(TypeError, lambda: layer.forward(np.ones((2, 3)))) == (
+        "Linear(3, 4).forward: parameter 'biases' has dtype float32, but the layer's parameters "
+        "are numpy float64 on cpu. Was it replaced by hand? Assign a numpy float64 array on "
+        "cpu, or call .to() on the model to convert every parameter to one namespace, device "
+        "and dtype.")
+
+
+def test_a_layer_put_twice_by_hand_is_named_by_the_pass_that_found_it():
+    model = xmlp.Sequential(xmlp.Linear(2, 2, rng=0), xmlp.Tanh(), xmlp.Linear(2, 2, rng=1))
+    model.layers[2] = model.layers[0]
+    text = message(ValueError, lambda: model.forward(np.ones((1, 2))))
+    assert text.startswith("Sequential.forward: Linear(2, 2, numpy float64 on cpu) is used "
+                           "twice, as 0 and as 2; a layer object can be used once")
+
+
+def test_describe_names_the_exception_and_cuts_its_text():
+    from xmlp.io import _describe
+
+    assert _describe(ValueError("bad header")) == "ValueError: bad header"
+    assert _describe(KeyError()) == "KeyError"
+    assert _describe(OSError("x" * 400)) == "OSError: " + "x" * 300
