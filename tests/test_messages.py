@@ -473,6 +473,16 @@ def test_mismatch_says_how_an_array_differs():
     assert spec.mismatch([0.0, 0.0]) == "is a list, not an array"
     assert spec.mismatch(np.zeros(2, np.float32)) == "has dtype float32"
     assert spec.mismatch(np.zeros(2, ">f8")) == "has non-native byte order ('>f8')"
+    assert spec.mismatch(np.ma.zeros(2)) == "is a MaskedArray"  # right namespace and dtype
+
+
+def test_mismatch_says_a_tensor_requires_grad():
+    from xmlp._backend import ArraySpec
+
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: its autograd text")
+    tspec = ArraySpec.of(torch.zeros(2, dtype=torch.float64))
+    assert tspec.mismatch(torch.zeros(2, dtype=torch.float64, requires_grad=True)) == (
+        "requires grad (it would record an autograd graph every step)")
 
 
 def test_a_hand_replaced_parameter_of_a_lone_layer_names_it_and_the_fix():
