@@ -474,6 +474,9 @@ def test_mismatch_says_how_an_array_differs():
     assert spec.mismatch(np.zeros(2, np.float32)) == "has dtype float32"
     assert spec.mismatch(np.zeros(2, ">f8")) == "has non-native byte order ('>f8')"
     assert spec.mismatch(np.ma.zeros(2)) == "is a MaskedArray"  # right namespace and dtype
+    # float32: np.dtype(None) is float64, so only another dtype tells the names apart
+    spec32 = ArraySpec.of(np.zeros(2, np.float32))
+    assert spec32.mismatch(np.zeros(2, ">f4")) == "has non-native byte order ('>f4')"
 
 
 def test_mismatch_says_a_tensor_requires_grad():
@@ -491,6 +494,16 @@ def test_a_hand_replaced_parameter_of_a_lone_layer_names_it_and_the_fix():
     assert message(TypeError, lambda: layer.forward(np.ones((2, 3)))) == (
         "Linear(3, 4).forward: parameter 'biases' has dtype float32, but the layer's parameters "
         "are numpy float64 on cpu. Was it replaced by hand? Assign a numpy float64 array on "
+        "cpu, or call .to() on the model to convert every parameter to one namespace, device "
+        "and dtype.")
+
+
+def test_a_hand_replaced_parameter_of_a_float32_layer_names_its_dtype():
+    layer = xmlp.Linear(3, 4, rng=0, dtype=np.float32)
+    layer.biases = np.zeros(4)
+    assert message(TypeError, lambda: layer.forward(np.ones((2, 3), np.float32))) == (
+        "Linear(3, 4).forward: parameter 'biases' has dtype float64, but the layer's parameters "
+        "are numpy float32 on cpu. Was it replaced by hand? Assign a numpy float32 array on "
         "cpu, or call .to() on the model to convert every parameter to one namespace, device "
         "and dtype.")
 
