@@ -490,3 +490,8 @@ def test_readme_speed_table_is_the_committed_result():
     grid = {(str(tuple(shape)), dtype) for dtype in bc.DTYPES
             for shape in bc.grid("cpu", full=True)}
     assert shown == grid  # every shape of the full CPU grid, in both dtypes
+
+
+def test_machine_info_records_the_version_of_the_code_that_ran():
+    # not the metadata of whatever xmlp install or stale egg-info the path finds first
+    assert rep._versions()["xmlp"] == xmlp.__version__

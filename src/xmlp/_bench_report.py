@@ -226,8 +226,13 @@ def markdown_report(records: Sequence[dict[str, Any]], head: str,
 
 # -- the machine ------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
+    from . import __version__
+
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
+        if name == "xmlp":  # the code that ran, not whatever metadata the path finds first
+            out[name] = __version__
+            continue
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
