@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from xmlp._bench_cases import cpu_model
+
 
 def uptime() -> str:
     try:
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "blas_threads": args.blas_threads, "threadpool_info": blas,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
-        "cpu": cpu_name(), "uptime_before": load_before, "uptime_after": load_after,
+        "cpu": cpu_model(), "uptime_before": load_before, "uptime_after": load_after,
         "elapsed_s": elapsed,
     }
     report = markdown(summary, meta)
@@ -151,16 +153,6 @@ def commit() -> str:
     except OSError:
         return "n/a"
     return run.stdout.strip() or "n/a"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import xmlp
+from xmlp._bench_cases import cpu_model
 
 N, FEATURES, HIDDEN, TARGETS = 100_000, 64, 256, 10
 LR = 0.01
@@ -97,16 +98,6 @@ def measure(routes: list[str], inputs: dict[str, Any], batch: int | None, thread
         else:
             assert abs(losses[route] - losses["numpy"]) <= 1e-9 * abs(losses["numpy"]), losses
     return case
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
