@@ -334,21 +334,135 @@ def test_adam_fast_path_equals_portable(shape, dt, decay, decoupled):
     _close(vf, vp, dt)
 
 
-def test_optimizer_fast_paths_fall_back_on_odd_layouts(dt):
+# (40, 30) takes the direct path; (400, 330) is above _UPDATE_LARGE, where the blocked path
+# must decline what it cannot update in place block by block
+@pytest.mark.parametrize("shape", [(40, 30), (400, 330)])
+def test_optimizer_fast_paths_fall_back_on_odd_layouts(dt, shape):
     fast, portable = _pair()
     gen = np.random.default_rng(8)
-    p = np.asfortranarray(gen.standard_normal((40, 30)).astype(dt))
-    g = gen.standard_normal((40, 30)).astype(dt)
+    p = np.asfortranarray(gen.standard_normal(shape).astype(dt))
+    g = gen.standard_normal(shape).astype(dt)
     m, v = np.zeros_like(p), np.zeros_like(p)
     args = (0.01, 0.9, 0.999, 1e-8, 0.0, False, 0.1, 0.001**0.5)
     got = fast.adam(p.copy(order="F"), g, m.copy(), v.copy(), *args)
     want = portable.adam(p.copy(order="F"), g, m.copy(), v.copy(), *args)
     for a, b in zip(got, want, strict=True):
         _close(a, b, dt)
-    b32 = np.zeros((40, 30), dtype=np.float32)  # a buffer of another dtype
-    got_p, _ = fast.sgd_momentum(p.copy(), g, b32.copy(), 0.1, 0.9, False, 0.0)
-    want_p, _ = portable.sgd_momentum(p.copy(), g, b32.copy(), 0.1, 0.9, False, 0.0)
+    assert np.abs(got[0] - p).max() > 1e-3  # the step was applied (to the array returned)
+    other = np.float32 if dt == np.float64 else np.float64
+    b_other = np.zeros(shape, dtype=other)  # a buffer of another dtype
+    got_p, _ = fast.sgd_momentum(p.copy(), g, b_other.copy(), 0.1, 0.9, False, 0.0)
+    want_p, _ = portable.sgd_momentum(p.copy(), g, b_other.copy(), 0.1, 0.9, False, 0.0)
     _close(got_p, want_p, dt)
+    assert np.abs(got_p - p).max() > 1e-3
+    # every array column-major: no flat view to update block by block in place
+    g_f = np.asfortranarray(g)
+    got = fast.adam(p.copy(order="F"), g_f, m.copy(order="F"), v.copy(order="F"), *args)
+    want = portable.adam(p.copy(order="F"), g_f, m.copy(order="F"), v.copy(order="F"), *args)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b, dt)
+    got_p, _ = fast.sgd_momentum(p.copy(order="F"), g_f, m.copy(order="F"), 0.1, 0.9, False, 0.0)
+    want_p, _ = portable.sgd_momentum(p.copy(order="F"), g_f, m.copy(order="F"), 0.1, 0.9, False,
+                                      0.0)
+    _close(got_p, want_p, dt)
+    # a C-ordered parameter with F-ordered state: not updated through copies
+    m_f, v_f = np.asfortranarray(m), np.asfortranarray(v)
+    p_c = np.ascontiguousarray(p)
+    got = fast.adam(p_c.copy(), g, m_f.copy(order="F"), v_f.copy(order="F"), *args)
+    want = portable.adam(p_c.copy(), g, m_f.copy(order="F"), v_f.copy(order="F"), *args)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b, dt)
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (400, 330)])
+def test_optimizer_steps_leave_read_only_parameters_unwritten(dt, shape):
+    """A read-only parameter (weights loaded with mmap) is never written: the ops return a
+    new array with the step applied, the same values as on a writeable copy, on the direct and
+    the blocked path, for Adam and SGD with momentum, fast and portable alike."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(11)
+    (p,) = _frozen(gen.standard_normal(shape).astype(dt))
+    before = p.copy()
+    g = gen.standard_normal(shape).astype(dt)
+    args = (0.01, 0.9, 0.999, 1e-8, 0.0, False, 0.1, 0.001**0.5)
+    for ops in (fast, portable):
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        got = ops.adam(p, g, m, v, *args)
+        want = portable.adam(p.copy(), g, np.zeros_like(p), np.zeros_like(p), *args)
+        assert got[0] is not p
+        for a, b in zip(got, want, strict=True):
+            _close(a, b, dt)
+        got_p, got_b = ops.sgd_momentum(p, g, np.zeros_like(p), 0.1, 0.9, True, 0.0)
+        want_p, want_b = portable.sgd_momentum(p.copy(), g, np.zeros_like(p), 0.1, 0.9, True,
+                                               0.0)
+        assert got_p is not p
+        _close(got_p, want_p, dt)
+        _close(got_b, want_b, dt)
+        np.testing.assert_array_equal(p, before)
+    # the values themselves: nesterov's first step is p - lr * (g + momentum * g)
+    np.testing.assert_allclose(want_p, before - 0.1 * (g + 0.9 * g), rtol=1e-6)
+
+
+def test_scratch_arrays_are_kept_per_thread_and_per_key():
+    """_scratch_arrays: one array per letter ("f": the dtype asked for, "i": int64) of the size
+    asked for, the same arrays again for the same key on the same thread (kept between
+    calls), other arrays for another key or another thread."""
+    import threading
+
+    size = 12_345  # a key no fast path has used
+    got: dict[str, list] = {}
+
+    def run(label):
+        first = _dispatch._scratch_arrays("ffi", size, np.dtype(np.float32))
+        again = _dispatch._scratch_arrays("ffi", size, np.dtype(np.float32))
+        other = _dispatch._scratch_arrays("f", size + 1, np.dtype(np.float64))
+        got[label] = [first, again, other]
+
+    for label in ("a", "b"):  # fresh threads: their caches start empty
+        thread = threading.Thread(target=run, args=(label,))
+        thread.start()
+        thread.join()
+    for first, again, other in got.values():
+        assert [a.dtype for a in first] == [np.float32, np.float32, np.int64]
+        assert all(a.shape == (size,) for a in first)
+        assert all(a is b for a, b in zip(first, again, strict=True))
+        assert len(other) == 1 and other[0].dtype == np.float64 and other[0].shape == (size + 1,)
+        assert first[0] is not first[1]
+    assert not any(a is b for a, b in zip(got["a"][0], got["b"][0], strict=True))
+
+
+def test_portable_cross_entropy_marks_rows_of_invalid_labels_nan():
+    """Where labels cannot be read without a sync (CuPy, JAX, Dask), the loss takes a mask of
+    valid rows: invalid rows make the loss NaN and their gradient rows NaN; valid rows keep
+    their values. On array-api-strict, whose full_like takes only a real fill value."""
+    import array_api_strict as xp
+
+    ops = PortableOps(xp)
+    gen = np.random.default_rng(12)
+    z = xp.asarray(gen.standard_normal((6, 4)))
+    labels = xp.asarray(np.array([0, 3, 1, 2, 3, 0]))
+    valid = xp.asarray(np.array([True, True, False, True, True, True]))
+    loss, probs = ops.cross_entropy_index(z, labels, valid)
+    assert np.isnan(float(loss))
+    clean, clean_probs = ops.cross_entropy_index(z, labels, None)
+    assert np.isfinite(float(clean))
+    grad = np.asarray(ops.cross_entropy_grad_index(probs, labels, valid, 6))
+    want = np.asarray(ops.cross_entropy_grad_index(clean_probs, labels, None, 6))
+    assert np.isnan(grad[2]).all() and np.isfinite(np.delete(grad, 2, axis=0)).all()
+    np.testing.assert_allclose(np.delete(grad, 2, axis=0), np.delete(want, 2, axis=0))
+
+
+def test_one_hot_is_made_on_the_labels_device():
+    """array-api-strict has several devices: the class indices compared with the labels are
+    made on the labels' device (a comparison across devices is an error)."""
+    import array_api_strict as xp
+
+    device = xp.Device("device1")
+    labels = xp.asarray([2, 0, 1], device=device)
+    hot = PortableOps(xp).one_hot(labels, 3, xp.float64)
+    assert hot.device == device and hot.dtype == xp.float64
+    back = hot.to_device(xp.Device("CPU_DEVICE"))
+    np.testing.assert_array_equal(np.asarray(back), np.eye(3)[[2, 0, 1]])
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])

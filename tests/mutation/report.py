@@ -58,7 +58,8 @@ class Notes(dict):  # type: ignore[type-arg]
 
 
 def load_annotations() -> Notes:
-    """mutant name -> "equivalent: why", "killed by: test" or "dask only: why";
+    """mutant name -> "equivalent: why", "killed by: test", or "dask only: why" / "jax only:
+    why" (reached or killed only by another backend's session: counted apart, not as killed);
     '#' starts a comment line."""
     notes = Notes()
     for line in ANNOTATIONS.read_text().splitlines():
@@ -125,7 +126,7 @@ def main() -> int:
             elif note.startswith("equivalent"):
                 count["equivalent"] += 1
                 survivors.append((module, name, st))
-            elif note.startswith("dask only"):  # needs Dask data: tests/test_streaming.py
+            elif note.startswith(("dask only", "jax only")):  # killed in another session only
                 count["dask only"] += 1
                 dask_only.append((module, name, st))
             else:
@@ -157,8 +158,9 @@ def main() -> int:
         "fails or it times out; *not run* counts mutants this and earlier runs have not reached "
         "(a run stopped early or limited to some modules: `nox -s mutate` runs them next). "
         "*Dask only*: mutants of code that only Dask data reaches (streamed fit), whose tests "
-        "(tests/test_streaming.py) run in the Dask session, not in these suites; listed below, "
-        "left out of the score, not claimed killed.",
+        "(tests/test_streaming.py) run in the Dask session, not in these suites, and the few "
+        "only JAX's immutable arrays can tell apart (killed by the JAX session, checked by hand); "
+        "listed below, left out of the score, not claimed killed.",
         "",
         "| module | mutants | run | killed | equivalent | Dask only | not killed | not run | "
         "score |",
@@ -185,9 +187,10 @@ def main() -> int:
                 *("  " + ln for ln in diff_of(name).splitlines()), "  ```", ""]
     if not survivors:
         out.append("None.")
-    out += ["", "## Mutants only Dask data reaches", "",
+    out += ["", "## Mutants only Dask data reaches (or only JAX tells apart)", "",
             "Not killed by the NumPy and array-api-strict suites; their tests need Dask arrays "
-            "(tests/test_streaming.py, `XMLP_BACKENDS=dask`). Per function:", ""]
+            "(tests/test_streaming.py, `XMLP_BACKENDS=dask`) or JAX's immutable arrays "
+            "(`XMLP_BACKENDS=jax`). Per function:", ""]
     by_function: Counter[str] = Counter(name.split("__mutmut_")[0] for _m, name, _s in dask_only)
     for function, n in sorted(by_function.items()):
         example = next(name for _m, name, _s in dask_only if name.startswith(function + "__"))
