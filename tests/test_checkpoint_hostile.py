@@ -291,6 +291,8 @@ MESSAGES = {
     "header-bool-dim": "'linear1.weights' declares the shape (True, 2)",
     "header-shape-a-list": "'linear1.weights' declares the shape [3, 2]",
     "header-too-long": "'linear1.weights' has a 20057-byte .npy header (at most 10000)",
+    "header-declares-4GiB": "'linear1.weights' has a 4294967295-byte .npy header (at most "
+                            "10000)",
     "header-length-unsigned": "'linear1.weights' has a 40000-byte .npy header (at most 10000)",
     "header-one-byte-too-long": "'linear1.weights' has a 10001-byte .npy header (at most 10000)",
     "header-past-the-end": "'linear1.weights' ends inside its .npy header",
@@ -420,6 +422,70 @@ def test_load_names_the_fault_in_a_hostile_file(tmp_path):
         assert str(info.value) == head + words, kind
 
 
+def load_file(tmp_path: Any, content: bytes) -> xmlp.MLP:
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    return xmlp.load(xmlp.MLP(2, 3, 1, rng=0), path)
+
+
+def assert_good_values(model: xmlp.MLP) -> None:
+    for (name, p), q in zip(model.named_parameters(), good_arrays().values(), strict=True):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+def test_npy_format_versions_2_and_3_load(tmp_path):
+    """numpy writes .npy format 2.0 (4-byte header length) or 3.0 (UTF-8 header) when 1.0
+    cannot hold the header; members in either load like 1.0's."""
+    versions = [(2, 0), (3, 0), (2, 0), (3, 0)]
+    entries = {f"{k}.npy": npy(v, version=ver)
+               for (k, v), ver in zip(good_arrays().items(), versions, strict=True)}
+    entries["__xmlp__.npy"] = npy(np.array(record()), version=(3, 0))
+    assert {e[6:8] for e in entries.values()} == {b"\x02\x00", b"\x03\x00"}
+    assert_good_values(load_file(tmp_path, zip_bytes(entries)))
+
+
+def test_fortran_ordered_members_load(tmp_path):
+    """A member numpy wrote in Fortran order (fortran_order: True, its data column by column)
+    loads with the same values as a C-ordered one."""
+    weights = np.asfortranarray(good_arrays()["linear1.weights"])  # (3, 2): not symmetric
+    member = npy(weights)
+    assert b"'fortran_order': True" in member
+    assert_good_values(load_file(tmp_path, zip_bytes(members(linear1__weights=member))))
+
+
+def test_a_header_of_exactly_the_limit_loads(tmp_path):
+    """An .npy header of exactly 10000 bytes (numpy.load's own limit) is read, as numpy
+    reads it; one byte more is refused (HOSTILE["header-one-byte-too-long"])."""
+    weights = good_arrays()["linear1.weights"]
+    member = raw_npy(WEIGHTS_HEADER.ljust(10_000), weights.tobytes())
+    assert struct.unpack("<H", member[8:10]) == (10_000,)
+    np.testing.assert_array_equal(np.load(io.BytesIO(member)), weights)
+    assert_good_values(load_file(tmp_path, zip_bytes(members(linear1__weights=member))))
+
+
+def test_a_record_of_exactly_the_limit_loads(tmp_path):
+    """A record of exactly 4 Mi characters (padded with spaces) is read; one more is refused
+    (HOSTILE["record-one-character-too-long"])."""
+    text = record()
+    text += " " * ((1 << 22) - len(text))
+    member = npy(np.array(text))
+    assert b"'<U4194304'" in member
+    assert_good_values(load_file(tmp_path, zip_bytes(members(record=member),
+                                                     method=zipfile.ZIP_DEFLATED)))
+
+
+def test_the_reader_takes_arrays_with_a_zero_length_axis(tmp_path):
+    """Empty arrays (a 0 in the shape) are valid members: the reader lists and reads them."""
+    path = str(tmp_path / "empty.npz")
+    arrays = {"none": np.zeros((0, 3)), "scalar": np.float64(2.5)}
+    xmlp.io.write_checkpoint(path, arrays, {"format": 1, "class": "Custom",
+                                            "shapes": {"none": [0, 3], "scalar": []}})
+    with xmlp.io.open_checkpoint(path) as ckpt:
+        assert {n: m.shape for n, m in ckpt.members.items()} == {"none": (0, 3), "scalar": ()}
+        assert ckpt.read("none").shape == (0, 3)
+        assert ckpt.read("scalar")[()] == 2.5
+
+
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.data())
@@ -547,6 +613,45 @@ def test_save_keeps_the_permission_bits_of_an_existing_file(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # a new file: 0o666 minus the umask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+def test_save_keeps_the_permission_bits_without_fchmod(tmp_path, monkeypatch):
+    """Where os has no fchmod (Windows), the temporary file gets the old file's bits by
+    os.chmod before it replaces it; a new file still gets the umask's."""
+    monkeypatch.delattr(os, "fchmod")
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(saved_values(path), xmlp.MLP(1, 3, 1, rng=0).linear1.weights)
+    fresh = tmp_path / "new.npz"
+    umask = os.umask(0o022)
+    try:
+        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), fresh)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "new.npz"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="this system has no symbolic links")
+def test_save_never_writes_through_a_file_at_its_temporary_name(tmp_path, monkeypatch):
+    """The temporary file is created exclusively: a link planted at its name (by another user
+    of a shared directory who guessed it) is refused, not followed."""
+    monkeypatch.setattr(xmlp.io.secrets, "token_hex", lambda *args: "0" * 12)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    planted = tmp_path / ".m.npz.000000000000.tmp"
+    try:
+        planted.symlink_to(victim)
+    except OSError as exc:  # Windows without the privilege
+        pytest.skip(f"cannot make a symbolic link here: {exc}")
+    with pytest.raises(FileExistsError):
+        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), tmp_path / "m.npz")
+    assert victim.read_bytes() == b"precious"
+    assert sorted(os.listdir(tmp_path)) == [planted.name, "victim"]
 
 
 def test_save_onto_a_directory_writes_nothing(tmp_path):
