@@ -474,6 +474,22 @@ def test_a_record_of_exactly_the_limit_loads(tmp_path):
                                                      method=zipfile.ZIP_DEFLATED)))
 
 
+def test_a_member_declared_up_to_the_last_byte_is_not_past_the_end(tmp_path):
+    """The truncation check bounds each member by the file's size, exactly: a deflated member
+    whose (overstated) compressed size ends at the file's last byte is not refused, and its
+    stream, which ends well before, gives the saved values."""
+    data = bytearray(zip_bytes(members(), method=zipfile.ZIP_DEFLATED))
+    pos = data.rfind(b"PK\x01\x02")  # the last member's central header: the record's
+    offset = struct.unpack_from("<I", data, pos + 42)[0]
+    struct.pack_into("<I", data, pos + 20, len(data) - offset)  # its compressed size
+    assert_good_values(load_file(tmp_path, bytes(data)))
+    struct.pack_into("<I", data, pos + 20, len(data) - offset + 1)  # one byte past the end
+    path = tmp_path / "m.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"'__xmlp__\.npy' runs past the end of the file"):
+        xmlp.load(xmlp.MLP(2, 3, 1), path)
+
+
 def test_the_reader_takes_arrays_with_a_zero_length_axis(tmp_path):
     """Empty arrays (a 0 in the shape) are valid members: the reader lists and reads them."""
     path = str(tmp_path / "empty.npz")
