@@ -56,10 +56,10 @@ def rec_npy(**overrides: Any) -> bytes:
     return npy(np.array(json.dumps({k: v for k, v in rec.items() if v is not None})))
 
 
-def npy(a: Any) -> bytes:
-    """An array as numpy writes it into an .npz member."""
+def npy(a: Any, version: tuple[int, int] | None = None) -> bytes:
+    """An array as numpy writes it into an .npz member (in .npy format ``version``)."""
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=True)
+    np.lib.format.write_array(buf, np.asanyarray(a), version=version, allow_pickle=True)
     return buf.getvalue()
 
 
@@ -229,6 +229,81 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "truncated-directory": lambda: good_file()[:-30],
     "crc": lambda: _flip_data(good_file()),
     "deflated-crc": lambda: _flip_data(zip_bytes(members(), method=zipfile.ZIP_DEFLATED)),
+    # sizes at and past the limits, and headers that only look right
+    "header-length-unsigned": lambda: zip_bytes(members(linear1__weights=raw_npy(
+        WEIGHTS_HEADER, b"\0" * 48, length=40_000))),  # above 32767: a signed read is negative
+    "header-one-byte-too-long": lambda: zip_bytes(members(linear1__weights=raw_npy(
+        WEIGHTS_HEADER.ljust(10_001), b"\0" * 48))),
+    "header-shape-a-list": lambda: zip_bytes(members(linear1__weights=raw_npy(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': [3, 2]}", b"\0" * 48))),
+    "structured-dtype-npy-2.0": lambda: zip_bytes(members(linear1__biases=npy(
+        np.zeros(3, dtype=[("\xe9", "<f8")]), version=(2, 0)))),  # a latin-1 header
+    "structured-dtype-npy-3.0": lambda: zip_bytes(members(linear1__biases=npy(
+        np.zeros(3, dtype=[("\u03a9", "<f8")]), version=(3, 0)))),  # a UTF-8 header
+    "member-runs-past-the-end": lambda: _member_runs_past_the_end(),
+    "member-shorter-than-declared": lambda: _member_shorter_than_declared(),
+    "record-one-character-too-long": lambda: zip_bytes(members(record=raw_npy(
+        f"{{'descr': '<U{(1 << 22) + 1}', 'fortran_order': False, 'shape': ()}}",
+        bytes(4 * ((1 << 22) + 1)))), method=zipfile.ZIP_DEFLATED),
+}
+
+# What load says for each case whose fault xmlp itself names (the rest carry the text of the
+# exception zipfile, ast or numpy raised): the words after "load: '<path>' is not a readable
+# xmlp checkpoint: ".
+MESSAGES = {
+    "directory-member": "it holds 'sub/', which is not an .npy array",
+    "text-member": "it holds 'notes.txt', which is not an .npy array",
+    "member-is-a-zip": "'linear1.weights' is not an .npy array (no NUMPY magic)",
+    "member-is-a-pickle": "'linear1.biases' is not an .npy array (no NUMPY magic)",
+    "npy-magic-only": "'linear1.weights' is not an .npy array (no NUMPY magic)",
+    "duplicate-member": "it holds 'linear1.weights.npy' twice",
+    "object-array": "'linear1.biases' holds Python objects (load never unpickles: pickles and "
+                    "object arrays are refused)",
+    "structured-dtype": "'linear1.biases' has the structured dtype [('a', '<f8')]",
+    "subarray-dtype": "'linear1.biases' has the structured dtype ('<f8', (1,))",
+    "structured-dtype-npy-2.0": "'linear1.biases' has the structured dtype [('\xe9', '<f8')]",
+    "structured-dtype-npy-3.0": "'linear1.biases' has the structured dtype [('\u03a9', '<f8')]",
+    "complex-parameter": "'linear2.biases' has dtype complex128, not a real number type",
+    "record-is-numeric": "its '__xmlp__' record is an array of dtype float64 and shape (), not "
+                         "one string",
+    "no-record": "no '__xmlp__' record (was it written by xmlp.save?)",
+    "empty-zip": "no '__xmlp__' record (was it written by xmlp.save?)",
+    "record-not-json": "its '__xmlp__' record is not JSON: Expecting property name enclosed in "
+                       "double quotes: line 1 column 2 (char 1)",
+    "record-one-character-too-long": "its '__xmlp__' record declares 4194305 characters (at "
+                                     "most 4194304)",
+    "record-class-a-list": "its '__xmlp__' record has a 'class' that is not a string",
+    "record-shape-a-dict": "its '__xmlp__' record gives 'linear1.biases' the shape {'0': 3}",
+    "record-shape-disagrees": "'linear1.biases' has shape (3,) but its '__xmlp__' record says "
+                              "(4,)",
+    "bzip2": "'linear1.weights.npy' uses zip compression method 12; xmlp reads stored or "
+             "deflated members (what numpy.savez and savez_compressed write)",
+    "encrypted": "'linear1.weights.npy' is encrypted",
+    "stored-sizes-differ": "'linear1.weights.npy' is stored uncompressed but its sizes differ "
+                           "(176 and 1073741824 bytes)",
+    "member-runs-past-the-end": "'linear1.weights.npy' runs past the end of the file "
+                                "(truncated?)",
+    "member-shorter-than-declared": "'linear1.weights' holds other than 48 bytes",
+    "record-nested-deeply": "its '__xmlp__' record is nested too deeply",
+    "header-a-list": "'linear1.weights' has an .npy header that is not numpy's: [1, 2, 3]",
+    "header-fortran-not-bool": "'linear1.weights' declares fortran_order=1",
+    "header-negative-dim": "'linear1.weights' declares the shape (-3, -2)",
+    "header-bool-dim": "'linear1.weights' declares the shape (True, 2)",
+    "header-shape-a-list": "'linear1.weights' declares the shape [3, 2]",
+    "header-too-long": "'linear1.weights' has a 20057-byte .npy header (at most 10000)",
+    "header-declares-4GiB": "'linear1.weights' has a 4294967295-byte .npy header (at most "
+                            "10000)",
+    "header-length-unsigned": "'linear1.weights' has a 40000-byte .npy header (at most 10000)",
+    "header-one-byte-too-long": "'linear1.weights' has a 10001-byte .npy header (at most 10000)",
+    "header-past-the-end": "'linear1.weights' ends inside its .npy header",
+    "npy-version-9": "'linear1.weights' has .npy format version (9, 0)",
+    "shape-larger-than-data": "'linear1.weights' declares shape (3, 2) of float64 (48 bytes) but "
+                              "holds 8 bytes of data",
+    "shape-smaller-than-data": "'linear1.weights' declares shape (3, 2) of float64 (48 bytes) "
+                               "but holds 64 bytes of data",
+    "a-pickle": "it is a Python pickle, not an .npz archive (load never unpickles: pickles and "
+                "object arrays are refused)",
+    "single-npy": "it holds a single array, not an .npz archive",
 }
 
 
@@ -237,6 +312,25 @@ def _stored_sizes_differ() -> bytes:
     data = bytearray(good_file())
     pos = data.find(b"PK\x01\x02")
     struct.pack_into("<I", data, pos + 24, 2**30)  # uncompressed size
+    return bytes(data)
+
+
+def _member_runs_past_the_end() -> bytes:
+    """The central directory gives the first member 1 GiB of compressed data."""
+    data = bytearray(good_file())
+    pos = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, pos + 20, 2**30)  # compressed size
+    return bytes(data)
+
+
+def _member_shorter_than_declared() -> bytes:
+    """A deflated member whose stream (with a matching CRC) ends 40 bytes before the size its
+    zip headers and its .npy header declare."""
+    short = raw_npy(WEIGHTS_HEADER, b"\0" * 8)
+    data = bytearray(zip_bytes(members(linear1__weights=short), method=zipfile.ZIP_DEFLATED))
+    for sig, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size
+        pos = data.find(sig)  # the first member's: linear1.weights
+        struct.pack_into("<I", data, pos + size_at, len(short) + 40)
     return bytes(data)
 
 
@@ -315,6 +409,97 @@ def test_an_unsupported_feature_is_named(tmp_path):
         path.write_bytes(HOSTILE[kind]())
         with pytest.raises(ValueError, match=words):
             xmlp.load(xmlp.MLP(2, 3, 1), path)
+
+
+def test_load_names_the_fault_in_a_hostile_file(tmp_path):
+    """The whole message, for every case whose fault xmlp describes itself."""
+    path = tmp_path / "bad.npz"
+    head = f"load: {str(path)!r} is not a readable xmlp checkpoint: "
+    for kind, words in MESSAGES.items():
+        path.write_bytes(HOSTILE[kind]())
+        with pytest.raises(ValueError) as info:
+            xmlp.load(xmlp.MLP(2, 3, 1), path)
+        assert str(info.value) == head + words, kind
+
+
+def load_file(tmp_path: Any, content: bytes) -> xmlp.MLP:
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    return xmlp.load(xmlp.MLP(2, 3, 1, rng=0), path)
+
+
+def assert_good_values(model: xmlp.MLP) -> None:
+    for (name, p), q in zip(model.named_parameters(), good_arrays().values(), strict=True):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+def test_npy_format_versions_2_and_3_load(tmp_path):
+    """numpy writes .npy format 2.0 (4-byte header length) or 3.0 (UTF-8 header) when 1.0
+    cannot hold the header; members in either load like 1.0's."""
+    versions = [(2, 0), (3, 0), (2, 0), (3, 0)]
+    entries = {f"{k}.npy": npy(v, version=ver)
+               for (k, v), ver in zip(good_arrays().items(), versions, strict=True)}
+    entries["__xmlp__.npy"] = npy(np.array(record()), version=(3, 0))
+    assert {e[6:8] for e in entries.values()} == {b"\x02\x00", b"\x03\x00"}
+    assert_good_values(load_file(tmp_path, zip_bytes(entries)))
+
+
+def test_fortran_ordered_members_load(tmp_path):
+    """A member numpy wrote in Fortran order (fortran_order: True, its data column by column)
+    loads with the same values as a C-ordered one."""
+    weights = np.asfortranarray(good_arrays()["linear1.weights"])  # (3, 2): not symmetric
+    member = npy(weights)
+    assert b"'fortran_order': True" in member
+    assert_good_values(load_file(tmp_path, zip_bytes(members(linear1__weights=member))))
+
+
+def test_a_header_of_exactly_the_limit_loads(tmp_path):
+    """An .npy header of exactly 10000 bytes (numpy.load's own limit) is read, as numpy
+    reads it; one byte more is refused (HOSTILE["header-one-byte-too-long"])."""
+    weights = good_arrays()["linear1.weights"]
+    member = raw_npy(WEIGHTS_HEADER.ljust(10_000), weights.tobytes())
+    assert struct.unpack("<H", member[8:10]) == (10_000,)
+    np.testing.assert_array_equal(np.load(io.BytesIO(member)), weights)
+    assert_good_values(load_file(tmp_path, zip_bytes(members(linear1__weights=member))))
+
+
+def test_a_record_of_exactly_the_limit_loads(tmp_path):
+    """A record of exactly 4 Mi characters (padded with spaces) is read; one more is refused
+    (HOSTILE["record-one-character-too-long"])."""
+    text = record()
+    text += " " * ((1 << 22) - len(text))
+    member = npy(np.array(text))
+    assert b"'<U4194304'" in member
+    assert_good_values(load_file(tmp_path, zip_bytes(members(record=member),
+                                                     method=zipfile.ZIP_DEFLATED)))
+
+
+def test_a_member_declared_up_to_the_last_byte_is_not_past_the_end(tmp_path):
+    """The truncation check bounds each member by the file's size, exactly: a deflated member
+    whose (overstated) compressed size ends at the file's last byte is not refused, and its
+    stream, which ends well before, gives the saved values."""
+    data = bytearray(zip_bytes(members(), method=zipfile.ZIP_DEFLATED))
+    pos = data.rfind(b"PK\x01\x02")  # the last member's central header: the record's
+    offset = struct.unpack_from("<I", data, pos + 42)[0]
+    struct.pack_into("<I", data, pos + 20, len(data) - offset)  # its compressed size
+    assert_good_values(load_file(tmp_path, bytes(data)))
+    struct.pack_into("<I", data, pos + 20, len(data) - offset + 1)  # one byte past the end
+    path = tmp_path / "m.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"'__xmlp__\.npy' runs past the end of the file"):
+        xmlp.load(xmlp.MLP(2, 3, 1), path)
+
+
+def test_the_reader_takes_arrays_with_a_zero_length_axis(tmp_path):
+    """Empty arrays (a 0 in the shape) are valid members: the reader lists and reads them."""
+    path = str(tmp_path / "empty.npz")
+    arrays = {"none": np.zeros((0, 3)), "scalar": np.float64(2.5)}
+    xmlp.io.write_checkpoint(path, arrays, {"format": 1, "class": "Custom",
+                                            "shapes": {"none": [0, 3], "scalar": []}})
+    with xmlp.io.open_checkpoint(path) as ckpt:
+        assert {n: m.shape for n, m in ckpt.members.items()} == {"none": (0, 3), "scalar": ()}
+        assert ckpt.read("none").shape == (0, 3)
+        assert ckpt.read("scalar")[()] == 2.5
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -444,6 +629,45 @@ def test_save_keeps_the_permission_bits_of_an_existing_file(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # a new file: 0o666 minus the umask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+def test_save_keeps_the_permission_bits_without_fchmod(tmp_path, monkeypatch):
+    """Where os has no fchmod (Windows), the temporary file gets the old file's bits by
+    os.chmod before it replaces it; a new file still gets the umask's."""
+    monkeypatch.delattr(os, "fchmod")
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(saved_values(path), xmlp.MLP(1, 3, 1, rng=0).linear1.weights)
+    fresh = tmp_path / "new.npz"
+    umask = os.umask(0o022)
+    try:
+        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), fresh)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "new.npz"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="this system has no symbolic links")
+def test_save_never_writes_through_a_file_at_its_temporary_name(tmp_path, monkeypatch):
+    """The temporary file is created exclusively: a link planted at its name (by another user
+    of a shared directory who guessed it) is refused, not followed."""
+    monkeypatch.setattr(xmlp.io.secrets, "token_hex", lambda *args: "0" * 12)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    planted = tmp_path / ".m.npz.000000000000.tmp"
+    try:
+        planted.symlink_to(victim)
+    except OSError as exc:  # Windows without the privilege
+        pytest.skip(f"cannot make a symbolic link here: {exc}")
+    with pytest.raises(FileExistsError):
+        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), tmp_path / "m.npz")
+    assert victim.read_bytes() == b"precious"
+    assert sorted(os.listdir(tmp_path)) == [planted.name, "victim"]
 
 
 def test_save_onto_a_directory_writes_nothing(tmp_path):

@@ -87,6 +87,33 @@ def test_sequential_round_trip(xp, tmp_path):
         np.testing.assert_array_equal(p, q)
 
 
+class Scale(xmlp.Module):
+    """A hand-written layer with a parameter and no ArraySpec: load makes each value like the
+    array it replaces (its namespace, device and dtype)."""
+
+    _param_names = ("scale",)
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.grad_scale = None
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_round_trip_of_a_layer_without_a_spec(xp, tmp_path):
+    path = tmp_path / "scale.npz"
+    values = np.array([0.5, -2.0, 3.25])
+    xmlp.save(Scale(xp.from_numpy(values, "float64")), path)
+    target = Scale(xp.from_numpy(np.zeros(3), "float32"))
+    target.grad_scale = target.scale
+    assert xmlp.load(target, path) is target
+    assert type(target.scale) is type(xp.from_numpy(values))
+    assert target.scale.dtype == xp.ns.float32
+    np.testing.assert_array_equal(xp.to_numpy(target.scale), values.astype(np.float32))
+    assert target.grad_scale is None
+
+
 # -- the file ----------------------------------------------------------------------------------
 
 

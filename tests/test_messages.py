@@ -7,6 +7,7 @@ the table), so a message that loses its owner, one side of a mismatch or its fix
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -307,6 +308,73 @@ def test_load_messages_about_optimizer_state(tmp_path):
     assert load_with_optimizer() == (
         f"load: {str(path)!r} is not a readable xmlp checkpoint: its '__xmlp__' record has an "
         "'optimizer' field that is not an object")
+
+
+@pytest.mark.parametrize("caller", ["save", "load"])
+def test_save_and_load_messages_about_the_optimizer_argument(caller, tmp_path):
+    path = tmp_path / "m.npz"
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    xmlp.save(model, path)
+    call = getattr(xmlp, caller)
+    foreign = xmlp.optim.Adam(xmlp.MLP(2, 3, 1, rng=1))
+    assert message(ValueError, lambda: call(model, path, optimizer=foreign)) == (
+        f"{caller}: the optimizer was built on another model; pass the optimizer of this MLP")
+    assert message(TypeError, lambda: call(model, path, optimizer="adam")) == (
+        f"{caller}: optimizer must be an xmlp.optim optimizer, got str")
+
+
+class Holder(xmlp.Module):
+    """A container whose one layer is named "optimizer"."""
+
+    def __init__(self) -> None:
+        self.inner = xmlp.Linear(2, 1, rng=0)
+
+    def named_children(self) -> Any:
+        yield "optimizer", self.inner
+
+
+def test_save_message_for_a_parameter_named_like_optimizer_state(tmp_path):
+    path = tmp_path / "m.npz"
+    model = Holder()
+    assert [name for name, _ in model.named_parameters()] == ["optimizer.weights",
+                                                             "optimizer.biases"]
+    assert message(ValueError, lambda: xmlp.save(model, path,
+                                                 optimizer=xmlp.optim.SGD(model, lr=0.1))) == (
+        "save: the parameter name 'optimizer.weights' collides with the 'optimizer.' keys of "
+        "the optimizer state")
+    assert not path.exists()
+    xmlp.save(model, path)  # without optimizer state the names are only parameters
+    assert load_message(path) == (
+        f"load: {str(path)!r} has no parameter 'linear1.weights' of the MLP; it was saved from "
+        "a Holder with ['optimizer.weights', 'optimizer.biases']")
+    assert load_message(path, xmlp.Sequential(xmlp.Linear(2, 1, rng=0))) == (
+        f"load: {str(path)!r} has no parameter '0.weights' of the Sequential; it was saved from "
+        "a Holder with ['optimizer.weights', 'optimizer.biases']")
+
+
+def test_load_message_lists_the_parameters_of_a_file_with_optimizer_state(tmp_path):
+    """The saved parameters named in the message are the model's, not the optimizer's arrays."""
+    path = tmp_path / "m.npz"
+    source = xmlp.MLP(2, 3, 1, rng=0)
+    optimizer = xmlp.optim.Adam(source)
+    source.backward(source.forward(np.ones((4, 2))))
+    optimizer.step()
+    xmlp.save(source, path, optimizer=optimizer)
+    with np.load(path) as data:
+        assert "optimizer.linear1.weights.exp_avg" in data.files
+    assert load_message(path, xmlp.Sequential(xmlp.Linear(2, 1, rng=0))) == (
+        f"load: {str(path)!r} has no parameter '0.weights' of the Sequential; it was saved from "
+        f"a MLP with {[name for name, _ in source.named_parameters()]}")
+
+
+def test_save_onto_a_directory_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError) as info:
+        xmlp.save(xmlp.MLP(1, 2, 1), tmp_path)
+    exc = info.value
+    assert (exc.errno, exc.strerror, exc.filename) == (errno.EISDIR,
+                                                       "save: the path is a directory",
+                                                       str(tmp_path))
+    assert str(exc) == f"[Errno {errno.EISDIR}] save: the path is a directory: {str(tmp_path)!r}"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
