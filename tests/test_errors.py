@@ -574,3 +574,18 @@ def test_sequential_trusts_only_layers_that_declare_chain_safety():
     assert first.x is None and first.output is None and model.layers[1].output is None
     plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.ReLU(), xmlp.Linear(4, 2, rng=1))
     assert plain._plain_chain()
+
+
+def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_rejects():
+    """Only the first layer of a plain chain sees the outside array. A Sequential that starts
+    with an activation, or whose Linear layers no longer chain (one swapped by hand), takes the
+    snapshot path: the layers before the one that rejects the pass keep their old state."""
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    starts_with_tanh = xmlp.Sequential(xmlp.Tanh(), xmlp.Linear(3, 2, rng=0))
+    starts_with_tanh.forward(x)
+    rejects(ValueError, starts_with_tanh, lambda: starts_with_tanh.forward(np.ones((5, 4))),
+            "Linear(3, 2)", "got (5, 4)")
+    swapped = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 2, rng=1))
+    swapped.forward(x)
+    swapped.layers[2] = xmlp.Linear(5, 2, rng=2)  # takes 5 features, the chain gives 4
+    rejects(ValueError, swapped, lambda: swapped.forward(x), "Linear(5, 2)", "got (5, 4)")
