@@ -767,6 +767,9 @@ def test_masked_arrays_are_refused():
                       (loss, lambda: loss.forward(masked, np.ones((4, 3))))]:
         rejects(TypeError, obj, call, "MaskedArray", "filled")
     layer.forward(np.asarray(masked))  # the way out the message names
+    layer.backward(np.ones((4, 2)))
+    layer.grad_weights = np.ma.array(layer.grad_weights, mask=np.eye(2, 3, dtype=bool))
+    rejects(TypeError, layer, lambda: layer.update_params(0.1), "MaskedArray", "filled")
     # to() converts a parameter replaced by hand where it can, but never drops a mask (the
     # masked-out values would silently become weights): the next call still refuses it
     layer.weights = np.ma.array(np.ones((2, 3)), mask=np.eye(2, 3, dtype=bool))
