@@ -241,10 +241,13 @@ def test_mse_backward_before_forward(xp):
         loss.backward()
 
 
-@pytest.mark.parametrize("kind", ["linear", *MODELS])
+@pytest.mark.parametrize("kind", ["linear", *MODELS, "linears"])
 def test_update_before_backward(xp, kind):
+    kw = {"xp": xp.module, "device": xp.device, "dtype": xp.float64}
     if kind == "linear":
-        model = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, dtype=xp.float64, rng=0)
+        model = xmlp.Linear(3, 2, rng=0, **kw)
+    elif kind == "linears":  # no parameter-free layer: every child holds parameters
+        model = xmlp.Sequential(xmlp.Linear(3, 4, rng=0, **kw), xmlp.Linear(4, 2, rng=1, **kw))
     else:
         model = used_mlp(xp, kind)
         model._clear_state()
@@ -331,6 +334,14 @@ def test_linear_update_with_a_bad_gradient(xp):
             "'biases'", "(4,)", "got (3,)")
     layer.grad_biases = xp.astype(good, xp.float32)
     rejects(TypeError, layer, lambda: layer.update_params(0.1), "'biases'", "float32")
+    # every gradient wrong at once: shapes that would broadcast, or float32, are refused too
+    good_weights = layer.grad_weights
+    layer.grad_weights, layer.grad_biases = data(xp, (1, 3)), data(xp, (1,))
+    rejects(ValueError, layer, lambda: layer.update_params(0.1), "Linear.update_params",
+            "'weights'", "(4, 3)", "got (1, 3)")
+    layer.grad_weights = xp.astype(good_weights, xp.float32)
+    layer.grad_biases = xp.astype(good, xp.float32)
+    rejects(TypeError, layer, lambda: layer.update_params(0.1), "'weights'", "float32")
 
 
 # -- containers: a rejected pass leaves every layer as it was ---------------------------------

@@ -769,6 +769,7 @@ def test_masked_arrays_are_refused():
     layer.forward(np.asarray(masked))  # the way out the message names
     layer.backward(np.ones((4, 2)))
     layer.grad_weights = np.ma.array(layer.grad_weights, mask=np.eye(2, 3, dtype=bool))
+    layer.grad_biases = np.ma.array(layer.grad_biases, mask=[True, False])
     rejects(TypeError, layer, lambda: layer.update_params(0.1), "MaskedArray", "filled")
     # to() converts a parameter replaced by hand where it can, but never drops a mask (the
     # masked-out values would silently become weights): the next call still refuses it
