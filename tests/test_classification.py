@@ -245,9 +245,24 @@ def test_out_of_range_labels(xp):
                 "label 7 at index (1, 0)")
     else:  # checking would cost a device sync or a graph compute: the loss says it instead
         loss = xmlp.CrossEntropyLoss()
+        assert math.isnan(float(loss.predict(z, xp.from_numpy(bad))))
         assert math.isnan(float(loss.forward(z, xp.from_numpy(bad))))
         grad = host(xp, loss.backward())
         assert np.isnan(grad[2]).all() and np.isfinite(np.delete(grad, 2, axis=0)).all()
+
+
+def test_labels_out_of_range_that_are_not_read_give_a_nan_loss():
+    """Dask labels are not read (that would compute the graph): an out-of-range label makes
+    the loss NaN, in predict (evaluation) as in forward. Runs wherever Dask is installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed: its labels are the "
+                             "ones not read")
+    z = da.from_array(np.zeros((4, 3)), chunks=2)
+    bad = da.from_array(np.array([0, 2, 3, 1]), chunks=2)
+    good = da.from_array(np.array([0, 2, 2, 1]), chunks=2)
+    loss = xmlp.CrossEntropyLoss()
+    assert math.isnan(float(loss.predict(z, bad)))
+    assert math.isnan(float(loss.forward(z, bad)))
+    assert float(loss.predict(z, good)) == pytest.approx(math.log(3))
 
 
 def test_backward_before_forward():

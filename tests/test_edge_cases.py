@@ -210,6 +210,28 @@ def test_mlp_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_when_reje
         rejects(ValueError, model, lambda m=model, r=grad_rows: m.backward(np.ones((r, 1))))
 
 
+def test_sequential_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_when_rejected():
+    """As for MLP: Sequential.backward skips its snapshot only when the stored arrays are those
+    of one forward through the whole chain. A layer's own forward (another batch size) breaks
+    the chain, and the backward this makes fail leaves every layer as it was; with two Linear
+    layers the only link of the chain is the broken one."""
+    from test_errors import rejects
+
+    gen = np.random.default_rng(3)
+    cases = [  # (layers, the one that runs on its own, its input width, rows of the gradient)
+        (lambda: [xmlp.Linear(2, 4, rng=0), xmlp.Linear(4, 1, rng=1)], 0, 2, 5),
+        (lambda: [xmlp.Linear(2, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 1, rng=1)], 0, 2, 5),
+        (lambda: [xmlp.Linear(2, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 1, rng=1)], 1, 4, 5),
+        (lambda: [xmlp.Linear(2, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 1, rng=1)], 2, 4, 3),
+    ]
+    for make, sub, width, grad_rows in cases:
+        model = xmlp.Sequential(*make())
+        model.forward(gen.standard_normal((5, 2)))
+        model.backward(gen.standard_normal((5, 1)))  # gradients to keep
+        model[sub].forward(gen.standard_normal((3, width)))
+        rejects(ValueError, model, lambda m=model, r=grad_rows: m.backward(np.ones((r, 1))))
+
+
 def test_tanh_grad_with_a_non_contiguous_stored_output():
     from xmlp._dispatch import _LARGE, NumpyOps, PortableOps
 

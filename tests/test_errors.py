@@ -241,10 +241,13 @@ def test_mse_backward_before_forward(xp):
         loss.backward()
 
 
-@pytest.mark.parametrize("kind", ["linear", *MODELS])
+@pytest.mark.parametrize("kind", ["linear", *MODELS, "linears"])
 def test_update_before_backward(xp, kind):
+    kw = {"xp": xp.module, "device": xp.device, "dtype": xp.float64}
     if kind == "linear":
-        model = xmlp.Linear(3, 2, xp=xp.module, device=xp.device, dtype=xp.float64, rng=0)
+        model = xmlp.Linear(3, 2, rng=0, **kw)
+    elif kind == "linears":  # no parameter-free layer: every child holds parameters
+        model = xmlp.Sequential(xmlp.Linear(3, 4, rng=0, **kw), xmlp.Linear(4, 2, rng=1, **kw))
     else:
         model = used_mlp(xp, kind)
         model._clear_state()
@@ -331,6 +334,14 @@ def test_linear_update_with_a_bad_gradient(xp):
             "'biases'", "(4,)", "got (3,)")
     layer.grad_biases = xp.astype(good, xp.float32)
     rejects(TypeError, layer, lambda: layer.update_params(0.1), "'biases'", "float32")
+    # every gradient wrong at once: shapes that would broadcast, or float32, are refused too
+    good_weights = layer.grad_weights
+    layer.grad_weights, layer.grad_biases = data(xp, (1, 3)), data(xp, (1,))
+    rejects(ValueError, layer, lambda: layer.update_params(0.1), "Linear.update_params",
+            "'weights'", "(4, 3)", "got (1, 3)")
+    layer.grad_weights = xp.astype(good_weights, xp.float32)
+    layer.grad_biases = xp.astype(good, xp.float32)
+    rejects(TypeError, layer, lambda: layer.update_params(0.1), "'weights'", "float32")
 
 
 # -- containers: a rejected pass leaves every layer as it was ---------------------------------
@@ -574,3 +585,18 @@ def test_sequential_trusts_only_layers_that_declare_chain_safety():
     assert first.x is None and first.output is None and model.layers[1].output is None
     plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.ReLU(), xmlp.Linear(4, 2, rng=1))
     assert plain._plain_chain()
+
+
+def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_rejects():
+    """Only the first layer of a plain chain sees the outside array. A Sequential that starts
+    with an activation, or whose Linear layers no longer chain (one swapped by hand), takes the
+    snapshot path: the layers before the one that rejects the pass keep their old state."""
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    starts_with_tanh = xmlp.Sequential(xmlp.Tanh(), xmlp.Linear(3, 2, rng=0))
+    starts_with_tanh.forward(x)
+    rejects(ValueError, starts_with_tanh, lambda: starts_with_tanh.forward(np.ones((5, 4))),
+            "Linear(3, 2)", "got (5, 4)")
+    swapped = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 2, rng=1))
+    swapped.forward(x)
+    swapped.layers[2] = xmlp.Linear(5, 2, rng=2)  # takes 5 features, the chain gives 4
+    rejects(ValueError, swapped, lambda: swapped.forward(x), "Linear(5, 2)", "got (5, 4)")

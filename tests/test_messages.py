@@ -582,6 +582,9 @@ def test_a_layer_put_twice_by_hand_is_named_by_the_pass_that_found_it():
     text = message(ValueError, lambda: model.forward(np.ones((1, 2))))
     assert text.startswith("Sequential.forward: Linear(2, 2, numpy float64 on cpu) is used "
                            "twice, as 0 and as 2; a layer object can be used once")
+    text = message(ValueError, lambda: model.backward(np.ones((1, 2))))
+    assert text.startswith("Sequential.backward: Linear(2, 2, numpy float64 on cpu) is used "
+                           "twice, as 0 and as 2; a layer object can be used once")
 
 
 def test_describe_names_the_exception_and_cuts_its_text():

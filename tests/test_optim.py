@@ -197,10 +197,12 @@ def test_adam_rejects_bad_hyperparameters(name, kwargs, exc, words):
 @pytest.mark.parametrize(("kwargs", "exc", "words"), [
     ({"lr": -1.0}, ValueError, ["lr"]),
     ({"lr": None}, TypeError, ["lr", "NoneType"]),
-    ({"lr": 0.1, "momentum": -0.5}, ValueError, ["momentum"]),
+    ({"lr": 0.1, "momentum": -0.5}, ValueError,
+     ["SGD: momentum must be a finite number >= 0, got -0.5"]),
     ({"lr": 0.1, "nesterov": True}, ValueError, ["nesterov", "momentum > 0"]),
     ({"lr": 0.1, "momentum": 0.9, "nesterov": 1}, TypeError, ["nesterov"]),
-    ({"lr": 0.1, "weight_decay": math.inf}, ValueError, ["weight_decay"]),
+    ({"lr": 0.1, "weight_decay": math.inf}, ValueError,
+     ["SGD: weight_decay must be a finite number >= 0, got inf"]),
 ])
 def test_sgd_rejects_bad_hyperparameters(kwargs, exc, words):
     with pytest.raises(exc) as info:

@@ -617,6 +617,24 @@ def test_initial_weights_that_require_grad_are_copied_as_values(xp):
     assert w.grad is None  # nothing flowed back into the caller's graph
 
 
+def test_copies_of_tensors_that_require_grad_hold_values_only():
+    """What a spec copies from a torch tensor that requires grad (initial weights, to(), the
+    scikit-learn adapter's coefs_) records no graph, whatever the copy's dtype. Runs wherever
+    torch is installed, as the copy is made before any model exists."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: only its tensors "
+                                "record an autograd graph")
+    from xmlp._backend import ArraySpec
+
+    w = torch.ones((2, 3), dtype=torch.float64, requires_grad=True)
+    for dtype in (torch.float64, torch.float32):
+        spec = ArraySpec.of(torch.zeros(1, dtype=dtype))
+        copy = spec.convert(w * 2)
+        assert not copy.requires_grad and copy.grad_fn is None
+        assert copy.dtype == dtype
+        np.testing.assert_array_equal(copy.numpy(), np.full((2, 3), 2.0))
+    assert w.grad is None
+
+
 @pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
 def test_inputs_that_require_grad_are_refused(xp):
     torch = xp.module
@@ -749,6 +767,16 @@ def test_masked_arrays_are_refused():
                       (loss, lambda: loss.forward(masked, np.ones((4, 3))))]:
         rejects(TypeError, obj, call, "MaskedArray", "filled")
     layer.forward(np.asarray(masked))  # the way out the message names
+    layer.backward(np.ones((4, 2)))
+    layer.grad_weights = np.ma.array(layer.grad_weights, mask=np.eye(2, 3, dtype=bool))
+    layer.grad_biases = np.ma.array(layer.grad_biases, mask=[True, False])
+    rejects(TypeError, layer, lambda: layer.update_params(0.1), "MaskedArray", "filled")
+    # to() converts a parameter replaced by hand where it can, but never drops a mask (the
+    # masked-out values would silently become weights): the next call still refuses it
+    layer.weights = np.ma.array(np.ones((2, 3)), mask=np.eye(2, 3, dtype=bool))
+    with pytest.raises(TypeError, match="MaskedArray"):
+        layer.to(dtype="float32")
+        layer.forward(np.ones((4, 3), np.float32))
 
 
 # -- further instances of class 7 in the optimizers, streaming and the scikit-learn adapter --------
