@@ -109,7 +109,7 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
 
 
-@pytest.mark.parametrize("n", [5, 300, 20_000])
+@pytest.mark.parametrize("n", [5, 199, 200, 300, 20_000])
 def test_one_wide_products_are_outer_products(n, dt):
     """k = 1: x (N, 1) @ W.T (1, H) and gy (N, 1) @ W2 (1, H) give column-major results equal
     to the GEMM's; what follows (tanh, its gradient, the row sums, GEMMs) takes them as is."""
@@ -121,8 +121,9 @@ def test_one_wide_products_are_outer_products(n, dt):
     _close(h, portable.affine(x, w, b), dt)
     ga = fast.matmul(gy, w.T)
     _close(ga, portable.matmul(gy, w.T), dt)
-    if n >= _dispatch._OUTER_MIN:  # below, a GEMM is as fast
-        assert h.flags.f_contiguous and ga.flags.f_contiguous
+    # from _OUTER_MIN output elements an outer product; below, a GEMM (as fast there)
+    outer = n * w.shape[0] >= _dispatch._OUTER_MIN
+    assert h.flags.f_contiguous == outer and ga.flags.f_contiguous == outer
     gh = fast.tanh_grad(ga, fast.tanh(h))
     _close(gh, portable.tanh_grad(ga, np.tanh(h)), dt)
     _sums_close(fast.sum_rows(gh), gh, dt)
@@ -265,7 +266,8 @@ def test_few_row_products_equal_the_exact_product(shape):
 
 
 # -- classification and optimizers (issue 10) ------------------------------------------------
-@pytest.mark.parametrize("shape", [(7, 3), (100, 10), (1000, 200)])
+@pytest.mark.parametrize("shape", [(7, 3), (1, 1), (100, 10), (300, 16), (300, 17),
+                                   (1000, 200)])
 def test_cross_entropy_fast_path_equals_portable(shape, dt):
     fast, portable = _pair()
     gen = np.random.default_rng(5)
@@ -283,6 +285,8 @@ def test_cross_entropy_fast_path_equals_portable(shape, dt):
     # inputs (and the stored softmax) are never written
     np.testing.assert_array_equal(z, z_copy)
     np.testing.assert_array_equal(fp, fp_copy)
+    # up to _FEW_CLASSES classes the softmax comes from the transposed logits: column-major
+    assert fp.flags.f_contiguous == (shape[1] <= _dispatch._FEW_CLASSES)
     # a mask of invalid labels takes the portable path
     valid = np.ones(shape[0], dtype=bool)
     valid[0] = False
@@ -407,3 +411,26 @@ def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     # a large model keeps one array per parameter (updated block by block instead)
     big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
     assert fast.pack_state(big)[1] is None
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (200, 100), (700, 1031)])
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_relu_equals_portable(shape, order, dt, threads):
+    """max(x, 0) against a block of zeros: the portable values, NaN kept, infinities and signed
+    zeros as np.maximum gives them, any layout, blocks shared between threads; x not written."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(8)
+    x = gen.standard_normal(shape).astype(dt)
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    x[-1, -3:] = [-0.0, 0.0, -np.nan]
+    (x,) = _frozen(np.asfortranarray(x) if order == "F" else x)
+    if order == "strided":
+        x = x[:, ::2]  # not contiguous: the portable path
+    got, want = fast.relu(x), portable.relu(x)
+    assert type(got) is np.ndarray and got.dtype == dt and got.shape == x.shape
+    np.testing.assert_array_equal(got, want)  # exact, NaN where NaN
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    assert np.isnan(got[0, 0])
+    if order != "strided":
+        assert got[0, 1] == np.inf and got[0, 2] == 0 and np.isnan(got[-1, -1])
+        assert got.flags.f_contiguous == x.flags.f_contiguous  # x's memory order
