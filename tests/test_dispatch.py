@@ -434,3 +434,18 @@ def test_relu_equals_portable(shape, order, dt, threads):
     if order != "strided":
         assert got[0, 1] == np.inf and got[0, 2] == 0 and np.isnan(got[-1, -1])
         assert got.flags.f_contiguous == x.flags.f_contiguous  # x's memory order
+
+
+@pytest.mark.parametrize("shape", [(1,), (100, 64), (10, 100), (300, 301)])
+def test_sum_squares_equals_portable(shape, dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(9)
+    (a,) = _frozen(gen.standard_normal(shape).astype(dt))
+    got, want = fast.sum_squares(a), portable.sum_squares(a)
+    assert type(got) is type(want) and got.dtype == want.dtype == dt
+    exact = np.sum(a.astype(np.float64) ** 2)
+    np.testing.assert_allclose(got, exact, rtol=1e-13 if dt == np.float64 else 2e-6)
+    np.testing.assert_allclose(want, exact, rtol=1e-13 if dt == np.float64 else 2e-6)
+    # column-major or strided: the portable path, same value
+    np.testing.assert_allclose(fast.sum_squares(a.T), want, rtol=1e-6)
+    np.testing.assert_allclose(fast.sum_squares(a[::2]), portable.sum_squares(a[::2]), rtol=1e-6)

@@ -46,6 +46,11 @@ class PortableOps:
         """max(x, 0) elementwise; NaN stays NaN."""
         return self.xp.maximum(x, 0.0)
 
+    def sum_squares(self, a: Any) -> Any:
+        """sum(a**2) over all elements, a 0-d value (an L2 penalty's ||W||**2)."""
+        flat = self.xp.reshape(a, (-1,))
+        return self.xp.vecdot(flat, flat)
+
     def sum_rows(self, g2: Any) -> Any:
         """(N, k) -> (k,): the bias gradient."""
         return self.xp.sum(g2, axis=0)
@@ -516,6 +521,13 @@ class NumpyOps(PortableOps):
             return out
         _blocks(lambda o, a: np.maximum(a, zeros[:a.shape[0]], out=o), _flat(out), _flat(x))
         return out
+
+    def sum_squares(self, a: Any) -> Any:
+        # one BLAS dot on the flat view (the compat vecdot wrapper costs as much again)
+        if not self.takes(a) or not a.flags.c_contiguous:
+            return super().sum_squares(a)
+        flat = a.reshape(-1)
+        return self.np.dot(flat, flat)
 
     def _zeros(self, dtype: Any) -> Any:
         """A read-only block of zeros of ``dtype``, _BLOCK_BYTES long (shared by threads: it
