@@ -3,6 +3,8 @@ an array it was given, and is left for the portable path when the arrays are not
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
@@ -382,7 +384,8 @@ def test_optimizer_steps_same_with_and_without_fast_paths(name):
 @pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
 def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     """The packed (flat-state) Adam of small models: equal to the per-parameter portable one,
-    in place on the parameters, and the state views stay views of the flat arrays."""
+    in place on the parameters, and the state views stay views of the packed (keys, total)
+    array: exp_avg in row 0, exp_avg_sq in row 1."""
     fast, portable = _pair()
     gen = np.random.default_rng(10)
     shapes = [(5, 3), (5,), (4, 5), (4,)]
@@ -392,7 +395,8 @@ def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     state_p = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
     state_f, packing = fast.pack_state(state_f)
     assert packing is not None and portable.pack_state(state_p)[1] is None
-    flat_m = packing[0][0]
+    moments = packing[0]
+    assert moments.shape == (2, sum(math.prod(s) for s in shapes))
     for t in range(1, 4):
         grads = [gen.standard_normal(s).astype(dt) for s in shapes]
         copies = [g.copy() for g in grads]
@@ -407,7 +411,9 @@ def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     for sf, sp in zip(state_f, state_p, strict=True):
         for a, b in zip(sf, sp, strict=True):
             _close(a, b, dt)
-    assert state_f[2][0].base is flat_m
+    assert state_f[2][0].base is moments and state_f[2][1].base is moments
+    assert np.shares_memory(state_f[2][0], moments[0]) and np.shares_memory(state_f[3][1],
+                                                                            moments[1])
     # a large model keeps one array per parameter (updated block by block instead)
     big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
     assert fast.pack_state(big)[1] is None

@@ -704,9 +704,10 @@ class NumpyOps(PortableOps):
         return param, exp_avg, exp_avg_sq
 
     # Small models: a step is dominated by the calls, not the arithmetic (an MLP's Adam step
-    # is about 13 NumPy calls per parameter). Packed, each state key of all parameters is one
-    # flat array (the per-parameter arrays are views into it), and Adam runs its 12 calls once
-    # on all parameters, plus one to gather the gradients and one per parameter to apply.
+    # is about 13 NumPy calls per parameter). Packed, the state of all parameters is one
+    # (keys, total) array, a row per state key (the per-parameter arrays are views into it),
+    # and Adam runs its 9 calls once on all parameters (both moments in the same three), plus
+    # one to gather the gradients and one per parameter to apply.
     def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
         np = self.np
         arrays = [a for slots in state for a in slots]
@@ -722,7 +723,7 @@ class NumpyOps(PortableOps):
         for size in sizes:
             bounds.append((start, start + size))
             start += size
-        flats = [np.empty(total, dtype=dtype) for _ in state[0]]
+        flats = np.empty((len(state[0]), total), dtype=dtype)  # a row per state key
         packed = []
         for slots, (lo, hi) in zip(state, bounds, strict=True):
             views = []
@@ -742,31 +743,33 @@ class NumpyOps(PortableOps):
                 or not all(p.flags.writeable for p in params)):
             return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
                                       weight_decay, decoupled, bias1, bias2_sqrt)
-        (m, v), bounds = packing
-        g = np.concatenate([grad.reshape(-1) for grad in grads])  # ours: written below
-        if g.dtype != m.dtype:
+        moments, bounds = packing  # rows: exp_avg, exp_avg_sq
+        if grads[0].dtype != moments.dtype:  # takes(): every param and grad has one dtype
             return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
                                       weight_decay, decoupled, bias1, bias2_sqrt)
+        # Both moments move towards their targets (g, g*g) in three calls on the stacked rows:
+        # torch's lerp, m + (1 - beta1) (g - m), for both (for v torch writes
+        # beta2 v + (1 - beta2) g*g: the same up to rounding).
+        targets = np.empty_like(moments)  # ours: [g, g*g], then scratch
+        g = targets[0]
+        np.concatenate([grad.reshape(-1) for grad in grads], out=g)
         if weight_decay:
             if decoupled:
                 for p in params:
                     p *= 1 - lr * weight_decay
-            else:  # g + weight_decay * p, as torch adds it (addition commutes exactly)
+            else:  # g + weight_decay * p, as torch adds it
                 decayed = np.concatenate([p.reshape(-1) for p in params])
                 decayed *= weight_decay
-                decayed += g
-                g = decayed
-        t = np.subtract(g, m)
-        t *= 1 - beta1
-        m += t
-        np.multiply(g, g, out=t)
-        t *= 1 - beta2
-        v *= beta2
-        v += t
-        np.sqrt(v, out=t)
+                g += decayed
+        np.multiply(g, g, out=targets[1])
+        targets -= moments
+        targets *= np.array([[1 - beta1], [1 - beta2]], dtype=moments.dtype)
+        moments += targets
+        t = targets[0]
+        np.sqrt(moments[1], out=t)
         t /= bias2_sqrt
         t += eps
-        np.divide(m, t, out=t)
+        np.divide(moments[0], t, out=t)
         t *= lr / bias1
         for p, (lo, hi) in zip(params, bounds, strict=True):
             p -= t[lo:hi].reshape(p.shape)
