@@ -221,7 +221,8 @@ def mutate(session: nox.Session) -> None:
     Low priority and one worker: the machine is shared. Results are kept in mutants/ between
     runs; a mutant is run again only when its function changed, or when named here.
     """
-    session.install(".[test,strict,dask,mutate]")  # dask: the Dask-only branches run too
+    # dask: the Dask-only branches run too; torch: the requires-grad and tensor-copy mutants
+    session.install(".[test,strict,dask,torch,mutate]")
     env = {"XMLP_BACKENDS": "numpy,array_api_strict", "PYTHONHASHSEED": "0"}
     nice = ["nice", "-n", "19"] if shutil.which("nice") else []
     started = time.monotonic()

@@ -3,6 +3,8 @@ an array it was given, and is left for the portable path when the arrays are not
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
@@ -109,7 +111,7 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
 
 
-@pytest.mark.parametrize("n", [5, 300, 20_000])
+@pytest.mark.parametrize("n", [5, 199, 200, 300, 20_000])
 def test_one_wide_products_are_outer_products(n, dt):
     """k = 1: x (N, 1) @ W.T (1, H) and gy (N, 1) @ W2 (1, H) give column-major results equal
     to the GEMM's; what follows (tanh, its gradient, the row sums, GEMMs) takes them as is."""
@@ -121,8 +123,9 @@ def test_one_wide_products_are_outer_products(n, dt):
     _close(h, portable.affine(x, w, b), dt)
     ga = fast.matmul(gy, w.T)
     _close(ga, portable.matmul(gy, w.T), dt)
-    if n >= _dispatch._OUTER_MIN:  # below, a GEMM is as fast
-        assert h.flags.f_contiguous and ga.flags.f_contiguous
+    # from _OUTER_MIN output elements an outer product; below, a GEMM (as fast there)
+    outer = n * w.shape[0] >= _dispatch._OUTER_MIN
+    assert h.flags.f_contiguous == outer and ga.flags.f_contiguous == outer
     gh = fast.tanh_grad(ga, fast.tanh(h))
     _close(gh, portable.tanh_grad(ga, np.tanh(h)), dt)
     _sums_close(fast.sum_rows(gh), gh, dt)
@@ -265,7 +268,8 @@ def test_few_row_products_equal_the_exact_product(shape):
 
 
 # -- classification and optimizers (issue 10) ------------------------------------------------
-@pytest.mark.parametrize("shape", [(7, 3), (100, 10), (1000, 200)])
+@pytest.mark.parametrize("shape", [(7, 3), (1, 1), (100, 10), (300, 16), (300, 17),
+                                   (1000, 200)])
 def test_cross_entropy_fast_path_equals_portable(shape, dt):
     fast, portable = _pair()
     gen = np.random.default_rng(5)
@@ -283,6 +287,8 @@ def test_cross_entropy_fast_path_equals_portable(shape, dt):
     # inputs (and the stored softmax) are never written
     np.testing.assert_array_equal(z, z_copy)
     np.testing.assert_array_equal(fp, fp_copy)
+    # up to _FEW_CLASSES classes the softmax comes from the transposed logits: column-major
+    assert fp.flags.f_contiguous == (shape[1] <= _dispatch._FEW_CLASSES)
     # a mask of invalid labels takes the portable path
     valid = np.ones(shape[0], dtype=bool)
     valid[0] = False
@@ -492,7 +498,8 @@ def test_optimizer_steps_same_with_and_without_fast_paths(name):
 @pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
 def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     """The packed (flat-state) Adam of small models: equal to the per-parameter portable one,
-    in place on the parameters, and the state views stay views of the flat arrays."""
+    in place on the parameters, and the state views stay views of the packed (keys, total)
+    array: exp_avg in row 0, exp_avg_sq in row 1."""
     fast, portable = _pair()
     gen = np.random.default_rng(10)
     shapes = [(5, 3), (5,), (4, 5), (4,)]
@@ -502,7 +509,8 @@ def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     state_p = [[np.zeros(s, dtype=dt), np.zeros(s, dtype=dt)] for s in shapes]
     state_f, packing = fast.pack_state(state_f)
     assert packing is not None and portable.pack_state(state_p)[1] is None
-    flat_m = packing[0][0]
+    moments = packing[0]
+    assert moments.shape == (2, sum(math.prod(s) for s in shapes))
     for t in range(1, 4):
         grads = [gen.standard_normal(s).astype(dt) for s in shapes]
         copies = [g.copy() for g in grads]
@@ -517,7 +525,47 @@ def test_packed_adam_group_equals_portable(dt, decay, decoupled):
     for sf, sp in zip(state_f, state_p, strict=True):
         for a, b in zip(sf, sp, strict=True):
             _close(a, b, dt)
-    assert state_f[2][0].base is flat_m
+    assert state_f[2][0].base is moments and state_f[2][1].base is moments
+    assert np.shares_memory(state_f[2][0], moments[0]) and np.shares_memory(state_f[3][1],
+                                                                            moments[1])
     # a large model keeps one array per parameter (updated block by block instead)
     big = [[np.zeros((600, 300), dtype=dt), np.zeros((600, 300), dtype=dt)]]
     assert fast.pack_state(big)[1] is None
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (200, 100), (700, 1031)])
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_relu_equals_portable(shape, order, dt, threads):
+    """max(x, 0) against a block of zeros: the portable values, NaN kept, infinities and signed
+    zeros as np.maximum gives them, any layout, blocks shared between threads; x not written."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(8)
+    x = gen.standard_normal(shape).astype(dt)
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    x[-1, -3:] = [-0.0, 0.0, -np.nan]
+    (x,) = _frozen(np.asfortranarray(x) if order == "F" else x)
+    if order == "strided":
+        x = x[:, ::2]  # not contiguous: the portable path
+    got, want = fast.relu(x), portable.relu(x)
+    assert type(got) is np.ndarray and got.dtype == dt and got.shape == x.shape
+    np.testing.assert_array_equal(got, want)  # exact, NaN where NaN
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    assert np.isnan(got[0, 0])
+    if order != "strided":
+        assert got[0, 1] == np.inf and got[0, 2] == 0 and np.isnan(got[-1, -1])
+        assert got.flags.f_contiguous == x.flags.f_contiguous  # x's memory order
+
+
+@pytest.mark.parametrize("shape", [(1,), (100, 64), (10, 100), (300, 301)])
+def test_sum_squares_equals_portable(shape, dt):
+    fast, portable = _pair()
+    gen = np.random.default_rng(9)
+    (a,) = _frozen(gen.standard_normal(shape).astype(dt))
+    got, want = fast.sum_squares(a), portable.sum_squares(a)
+    assert type(got) is type(want) and got.dtype == want.dtype == dt
+    exact = np.sum(a.astype(np.float64) ** 2)
+    np.testing.assert_allclose(got, exact, rtol=1e-13 if dt == np.float64 else 2e-6)
+    np.testing.assert_allclose(want, exact, rtol=1e-13 if dt == np.float64 else 2e-6)
+    # column-major or strided: the portable path, same value
+    np.testing.assert_allclose(fast.sum_squares(a.T), want, rtol=1e-6)
+    np.testing.assert_allclose(fast.sum_squares(a[::2]), portable.sum_squares(a[::2]), rtol=1e-6)

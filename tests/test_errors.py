@@ -587,6 +587,7 @@ def test_sequential_trusts_only_layers_that_declare_chain_safety():
     assert plain._plain_chain()
 
 
+<<<<<<< HEAD
 def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_rejects():
     """Only the first layer of a plain chain sees the outside array. A Sequential that starts
     with an activation, or whose Linear layers no longer chain (one swapped by hand), takes the
@@ -600,3 +601,37 @@ def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_reject
     swapped.forward(x)
     swapped.layers[2] = xmlp.Linear(5, 2, rng=2)  # takes 5 features, the chain gives 4
     rejects(ValueError, swapped, lambda: swapped.forward(x), "Linear(5, 2)", "got (5, 4)")
+=======
+def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
+    """Inside a plain chain the inner Linears run without re-checking what the chain hands
+    them, but a chain-safe Linear subclass that overrides forward or backward still has its
+    own method called, in every position, with the values of a plain Linear."""
+    calls = []
+
+    class Logged(xmlp.Linear):
+        _chain_safe = True
+
+        def forward(self, x):
+            calls.append(("forward", id(self)))
+            return super().forward(x)
+
+        def backward(self, grad_output):
+            calls.append(("backward", id(self)))
+            return super().backward(grad_output)
+
+    gen = np.random.default_rng(0)
+    x, g = gen.standard_normal((5, 3)), gen.standard_normal((5, 2))
+    layers = [Logged(3, 4, rng=0), xmlp.Tanh(), Logged(4, 4, rng=1), xmlp.ReLU(),
+              Logged(4, 2, rng=2)]
+    model = xmlp.Sequential(*layers)
+    plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 4, rng=1),
+                            xmlp.ReLU(), xmlp.Linear(4, 2, rng=2))
+    assert model._plain_chain() and plain._plain_chain()
+    np.testing.assert_array_equal(model.forward(x), plain.forward(x))
+    np.testing.assert_array_equal(model.backward(g), plain.backward(g))
+    ids = [id(layer) for layer in layers[::2]]
+    assert calls == [("forward", i) for i in ids] + [("backward", i) for i in ids[::-1]]
+    for a, b in zip(layers[::2], plain.layers[::2], strict=True):
+        np.testing.assert_array_equal(a.grad_weights, b.grad_weights)
+        np.testing.assert_array_equal(a.grad_biases, b.grad_biases)
+>>>>>>> main

@@ -393,3 +393,16 @@ def test_model_must_be_an_xmlp_module():
         xmlp.fit(Duck(), x, t, epochs=1, lr=0.1)
     with pytest.raises(TypeError, match="no forward"):
         xmlp.fit(object(), x, t, epochs=1, lr=0.1)
+
+
+def test_fit_leaves_the_optimizer_state_where_it_is_between_epochs():
+    """On NumPy persisting is a no-op: fit must not hand the optimizer its own state back (the
+    optimizer would lay it out again, a copy of it all every epoch)."""
+    gen = np.random.default_rng(0)
+    x, y = gen.standard_normal((40, 3)), gen.standard_normal((40, 2))
+    model = xmlp.MLP(3, 5, 2, rng=np.random.default_rng(1))
+    opt = xmlp.optim.Adam(model, lr=1e-2)
+    seen = []
+    xmlp.fit(model, x, y, epochs=3, optimizer=opt, batch_size=16,
+             callback=lambda epoch, history: seen.append(opt._state_arrays()))
+    assert len(seen) == 3 and all(a is b for a, b in zip(seen[0], seen[2], strict=True))

@@ -42,6 +42,15 @@ class PortableOps:
         """grad_output * (1 - y**2) from the stored output y: tanh is never computed twice."""
         return grad_output * (1 - output * output)
 
+    def relu(self, x: Any) -> Any:
+        """max(x, 0) elementwise; NaN stays NaN."""
+        return self.xp.maximum(x, 0.0)
+
+    def sum_squares(self, a: Any) -> Any:
+        """sum(a**2) over all elements, a 0-d value (an L2 penalty's ||W||**2)."""
+        flat = self.xp.reshape(a, (-1,))
+        return self.xp.vecdot(flat, flat)
+
     def sum_rows(self, g2: Any) -> Any:
         """(N, k) -> (k,): the bias gradient."""
         return self.xp.sum(g2, axis=0)
@@ -202,7 +211,15 @@ class PortableOps:
 
 _BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measured no faster
 _LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
-_OUTER_MIN = 256  # rows: below this a 1-wide GEMM costs no more than an outer product
+# output elements (N * M) from which an (N, 1) @ (1, M) product runs as an outer product:
+# measured 0.3x to 0.7x a GEMM's time from 2,000 (N from 50 to 1,000, M from 10 to 256, both
+# dtypes), about even at 1,000, slower at 500 (issue 16's estimators: (200, 1) @ (1, 100))
+_OUTER_MIN = 2_000
+# softmax cross-entropy over at most this many classes runs on the logits transposed, (C, N):
+# NumPy reduces a short last axis row by row (one inner loop of C per row); along the first
+# axis every reduction is C vectorized passes over N. Measured 0.3x to 0.8x the time for
+# C <= 10, about even at 32 and slower beyond (N = 200 and 2,000)
+_FEW_CLASSES = 16
 # the optimizers' blocked updates (issue 10's measurements): elements per block, and the size
 # from which blocking pays
 _UPDATE_BLOCK = 32_768
@@ -418,7 +435,8 @@ class NumpyOps(PortableOps):
         if a.ndim == 2 and b.ndim == 2:
             m, k = a.shape
             if k == 1:
-                if m >= _OUTER_MIN and _laid(a, b):  # (N, 1) @ (1, M): column-major, b.T * a.T
+                if m * b.shape[1] >= _OUTER_MIN and _laid(a, b):
+                    # (N, 1) @ (1, M): column-major, b.T * a.T
                     return np.multiply(b.T, a.T).T
             elif m <= 64 and k >= 256 and b.shape[1] >= 512 and a.dtype is self._f32:
                 # few rows into many columns (_FEW_ROWS); row-major again: the next GEMM
@@ -431,7 +449,7 @@ class NumpyOps(PortableOps):
             return super().affine(x2, weights, biases)
         np = self.np
         m, k = x2.shape
-        if k == 1 and m >= _OUTER_MIN and _laid(x2, weights, biases):
+        if k == 1 and m * weights.shape[0] >= _OUTER_MIN and _laid(x2, weights, biases):
             out_t = np.multiply(weights, x2.T)  # (out, N): the inner loop runs over N
             out_t += biases[:, None]
             return out_t.T
@@ -490,6 +508,37 @@ class NumpyOps(PortableOps):
         _blocks(kernel, _flat(out), _flat(grad_output), _flat(output))
         return out
 
+    def relu(self, x: Any) -> Any:
+        # np.maximum against a Python or NumPy scalar runs a broadcasting loop (float32
+        # (200, 100): 26 us); against an array of zeros the vectorized one (5.6 us)
+        if not self.takes(x) or not _laid(x):
+            return super().relu(x)
+        np = self.np
+        out = np.empty_like(x)  # same memory order as x
+        zeros = self._zeros(x.dtype)
+        if x.size <= zeros.shape[0]:  # one block: no _blocks (its calls cost ~20 us here)
+            np.maximum(_flat(x), zeros[:x.size], out=_flat(out))
+            return out
+        _blocks(lambda o, a: np.maximum(a, zeros[:a.shape[0]], out=o), _flat(out), _flat(x))
+        return out
+
+    def sum_squares(self, a: Any) -> Any:
+        # one BLAS dot on the flat view (the compat vecdot wrapper costs as much again)
+        if not self.takes(a) or not a.flags.c_contiguous:
+            return super().sum_squares(a)
+        flat = a.reshape(-1)
+        return self.np.dot(flat, flat)
+
+    def _zeros(self, dtype: Any) -> Any:
+        """A read-only block of zeros of ``dtype``, _BLOCK_BYTES long (shared by threads: it
+        is only read)."""
+        key = ("zeros", dtype.char)
+        if key not in self._constants:
+            zeros = self.np.zeros(_BLOCK_BYTES // dtype.itemsize, dtype)
+            zeros.flags.writeable = False
+            self._constants[key] = zeros
+        return self._constants[key]
+
     def sum_rows(self, g2: Any) -> Any:
         if not self.takes(g2):
             return super().sum_rows(g2)
@@ -537,6 +586,8 @@ class NumpyOps(PortableOps):
         np = self.np
         if valid is not None or not self.takes(z2) or type(labels) is not np.ndarray:
             return super().cross_entropy_index(z2, labels, valid)
+        if z2.ndim == 2 and 0 < z2.shape[1] <= _FEW_CLASSES and z2.shape[0] > 0:
+            return self._cross_entropy_few(z2, labels)
         s = np.subtract(z2, z2.max(axis=-1, keepdims=True))
         e = np.exp(s)
         total = np.add.reduce(e, axis=-1, keepdims=True)
@@ -545,6 +596,19 @@ class NumpyOps(PortableOps):
         loss = (np.add.reduce(np.log(total[:, 0])) - np.add.reduce(s[rows, labels])) / rows.size
         e /= total  # e is ours: becomes the softmax in place
         return loss, e
+
+    def _cross_entropy_few(self, z2: Any, labels: Any) -> tuple[Any, Any]:
+        """cross_entropy_index on (C, N) = z2.T (_FEW_CLASSES); the softmax is returned as
+        the transpose of a (C, N) array: (N, C), column-major."""
+        np = self.np
+        s = z2.T.copy()  # ours: shifted in place
+        s -= np.maximum.reduce(s, axis=0)
+        e = np.exp(s)
+        total = np.add.reduce(e, axis=0)
+        n = total.shape[0]
+        loss = (np.add.reduce(np.log(total)) - np.add.reduce(s[labels, np.arange(n)])) / n
+        e /= total
+        return loss, e.T
 
     def labels_in_range(self, labels: Any, n_classes: int) -> bool:
         np = self.np  # the ufuncs' own reductions: no wrapper on a per-step check
@@ -640,9 +704,10 @@ class NumpyOps(PortableOps):
         return param, exp_avg, exp_avg_sq
 
     # Small models: a step is dominated by the calls, not the arithmetic (an MLP's Adam step
-    # is about 13 NumPy calls per parameter). Packed, each state key of all parameters is one
-    # flat array (the per-parameter arrays are views into it), and Adam runs its 12 calls once
-    # on all parameters, plus one to gather the gradients and one per parameter to apply.
+    # is about 13 NumPy calls per parameter). Packed, the state of all parameters is one
+    # (keys, total) array, a row per state key (the per-parameter arrays are views into it),
+    # and Adam runs its 9 calls once on all parameters (both moments in the same three), plus
+    # one to gather the gradients and one per parameter to apply.
     def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
         np = self.np
         arrays = [a for slots in state for a in slots]
@@ -658,7 +723,7 @@ class NumpyOps(PortableOps):
         for size in sizes:
             bounds.append((start, start + size))
             start += size
-        flats = [np.empty(total, dtype=dtype) for _ in state[0]]
+        flats = np.empty((len(state[0]), total), dtype=dtype)  # a row per state key
         packed = []
         for slots, (lo, hi) in zip(state, bounds, strict=True):
             views = []
@@ -678,31 +743,33 @@ class NumpyOps(PortableOps):
                 or not all(p.flags.writeable for p in params)):
             return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
                                       weight_decay, decoupled, bias1, bias2_sqrt)
-        (m, v), bounds = packing
-        g = np.concatenate([grad.reshape(-1) for grad in grads])  # ours: written below
-        if g.dtype != m.dtype:
+        moments, bounds = packing  # rows: exp_avg, exp_avg_sq
+        if grads[0].dtype != moments.dtype:  # takes(): every param and grad has one dtype
             return super().adam_group(params, grads, state, packing, lr, beta1, beta2, eps,
                                       weight_decay, decoupled, bias1, bias2_sqrt)
+        # Both moments move towards their targets (g, g*g) in three calls on the stacked rows:
+        # torch's lerp, m + (1 - beta1) (g - m), for both (for v torch writes
+        # beta2 v + (1 - beta2) g*g: the same up to rounding).
+        targets = np.empty_like(moments)  # ours: [g, g*g], then scratch
+        g = targets[0]
+        np.concatenate([grad.reshape(-1) for grad in grads], out=g)
         if weight_decay:
             if decoupled:
                 for p in params:
                     p *= 1 - lr * weight_decay
-            else:  # g + weight_decay * p, as torch adds it (addition commutes exactly)
+            else:  # g + weight_decay * p, as torch adds it
                 decayed = np.concatenate([p.reshape(-1) for p in params])
                 decayed *= weight_decay
-                decayed += g
-                g = decayed
-        t = np.subtract(g, m)
-        t *= 1 - beta1
-        m += t
-        np.multiply(g, g, out=t)
-        t *= 1 - beta2
-        v *= beta2
-        v += t
-        np.sqrt(v, out=t)
+                g += decayed
+        np.multiply(g, g, out=targets[1])
+        targets -= moments
+        targets *= np.array([[1 - beta1], [1 - beta2]], dtype=moments.dtype)
+        moments += targets
+        t = targets[0]
+        np.sqrt(moments[1], out=t)
         t /= bias2_sqrt
         t += eps
-        np.divide(m, t, out=t)
+        np.divide(moments[0], t, out=t)
         t *= lr / bias1
         for p, (lo, hi) in zip(params, bounds, strict=True):
             p -= t[lo:hi].reshape(p.shape)

@@ -109,7 +109,7 @@ class ReLU(_Activation):
     _chain_safe = True  # see Linear._chain_safe
 
     def _f(self, spec: ArraySpec, x: Any) -> Any:
-        return spec.xp.maximum(x, 0.0)
+        return spec.ops.relu(x)
 
     def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
         xp = spec.xp

@@ -155,8 +155,10 @@ class Sequential(_Container):
         """x -> output of the last layer; each layer stores its own x and output."""
         if not self._plain_chain():
             return super().forward(x)
-        for layer in self.layers:
-            x = layer.forward(x)
+        layers = self.layers
+        x = layers[0].forward(x)  # checks the caller's x
+        for layer in layers[1:]:  # each handed what the checked chain made for it
+            x = _unchecked(layer, "forward")(x)
         return x
 
     def backward(self, grad_output: Any) -> Any:
@@ -167,8 +169,9 @@ class Sequential(_Container):
                 and all(a.output is not None and b.x is a.output  # type: ignore[attr-defined]
                         for a, b in pairwise(layers))):
             return super().backward(grad_output)
-        for layer in reversed(layers):
-            grad_output = layer.backward(grad_output)
+        grad_output = layers[-1].backward(grad_output)  # checks the caller's gradient
+        for layer in reversed(layers[:-1]):
+            grad_output = _unchecked(layer, "backward")(grad_output)
         return grad_output
 
     def __len__(self) -> int:
@@ -264,6 +267,16 @@ class MLP(_Container):
     def __repr__(self) -> str:
         l1, l2 = self.linear1, self.linear2
         return f"MLP({l1.input_dim}, {l1.output_dim}, {l2.output_dim}, {l1._spec.describe()})"
+
+
+def _unchecked(layer: Module, method: str) -> Any:
+    """A Linear's ``_forward`` / ``_backward`` (its forward / backward without the checks of
+    what it is handed) inside a plain chain, whose first layer checked the caller's array and
+    whose check verified the parameters, the dims and the place; the public method for every
+    other layer, and for a Linear subclass that overrides forward or backward itself."""
+    if isinstance(layer, Linear) and getattr(type(layer), method) is getattr(Linear, method):
+        return getattr(layer, "_" + method)
+    return getattr(layer, method)
 
 
 def _check_one_place(layers: tuple[Module, ...]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
@@ -140,7 +140,7 @@ def fit(
                                    epochs=n_epochs), _label_count(xp_val, yv))
     lazy = is_dask_namespace(source.xp)  # the model on Dask: its graphs grow with each step
     # the restore point and its epoch, copied in the namespace the model's batches are in
-    last_good, good_epoch = _copy_parameters(source.xp, model), 0
+    last_good, good_epoch = _copy_parameters(source.xp, model.named_parameters()), 0
     last_good_state = None if optimizer is None else optimizer._snapshot()
     history = History()
     # tqdm's disable=None means "only on a terminal".
@@ -161,11 +161,16 @@ def fit(
                     hits = batch_hits if hits is None else hits + batch_hits
                 if lazy and i % _DASK_PERSIST_STEPS == 0 and i < len(source):
                     total, hits = _persist(model, optimizer, total, hits)
-            extra = [] if optimizer is None else optimizer._state_arrays()
-            total, checked, hits, *persisted = persist_parameters(
-                model, total, _parameter_check(source.xp, model), hits, *extra)
-            if optimizer is not None and persisted:
-                optimizer._set_state_arrays(persisted)
+            # listed once per epoch: named_parameters builds every name anew, and with a
+            # few steps an epoch (the digits: 8) such per-epoch work shows in the step time
+            named = list(model.named_parameters())
+            checked = _parameter_check(source.xp, [p for _, p in named])
+            if lazy:
+                extra = [] if optimizer is None else optimizer._state_arrays()
+                total, checked, hits, *persisted = persist_parameters(
+                    model, total, checked, hits, *extra)
+                _rebind_state(optimizer, extra, persisted)
+                named = list(model.named_parameters())  # rebound to the persisted arrays
             if is_array_api_obj(total) and checked is not None:
                 # one sync per epoch: the loss itself while every parameter is finite
                 value = float(total + checked)
@@ -197,7 +202,7 @@ def fit(
                 raise error
             if validation is not None:
                 _validate(model, loss_fn, validation, classifier, history)
-            last_good, good_epoch = _copy_parameters(source.xp, model), epoch
+            last_good, good_epoch = _copy_parameters(source.xp, named), epoch
             if optimizer is not None:
                 last_good_state = optimizer._snapshot()
             if not bar.disable:  # a disabled bar still formats the postfix
@@ -223,9 +228,16 @@ def _persist(model: Module, optimizer: Any, total: Any, hits: Any) -> tuple[Any,
     """Persist the parameters, the optimizer's state and the running sums (Dask only)."""
     extra = [] if optimizer is None else optimizer._state_arrays()
     total, hits, *persisted = persist_parameters(model, total, hits, *extra)
-    if optimizer is not None and persisted:
-        optimizer._set_state_arrays(persisted)
+    _rebind_state(optimizer, extra, persisted)
     return total, hits
+
+
+def _rebind_state(optimizer: Any, extra: list[Any], persisted: list[Any]) -> None:
+    """Give the optimizer its persisted state arrays, where persisting replaced them (Dask).
+    Arrays it returned as they were are left alone: rebinding them would make the optimizer
+    lay its state out again (a copy of it all, every epoch: NumPy's packed Adam state)."""
+    if optimizer is not None and any(a is not b for a, b in zip(persisted, extra, strict=True)):
+        optimizer._set_state_arrays(persisted)
 
 
 def _update_rule(model: Module, lr: Any, optimizer: Any) -> Any:
@@ -334,23 +346,23 @@ def _label_count(xp: Any, y: Any) -> int:
     return math.prod(y.shape if xp.isdtype(y.dtype, "integral") else y.shape[:-1])
 
 
-def _parameter_check(xp: Any, model: Module) -> Any:
+def _parameter_check(xp: Any, params: list[Any]) -> Any:
     """``0 * (the sum of every parameter's sum)``, a 0-d array (None without parameters): 0
     while the parameters are finite, NaN as soon as one is NaN or infinite (0 * inf is NaN).
     Added to the epoch's loss, it leaves the loss exactly as it is, so fit still syncs once
     per epoch, for one reduction per parameter. (Finite parameters whose sum overflows count
     as overflowed too: with values that near the float maximum the loss has overflowed too.)"""
     sums = None
-    for p in model.parameters():
+    for p in params:
         sums = xp.sum(p) if sums is None else sums + xp.sum(p)
     return None if sums is None else 0 * sums
 
 
-def _copy_parameters(xp: Any, model: Module) -> dict[str, Any]:
-    """Copies (updates are in place on NumPy/torch), made with the data's namespace, which
-    the model's forward has accepted (array_namespace per parameter costs more than a small
-    model's step)."""
-    return {name: xp.asarray(p, copy=True) for name, p in model.named_parameters()}
+def _copy_parameters(xp: Any, named: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Copies of the model's ``named_parameters()`` (updates are in place on NumPy/torch),
+    made with the data's namespace, which the model's forward has accepted (array_namespace
+    per parameter costs more than a small model's step)."""
+    return {name: xp.asarray(p, copy=True) for name, p in named}
 
 
 def _check_model(model: Any) -> None:

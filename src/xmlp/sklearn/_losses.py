@@ -154,9 +154,7 @@ class L2Penalty(Module):
     def _penalty(self, n: int) -> Any:
         total: Any = None
         for layer in self.layers:
-            w = layer.weights
-            flat = layer.xp.reshape(w, (-1,))
-            squares = layer.xp.vecdot(flat, flat)
+            squares = layer._spec.ops.sum_squares(layer.weights)
             total = squares if total is None else total + squares
         return total * (0.5 * self.alpha / n)
 

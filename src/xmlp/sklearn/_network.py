@@ -35,8 +35,8 @@ class L2Linear(Linear):
     (scikit-learn's MLP skips it too). Its ``backward`` returns None.
     """
 
-    # forward is Linear's; backward adds to a gradient it made itself: it rejects nothing
-    # Linear would not (see Linear._chain_safe)
+    # forward and backward are Linear's (checks, then _forward / _backward); _backward adds to
+    # a gradient it made itself: it rejects nothing Linear would not (see Linear._chain_safe)
     _chain_safe = True
 
     def __init__(self, *args: Any, alpha: float = 0.0, input_layer: bool = False,
@@ -45,16 +45,15 @@ class L2Linear(Linear):
         self.alpha = float(alpha)
         self.input_layer = bool(input_layer)
 
-    def backward(self, grad_output: Any) -> Any:
+    def _backward(self, grad_output: Any) -> Any:  # Linear.backward checks, then calls this
         if self.input_layer:
-            self._check_grad_output(grad_output)
             ops = self._spec.ops
             g2 = grad_output  # (n, out): the estimators give 2-D batches only
             self.grad_weights = ops.matmul(g2.T, self._x2)
             self.grad_biases = ops.sum_rows(g2)
             grad_input = self.grad_input = None
         else:
-            grad_input = super().backward(grad_output)
+            grad_input = super()._backward(grad_output)
         if self.alpha != 0.0:
             n = self._x2.shape[0]
             # in place on NumPy / CuPy / torch (a fresh array of this step); rebinds on JAX
