@@ -587,7 +587,6 @@ def test_sequential_trusts_only_layers_that_declare_chain_safety():
     assert plain._plain_chain()
 
 
-<<<<<<< HEAD
 def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_rejects():
     """Only the first layer of a plain chain sees the outside array. A Sequential that starts
     with an activation, or whose Linear layers no longer chain (one swapped by hand), takes the
@@ -601,7 +600,8 @@ def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_reject
     swapped.forward(x)
     swapped.layers[2] = xmlp.Linear(5, 2, rng=2)  # takes 5 features, the chain gives 4
     rejects(ValueError, swapped, lambda: swapped.forward(x), "Linear(5, 2)", "got (5, 4)")
-=======
+
+
 def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
     """Inside a plain chain the inner Linears run without re-checking what the chain hands
     them, but a chain-safe Linear subclass that overrides forward or backward still has its
@@ -634,4 +634,3 @@ def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
     for a, b in zip(layers[::2], plain.layers[::2], strict=True):
         np.testing.assert_array_equal(a.grad_weights, b.grad_weights)
         np.testing.assert_array_equal(a.grad_biases, b.grad_biases)
->>>>>>> main
