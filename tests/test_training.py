@@ -406,3 +406,36 @@ def test_fit_leaves_the_optimizer_state_where_it_is_between_epochs():
     xmlp.fit(model, x, y, epochs=3, optimizer=opt, batch_size=16,
              callback=lambda epoch, history: seen.append(opt._state_arrays()))
     assert len(seen) == 3 and all(a is b for a, b in zip(seen[0], seen[2], strict=True))
+
+
+def test_validation_is_evaluated_with_the_loss_predict_and_leaves_it_as_training_left_it():
+    """fit evaluates validation data with the loss's predict (which stores nothing): after fit
+    the loss still holds the last training batch, as backward() would need it; a loss with no
+    predict is evaluated with forward."""
+    gen = np.random.default_rng(3)
+    x, y = gen.standard_normal((30, 3)), gen.standard_normal((30, 2))
+    xv, yv = gen.standard_normal((7, 3)), gen.standard_normal((7, 2))
+    model = xmlp.MLP(3, 4, 2, rng=np.random.default_rng(4))
+    loss = xmlp.MSELoss()
+    history = xmlp.fit(model, x, y, epochs=2, lr=0.05, loss=loss, batch_size=16,
+                       validation_data=(xv, yv))
+    assert loss.y.shape == (14, 2) and loss.t is not None  # the last batch of 30 by 16
+    np.testing.assert_array_equal(loss.t, y[16:])
+    expected = float(np.mean((model.predict(xv) - yv) ** 2))
+    assert history.val_loss[-1] == pytest.approx(expected, rel=1e-12)
+
+    class NoPredict:
+        def __init__(self):
+            self.inner, self.seen = xmlp.MSELoss(), []
+
+        def forward(self, y_pred, t):
+            self.seen.append(t.shape[0])
+            return self.inner.forward(y_pred, t)
+
+        def backward(self):
+            return self.inner.backward()
+
+    plain = NoPredict()
+    xmlp.fit(model, x, y, epochs=1, lr=0.05, loss=plain, batch_size=16,
+             validation_data=(xv, yv))
+    assert plain.seen == [16, 14, 7]  # two training batches, then the validation set
