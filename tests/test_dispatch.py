@@ -569,3 +569,59 @@ def test_sum_squares_equals_portable(shape, dt):
     # column-major or strided: the portable path, same value
     np.testing.assert_allclose(fast.sum_squares(a.T), want, rtol=1e-6)
     np.testing.assert_allclose(fast.sum_squares(a[::2]), portable.sum_squares(a[::2]), rtol=1e-6)
+
+
+def test_few_class_cross_entropy_is_stable_for_huge_logits(dt):
+    """The transposed few-class path shifts each row by its own max: logits of +-1e4, rows far
+    apart, give the portable (finite) loss and softmax."""
+    fast, portable = _pair()
+    z = np.array([[1e4, 0.0, -1e4], [-1e4, -1e4 + 1, -1e4 + 2], [3.0, 2.0, 1.0],
+                  [-5e3, 5e3, 0.0]], dtype=dt)
+    labels = np.array([0, 2, 1, 1])
+    (fl, fp), (pl, pp) = fast.cross_entropy_index(z, labels, None), \
+        portable.cross_entropy_index(z, labels, None)
+    assert np.isfinite(fl) and np.isfinite(fp).all()
+    np.testing.assert_allclose(fl, pl, rtol=1e-6)
+    _close(fp, pp, dt)
+
+
+def test_relu_zeros_are_per_dtype_and_read_only():
+    """The zeros block is kept per dtype (float64 first, then a float32 array longer than the
+    float64 block) and cannot be written."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(13)
+    for dt in (np.float64, np.float32):
+        x = gen.standard_normal(40_000).astype(dt)
+        np.testing.assert_array_equal(fast.relu(x), portable.relu(x))
+        zeros = fast._zeros(np.dtype(dt))
+        assert zeros.dtype == dt and not zeros.flags.writeable and not zeros.any()
+
+
+def test_packed_adam_group_leaves_read_only_or_other_dtype_parameters_to_the_portable_path():
+    """The packed Adam writes into the parameters: read-only ones (mmap-loaded weights), or a
+    packed state of another dtype than the parameters, take the portable per-parameter path,
+    with the portable values (read-only parameters come back as new arrays)."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(14)
+    shapes = [(5, 3), (5,)]
+    for params_dt, state_dt, frozen, decoupled in ((np.float64, np.float64, True, False),
+                                                   (np.float32, np.float64, False, False),
+                                                   (np.float32, np.float64, False, True)):
+        args = (0.01, 0.9, 0.999, 1e-8, 0.1, decoupled, 0.1, 0.001**0.5)
+        start = [gen.standard_normal(s).astype(params_dt) for s in shapes]
+        grads = [gen.standard_normal(s).astype(params_dt) for s in shapes]
+        params = _frozen(*start) if frozen else [p.copy() for p in start]
+        state, packing = fast.pack_state([[np.zeros(s, state_dt), np.zeros(s, state_dt)]
+                                          for s in shapes])
+        assert packing is not None
+        got = fast.adam_group(list(params), grads, state, packing, *args)
+        want_state = [[np.zeros(s, state_dt), np.zeros(s, state_dt)] for s in shapes]
+        want = portable.adam_group([p.copy() for p in start], grads, want_state, None, *args)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        for sf, sp in zip(state, want_state, strict=True):
+            for a, b in zip(sf, sp, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-6)
+        if frozen:
+            assert all(g is not p for g, p in zip(got, params, strict=True))
+            np.testing.assert_array_equal(params[0], start[0])
