@@ -625,3 +625,17 @@ def test_packed_adam_group_leaves_read_only_or_other_dtype_parameters_to_the_por
         if frozen:
             assert all(g is not p for g, p in zip(got, params, strict=True))
             np.testing.assert_array_equal(params[0], start[0])
+
+
+def test_threaded_sgd_updates_a_strided_parameter_in_place(threads):
+    """With threads the SGD fast path splits flat blocks between them; a strided parameter (a
+    view into a larger array) has no flat view, so it takes the portable path, in place."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(15)
+    base = gen.standard_normal((700, 2 * 400))
+    p_fast, p_port = base.copy()[:, ::2], base.copy()[:, ::2]  # (700, 400): 280,000 elements
+    g = gen.standard_normal((700, 400))
+    out = fast.sgd(p_fast, g, 0.3)
+    assert out is p_fast
+    np.testing.assert_array_equal(p_fast, portable.sgd(p_port, g, 0.3))
+    np.testing.assert_allclose(p_fast, base[:, ::2] - 0.3 * g)

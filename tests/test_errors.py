@@ -634,3 +634,17 @@ def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
     for a, b in zip(layers[::2], plain.layers[::2], strict=True):
         np.testing.assert_array_equal(a.grad_weights, b.grad_weights)
         np.testing.assert_array_equal(a.grad_biases, b.grad_biases)
+
+
+@pytest.mark.parametrize("lr", [10**400, -(10**400)], ids=["10**400", "-10**400"])
+def test_learning_rate_beyond_the_float_range_is_shown_as_given(lr):
+    """An int too large for a float is refused (ValueError: not finite as a float), and the
+    message shows the number the user gave, not "inf"."""
+    layer = xmlp.Linear(2, 1, np.ones((1, 2)), np.zeros(1))
+    layer.forward(np.ones((1, 2)))
+    layer.backward(np.ones((1, 1)))
+    with pytest.raises(ValueError, match="finite and >= 0") as info:
+        layer.update_params(lr)
+    shown = str(info.value).split("got ")[1]
+    assert shown.lstrip("-").startswith("1000000") and "inf" not in shown
+    assert shown.startswith("-") == (lr < 0)

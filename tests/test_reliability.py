@@ -332,7 +332,8 @@ def test_sharing_put_in_by_hand_is_refused_before_anything_changes(xp, kind):
     rejects(ValueError, model, lambda: model.forward(data(xp, (5, 3), seed=3)), "used twice")
     rejects(ValueError, model, lambda: model.backward(data(xp, (5, 3), seed=3)), "used twice")
     # the message says why (the stored forward state, the update twice) and what to do instead
-    rejects(ValueError, model, lambda: model.update_params(0.1), "used twice",
+    rejects(ValueError, model, lambda: model.update_params(0.1),
+            f"{type(model).__name__}.update_params: ", "used twice",
             "would overwrite the other's stored forward state and the update would be applied "
             "twice", "Make another layer (copy.deepcopy(layer)).")
 
