@@ -639,3 +639,9 @@ def test_threaded_sgd_updates_a_strided_parameter_in_place(threads):
     assert out is p_fast
     np.testing.assert_array_equal(p_fast, portable.sgd(p_port, g, 0.3))
     np.testing.assert_allclose(p_fast, base[:, ::2] - 0.3 * g)
+    # read-only (mmap-loaded weights): a new array with the step, the parameter unchanged
+    (frozen,) = _frozen(np.ascontiguousarray(base[:, ::2]))
+    stepped = fast.sgd(frozen, g, 0.3)
+    assert stepped is not frozen
+    np.testing.assert_allclose(stepped, base[:, ::2] - 0.3 * g)
+    np.testing.assert_array_equal(frozen, base[:, ::2])

@@ -249,3 +249,20 @@ def test_dask_persists_within_long_epochs(monkeypatch):
     assert len(calls) == 1 + (10 - 1) // steps  # within the epoch, and once at its end
     assert all(n == 2 + 8 for n in calls[:-1])  # loss and hits sums, Adam's 2 x 4 arrays
     assert all(len(p.dask) == 1 for p in model.parameters())  # persisted: one layer each
+
+
+def test_accuracy_counts_the_last_axis_with_any_integer_labels():
+    """fit's accuracy counts the samples whose largest logit is at the label: for logits
+    (N, T, C), whose class axis is the last one, with int32 class indices (argmax gives
+    int64) and with class probabilities alike."""
+    gen = np.random.default_rng(21)
+    x, t = gen.standard_normal((40, 3, 4)), gen.integers(0, 5, (40, 3))
+    model = xmlp.Linear(4, 5, rng=0)
+    want = float(np.mean(np.argmax(model.predict(x), axis=-1) == t))
+    for labels in (t.astype(np.int32), t.astype(np.int8), np.eye(5)[t]):
+        # lr = 0: the weights stay, so the epoch's predictions are model.predict(x)
+        history = xmlp.fit(model, x, labels, epochs=1, lr=0.0, loss=xmlp.CrossEntropyLoss(),
+                           progress=False, validation_data=(x, labels))
+        assert history.accuracy == [pytest.approx(want)]
+        assert history.val_accuracy == [pytest.approx(want)]
+    assert 0 < want < 1

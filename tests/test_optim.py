@@ -343,3 +343,21 @@ def _numpy():
     from conftest import Backend
 
     return Backend("numpy", np, anp)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_steps_update_the_parameters_in_place_where_arrays_are_mutable(xp, name):
+    """On NumPy, array-api-strict, torch and CuPy a step writes into the parameter arrays: a
+    reference to layer.weights taken before the step sees it (JAX and Dask rebind new ones)."""
+    if xp.name in ("jax", "dask"):
+        pytest.skip(f"{xp.name} arrays are immutable or lazy: steps rebind new arrays")
+    model = xmlp.MLP(3, 4, 2, rng=0, xp=xp.module, device=xp.device)
+    opt = (xmlp.optim.SGD(model, lr=0.1, momentum=0.9) if name == "SGD"
+           else xmlp.optim.Adam(model, lr=0.1))
+    held = [model.linear1.weights, model.linear2.biases]
+    before = [xp.to_numpy(a).copy() for a in held]
+    model.forward(xp.from_numpy(np.ones((5, 3))))
+    model.backward(xp.from_numpy(np.ones((5, 2))))
+    opt.step()
+    assert model.linear1.weights is held[0] and model.linear2.biases is held[1]
+    assert not np.array_equal(xp.to_numpy(held[0]), before[0])
