@@ -356,8 +356,8 @@ def test_steps_update_the_parameters_in_place_where_arrays_are_mutable(xp, name)
            else xmlp.optim.Adam(model, lr=0.1))
     held = [model.linear1.weights, model.linear2.biases]
     before = [xp.to_numpy(a).copy() for a in held]
-    model.forward(xp.from_numpy(np.ones((5, 3))))
-    model.backward(xp.from_numpy(np.ones((5, 2))))
+    model.forward(xp.from_numpy(np.ones((5, 3)), model.dtype))
+    model.backward(xp.from_numpy(np.ones((5, 2)), model.dtype))
     opt.step()
     assert model.linear1.weights is held[0] and model.linear2.biases is held[1]
     assert not np.array_equal(xp.to_numpy(held[0]), before[0])
