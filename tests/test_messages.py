@@ -593,3 +593,40 @@ def test_describe_names_the_exception_and_cuts_its_text():
     assert _describe(ValueError("bad header")) == "ValueError: bad header"
     assert _describe(KeyError()) == "KeyError"
     assert _describe(OSError("x" * 400)) == "OSError: " + "x" * 300
+
+
+def test_activation_messages_name_the_layer_and_the_input():
+    with pytest.raises(TypeError) as info:
+        xmlp.ReLU().forward(np.array([1, 2]))
+    assert str(info.value).startswith("ReLU.forward: x has dtype int64; ")
+    with pytest.raises(ValueError) as info:
+        xmlp.Tanh().forward(np.zeros((0, 3)))
+    assert str(info.value) == ("Tanh.forward: x is an empty batch (shape (0, 3)); pass at least "
+                               "one sample")
+
+
+def test_linear_backward_names_itself_for_a_parameter_replaced_by_hand():
+    layer = xmlp.Linear(3, 4, rng=0)
+    layer.forward(np.ones((2, 3)))
+    layer.weights = np.ones((5, 3))
+    with pytest.raises(ValueError) as info:
+        layer.backward(np.ones((2, 4)))
+    assert str(info.value) == ("Linear(3, 4).backward: parameter 'weights' has shape (5, 3) but "
+                               "the layer needs (4, 3) (was it replaced by hand?)")
+    layer.weights = np.ones((4, 3))
+    with pytest.raises(TypeError) as info:
+        layer.backward(np.ones((2, 4), dtype=np.float32))
+    assert str(info.value).startswith("Linear(3, 4).backward: grad_output has dtype float32 ")
+
+
+def test_an_activation_follows_its_input_to_another_device():
+    """array-api-strict has several devices: an activation used on one and then on another
+    takes each input's device, forward and backward (no stale device from the last call)."""
+    import array_api_strict as xp
+
+    act = xmlp.Tanh()
+    for name in ("CPU_DEVICE", "device1", "CPU_DEVICE"):
+        device = xp.Device(name)
+        y = act.forward(xp.asarray([[0.5, -1.0]], device=device))
+        g = act.backward(xp.ones_like(y))
+        assert y.device == device and g.device == device
