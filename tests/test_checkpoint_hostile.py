@@ -612,6 +612,16 @@ def test_save_through_a_symlink_replaces_its_target(tmp_path):
     np.testing.assert_array_equal(saved_values(real_dir / "new.npz"), first.linear1.weights)
 
 
+def _mode_of_a_new_save(path):
+    """The permission bits of a model saved to a new file under umask 0o022."""
+    umask = os.umask(0o022)
+    try:
+        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
+    finally:
+        os.umask(umask)
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
 def test_save_keeps_the_permission_bits_of_an_existing_file(tmp_path):
     path = tmp_path / "m.npz"
@@ -622,13 +632,7 @@ def test_save_keeps_the_permission_bits_of_an_existing_file(tmp_path):
     path.chmod(0o600)
     xmlp.save(xmlp.MLP(1, 3, 1, rng=1), path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    fresh = tmp_path / "new.npz"
-    umask = os.umask(0o022)
-    try:
-        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), fresh)
-    finally:
-        os.umask(umask)
-    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # a new file: 0o666 minus the umask
+    assert _mode_of_a_new_save(tmp_path / "new.npz") == 0o644  # 0o666 minus the umask
 
 
 @pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
@@ -642,13 +646,7 @@ def test_save_keeps_the_permission_bits_without_fchmod(tmp_path, monkeypatch):
     xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     np.testing.assert_array_equal(saved_values(path), xmlp.MLP(1, 3, 1, rng=0).linear1.weights)
-    fresh = tmp_path / "new.npz"
-    umask = os.umask(0o022)
-    try:
-        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), fresh)
-    finally:
-        os.umask(umask)
-    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert _mode_of_a_new_save(tmp_path / "new.npz") == 0o644
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "new.npz"]
 
 
