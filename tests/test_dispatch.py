@@ -645,3 +645,91 @@ def test_threaded_sgd_updates_a_strided_parameter_in_place(threads):
     assert stepped is not frozen
     np.testing.assert_allclose(stepped, base[:, ::2] - 0.3 * g)
     np.testing.assert_array_equal(frozen, base[:, ::2])
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (200, 100), (700, 1031)])
+@pytest.mark.parametrize("order", ["C", "F", "strided", "mixed"])
+def test_relu_grad_equals_portable(shape, order, dt):
+    """grad_output times the mask x > 0 as floats: bit for bit the portable product (a NaN or
+    infinite gradient where x <= 0 gives NaN, a negative one -0.0; NaN in x masks), any layout;
+    neither input written."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(21)
+    x, g = (gen.standard_normal(shape).astype(dt) for _ in range(2))
+    x[0, :4] = [np.nan, -1.0, -2.0, 0.0]
+    g[0, :4] = [5.0, np.nan, np.inf, -3.0]
+    x[-1, -3:] = [-0.0, 1.0, np.inf]
+    g[-1, -3:] = [-1.0, -np.inf, 2.0]
+    if order == "F":
+        x, g = np.asfortranarray(x), np.asfortranarray(g)
+    elif order == "mixed":
+        x = np.asfortranarray(x)
+    x, g = _frozen(x, g)
+    if order == "strided":
+        x, g = x[:, ::2], g[:, ::2]
+    with np.errstate(invalid="ignore"):  # inf * 0, on both paths
+        got, want = fast.relu_grad(g, x), portable.relu_grad(g, x)
+    assert type(got) is np.ndarray and got.dtype == dt and got.shape == x.shape
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    if order != "strided":
+        assert got[0, 0] == 0 and np.isnan(got[0, 1]) and np.isnan(got[0, 2])
+        assert got[0, 3] == 0 and np.signbit(got[0, 3])
+        assert got[-1, -3] == 0 and got[-1, -2] == -np.inf and got[-1, -1] == 2.0
+
+
+def test_relu_grad_of_other_dtypes_or_shapes_takes_the_portable_path():
+    fast, portable = _pair()
+    x = np.array([[-1.0, 2.0]], dtype=np.float32)
+    for g in (np.array([[3.0, 4.0]], dtype=np.float64), np.array([3.0, 4.0], dtype=np.float32)):
+        got, want = fast.relu_grad(g, x), portable.relu_grad(g, x)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
+def test_labels_in_range_equals_portable(dtype):
+    """One reduction over the labels seen as unsigned: a negative label is out of range
+    (it wraps above every class count), the largest valid one is C - 1; any integer dtype,
+    strided labels too."""
+    fast, portable = _pair()
+    info = np.iinfo(dtype)
+    cases = [[0, 1, 2], [2, 2], [0, 3], [3], [0, 1, 2, 2, 1, 0][::2], [info.max], [info.max, 0],
+             [127], [128 % (info.max + 1)]]
+    if info.min < 0:
+        cases += [[-1], [0, -1, 2], [info.min], [1, info.min]]
+    for values in cases:
+        labels = np.array(values, dtype=dtype)
+        for n_classes in (1, 3, 4, 127, 128, 129, 300):
+            want = portable.labels_in_range(labels, n_classes)
+            assert fast.labels_in_range(labels, n_classes) is want, (values, n_classes)
+    strided = np.array([0, -1, 1, -1, 2], dtype="int64")[::2]
+    assert fast.labels_in_range(strided, 3) and not fast.labels_in_range(strided, 2)
+
+
+@pytest.mark.parametrize("rows", [1, 200, _dispatch._GEMV_ROWS, _dispatch._GEMV_ROWS + 1])
+def test_row_sums_of_mini_batches_run_as_a_gemv(rows, dt, monkeypatch):
+    """Up to _GEMV_ROWS rows the bias gradient is ones @ g2 (one BLAS call, the rows added in
+    order as the weight gradient's GEMM adds them); more rows keep NumPy's pairwise sum. Both
+    are within the pairwise bound of the exact sums, all-positive columns included."""
+    fast, _ = _pair()
+    gen = np.random.default_rng(22)
+    g = gen.standard_normal((rows, 37)).astype(dt)
+    g[:, 0] = np.abs(g[:, 0]) + 1  # no cancellation: the worst case for a sum in order
+    (g,) = _frozen(g)
+    calls = []
+    real = np.matmul
+
+    def counting(a, b, *args, **kwargs):
+        calls.append((a.shape, b.shape))
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(fast, "np", type("np", (), {"matmul": staticmethod(counting),
+                                                    "add": np.add,
+                                                    "ones": np.ones}))
+    got = fast.sum_rows(g)
+    assert calls == ([((rows,), g.shape)] if rows <= _dispatch._GEMV_ROWS else [])
+    _sums_close(got, g, dt)
+    ones = fast._ones(np.dtype(dt))
+    assert ones.shape == (_dispatch._GEMV_ROWS,) and not ones.flags.writeable
+    assert (ones == 1).all()

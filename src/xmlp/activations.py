@@ -112,8 +112,7 @@ class ReLU(_Activation):
         return spec.ops.relu(x)
 
     def _df(self, spec: ArraySpec, grad_output: Any) -> Any:
-        xp = spec.xp
-        return grad_output * xp.astype(self.x > 0, grad_output.dtype)
+        return spec.ops.relu_grad(grad_output, self.x)
 
 
 class Sigmoid(_Activation):
