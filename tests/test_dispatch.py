@@ -705,31 +705,3 @@ def test_labels_in_range_equals_portable(dtype):
             assert fast.labels_in_range(labels, n_classes) is want, (values, n_classes)
     strided = np.array([0, -1, 1, -1, 2], dtype="int64")[::2]
     assert fast.labels_in_range(strided, 3) and not fast.labels_in_range(strided, 2)
-
-
-@pytest.mark.parametrize("rows", [1, 200, _dispatch._GEMV_ROWS, _dispatch._GEMV_ROWS + 1])
-def test_row_sums_of_mini_batches_run_as_a_gemv(rows, dt, monkeypatch):
-    """Up to _GEMV_ROWS rows the bias gradient is ones @ g2 (one BLAS call, the rows added in
-    order as the weight gradient's GEMM adds them); more rows keep NumPy's pairwise sum. Both
-    are within the pairwise bound of the exact sums, all-positive columns included."""
-    fast, _ = _pair()
-    gen = np.random.default_rng(22)
-    g = gen.standard_normal((rows, 37)).astype(dt)
-    g[:, 0] = np.abs(g[:, 0]) + 1  # no cancellation: the worst case for a sum in order
-    (g,) = _frozen(g)
-    calls = []
-    real = np.matmul
-
-    def counting(a, b, *args, **kwargs):
-        calls.append((a.shape, b.shape))
-        return real(a, b, *args, **kwargs)
-
-    monkeypatch.setattr(fast, "np", type("np", (), {"matmul": staticmethod(counting),
-                                                    "add": np.add,
-                                                    "ones": np.ones}))
-    got = fast.sum_rows(g)
-    assert calls == ([((rows,), g.shape)] if rows <= _dispatch._GEMV_ROWS else [])
-    _sums_close(got, g, dt)
-    ones = fast._ones(np.dtype(dt))
-    assert ones.shape == (_dispatch._GEMV_ROWS,) and not ones.flags.writeable
-    assert (ones == 1).all()

@@ -145,6 +145,7 @@ def test_every_op_equals_portable_for_every_dtype_and_layout(dtype, shape, layou
         (fast.affine(x, w, b), portable.affine(x, w, b)),
         (fast.matmul(x, w.T), portable.matmul(x, w.T)),
         (fast.mse_grad(g, g.size), portable.mse_grad(g, g.size)),
+        (fast.relu_grad(g, x), portable.relu_grad(g, x)),
     ]
     for got, want in pairs:
         assert got.dtype == want.dtype and got.shape == want.shape

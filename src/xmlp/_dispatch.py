@@ -226,10 +226,6 @@ _OUTER_MIN = 2_000
 # axis every reduction is C vectorized passes over N. Measured 0.3x to 0.8x the time for
 # C <= 10, about even at 32 and slower beyond (N = 200 and 2,000)
 _FEW_CLASSES = 16
-# row sums (the bias gradient) of a row-major batch of at most this many rows run as a GEMV.
-# BLAS adds the rows in order (with FMA), as the weight gradient's GEMM does, not pairwise:
-# its rounding error grows with the rows, so long batches keep NumPy's pairwise sum
-_GEMV_ROWS = 1024
 # the optimizers' blocked updates (issue 10's measurements): elements per block, and the size
 # from which blocking pays
 _UPDATE_BLOCK = 32_768
@@ -549,15 +545,6 @@ class NumpyOps(PortableOps):
         flat = a.reshape(-1)
         return self.np.dot(flat, flat)
 
-    def _ones(self, dtype: Any) -> Any:
-        """A read-only vector of _GEMV_ROWS ones of ``dtype`` (sum_rows' left operand)."""
-        key = ("ones", dtype.char)
-        if key not in self._constants:
-            ones = self.np.ones(_GEMV_ROWS, dtype)
-            ones.flags.writeable = False
-            self._constants[key] = ones
-        return self._constants[key]
-
     def _zeros(self, dtype: Any) -> Any:
         """A read-only block of zeros of ``dtype``, _BLOCK_BYTES long (shared by threads: it
         is only read)."""
@@ -575,12 +562,6 @@ class NumpyOps(PortableOps):
             # column-major (from an outer product): sum along memory order, each column a
             # contiguous run, with NumPy's pairwise summation
             return self.np.add.reduce(g2.T, axis=1)
-        if g2.ndim == 2 and 0 < g2.shape[0] <= _GEMV_ROWS and g2.flags.c_contiguous:
-            # a mini-batch: ones @ g2, one BLAS GEMV (the bias is the weight of an input that
-            # is always 1: summed as the weight gradient's GEMM sums). NumPy's reduce down the
-            # columns of a row-major array runs a strided pairwise sum per column: 3 to 4x
-            # slower here ((200, 100) float32: 5.6 us against 1.7 us)
-            return self.np.matmul(self._ones(g2.dtype)[:g2.shape[0]], g2)
         return self.np.add.reduce(g2, axis=0)
 
     def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
