@@ -705,3 +705,52 @@ def test_labels_in_range_equals_portable(dtype):
             assert fast.labels_in_range(labels, n_classes) is want, (values, n_classes)
     strided = np.array([0, -1, 1, -1, 2], dtype="int64")[::2]
     assert fast.labels_in_range(strided, 3) and not fast.labels_in_range(strided, 2)
+
+
+@pytest.mark.parametrize("n", [5, 200, 3000])
+@pytest.mark.parametrize("x_order", ["C", "F"])
+def test_input_gradient_is_laid_out_like_the_input(n, x_order, dt):
+    """A Linear's dL/dx with one output, (N, 1) @ (1, in), is an outer product laid out like
+    the layer's input (row-major after a GEMM, column-major after an outer-product forward), so
+    the activation before it pairs two arrays of one layout; the same values as the portable
+    GEMM, bit for bit (the same products). Wider gradients are matmul's."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(23)
+    g, w = _frozen(gen.standard_normal((n, 1)).astype(dt), gen.standard_normal((1, 100)).astype(dt))
+    x2 = np.asarray(gen.standard_normal((n, 100)).astype(dt), order=x_order)
+    got, want = fast.input_grad(g, w, x2), portable.input_grad(g, w, x2)
+    assert type(got) is np.ndarray and got.dtype == dt and got.shape == (n, 100)
+    np.testing.assert_array_equal(got, want)
+    if n * 100 >= _dispatch._OUTER_MIN:
+        assert got.flags.c_contiguous == (x_order == "C")
+        assert got.flags.f_contiguous == (x_order == "F")
+    wide, w10 = gen.standard_normal((n, 10)).astype(dt), gen.standard_normal((10, 100)).astype(dt)
+    np.testing.assert_array_equal(fast.input_grad(wide, w10, x2), fast.matmul(wide, w10))
+    # another dtype or a subclass: the portable product
+    g32 = g.astype(np.float32 if dt == np.float64 else np.float64)
+    np.testing.assert_array_equal(fast.input_grad(g32, w, x2), portable.input_grad(g32, w, x2))
+
+
+def test_relu_layer_gradient_after_a_one_output_layer_is_row_major():
+    """Linear(40, 100) -> ReLU -> Linear(100, 1): the last layer's input gradient comes back
+    row-major like the hidden activations, and the whole backward equals the portable one."""
+    import xmlp
+
+    gen = np.random.default_rng(24)
+    x, t = gen.standard_normal((200, 40)), gen.standard_normal((200, 1))
+    grads = []
+    for enabled in (True, False):
+        try:
+            _dispatch.set_fast_paths(enabled)
+            model = xmlp.Sequential(xmlp.Linear(40, 100, rng=0), xmlp.ReLU(),
+                                    xmlp.Linear(100, 1, rng=1))
+            loss = xmlp.MSELoss()
+            loss.forward(model.forward(x), t)
+            gx = model.backward(loss.backward())
+            if enabled:
+                assert model[2].grad_input.flags.c_contiguous
+            grads.append([gx, *(g for _, g in model.named_grads())])
+        finally:
+            _dispatch.set_fast_paths(True)
+    for fast, portable in zip(*grads, strict=True):
+        np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)

@@ -35,6 +35,11 @@ class PortableOps:
         """(N, in) @ (out, in).T + (out,) -> (N, out): one GEMM with a transpose flag."""
         return self.xp.matmul(x2, weights.T) + biases
 
+    def input_grad(self, g2: Any, weights: Any, x2: Any) -> Any:
+        """A Linear's dL/dx: (N, out) @ (out, in) -> (N, in). ``x2``, the layer's input, only
+        tells the fast paths which memory layout the result is used in."""
+        return self.xp.matmul(g2, weights)
+
     def tanh(self, x: Any) -> Any:
         return self.xp.tanh(x)
 
@@ -449,6 +454,18 @@ class NumpyOps(PortableOps):
                 # reads it faster so
                 return np.ascontiguousarray(np.matmul(b.T, a.T).T)
         return np.matmul(a, b)
+
+    def input_grad(self, g2: Any, weights: Any, x2: Any) -> Any:
+        # One output ((N, 1) @ (1, in), an outer product): laid out like the input x2, which
+        # the activation before this layer pairs it with elementwise (a row-major input by a
+        # column-major gradient is a strided pass: (200, 100) float32 ReLU gradient 12.4 us
+        # against 6.8 us). The same products either way.
+        if (g2.ndim == 2 and g2.shape[1] == 1 and type(x2) is self._ndarray
+                and x2.flags.c_contiguous and not x2.flags.f_contiguous
+                and g2.shape[0] * weights.shape[1] >= _OUTER_MIN and self.takes(g2, weights)
+                and _laid(g2, weights)):
+            return self.np.multiply(g2, weights)
+        return self.matmul(g2, weights)
 
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
         if not self.takes(x2, weights, biases):

@@ -228,7 +228,7 @@ class Linear(Module):
             g2 = xp.reshape(grad_output, (-1, self.output_dim))
         grad_weights = ops.matmul(g2.T, self._x2)
         grad_biases = ops.sum_rows(g2)
-        grad_input = ops.matmul(g2, self.weights)
+        grad_input = ops.input_grad(g2, self.weights, self._x2)
         if grad_output.ndim != 2:
             grad_input = xp.reshape(grad_input, tuple(self.x.shape))
         self.grad_weights, self.grad_biases, self.grad_input = grad_weights, grad_biases, grad_input
