@@ -233,6 +233,15 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:
         pass
     else:
         dask.config.set(scheduler="synchronous")
+    # torch's CPU thread pool (OpenMP) is not fork-safe either: a fork of a process whose pool
+    # has run waits forever in its first parallel op (seen: test_cross_entropy_matches_pytorch
+    # timing out for every mutant it ran, false "kills"). One thread: no pool is ever started.
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(1)
     # The docs' examples are left out, as in the backend sessions (nox -s examples runs them):
     # they test the pages, and would make every mutant of the core modules run them.
     collect_ignore = ["test_docs_examples.py"]
