@@ -298,3 +298,23 @@ def test_softmax_rejects_bad_input(xp):
             "Softmax.backward", "(2, 3)", "(2, 4)")
     with pytest.raises(xmlp.ForwardNotCalledError):
         xmlp.Softmax().backward(xp.from_numpy(np.zeros((2, 3))))
+
+
+def test_gradient_rows_of_unread_out_of_range_labels_are_nan():
+    """Dask labels are not read: backward after a forward with an out-of-range label gives
+    NaN in that sample's gradient row only (lead dims too). Runs wherever Dask is installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed: its labels are the "
+                             "ones not read")
+    loss = xmlp.CrossEntropyLoss()
+    z = np.arange(12.0).reshape(4, 3) / 10
+    loss.forward(da.from_array(z, chunks=2), da.from_array(np.array([0, 2, 3, 1]), chunks=2))
+    grad = np.asarray(loss.backward())
+    assert np.isnan(grad[2]).all()
+    good = np.delete(np.arange(4), 2)
+    expected = (softmax(z) - np.eye(3)[[0, 2, 0, 1]]) / 4
+    np.testing.assert_allclose(grad[good], expected[good], rtol=1e-12)
+    loss.forward(da.from_array(z.reshape(2, 2, 3), chunks=1),
+                 da.from_array(np.array([[0, -1], [2, 1]]), chunks=1))
+    grad = np.asarray(loss.backward())
+    assert grad.shape == (2, 2, 3)
+    assert np.isnan(grad[0, 1]).all() and np.isfinite(np.delete(grad.reshape(4, 3), 1, 0)).all()

@@ -439,3 +439,121 @@ def test_validation_is_evaluated_with_the_loss_predict_and_leaves_it_as_training
     xmlp.fit(model, x, y, epochs=1, lr=0.05, loss=plain, batch_size=16,
              validation_data=(xv, yv))
     assert plain.seen == [16, 14, 7]  # two training batches, then the validation set
+
+
+# -- the learning rule, validation data and the parameter check: whole messages and values ----
+def _fit_message(exc_type, **kwargs):
+    x, t = make_data(6)
+    call = {"epochs": 1, "progress": False, **kwargs}
+    with pytest.raises(exc_type) as info:
+        xmlp.fit(make_model_np(), x, t, **call)
+    return str(info.value)
+
+
+def test_fit_messages_about_lr_and_optimizer():
+    """Neither lr nor optimizer, or both: the message says which to give, and with both it
+    quotes the optimizer's own learning rate ('?' for an object without one)."""
+    assert _fit_message(TypeError) == (
+        "fit: give lr (plain SGD with that learning rate) or optimizer= (an xmlp.optim "
+        "optimizer built on the model)")
+    model = make_model_np()
+    x, t = make_data(6)
+    with pytest.raises(TypeError) as info:
+        xmlp.fit(model, x, t, epochs=1, lr=0.1, optimizer=xmlp.optim.SGD(model, lr=0.25),
+                 progress=False)
+    assert str(info.value) == (
+        "fit: give lr or optimizer, not both: the optimizer uses its own learning rate "
+        "(SGD.lr = 0.25); set that instead")
+    assert _fit_message(TypeError, lr=0.1, optimizer=object()) == (
+        "fit: give lr or optimizer, not both: the optimizer uses its own learning rate "
+        "(object.lr = ?); set that instead")
+
+
+def test_fit_messages_about_validation_data():
+    """validation_data that is not a pair, or arrays of a third namespace: the message names
+    what was given."""
+    import array_api_strict as strict
+
+    assert _fit_message(TypeError, lr=0.1, validation_data=5) == (
+        "fit: validation_data must be a pair (x_val, y_val), got int")
+    x, t = make_data(6)
+    assert _fit_message(TypeError, lr=0.1, validation_data=(x, t, t)) == (
+        "fit: validation_data must be a pair (x_val, y_val), got tuple")
+    got = _fit_message(TypeError, lr=0.1,
+                       validation_data=(strict.asarray(x), strict.asarray(t)))
+    assert got.startswith(
+        "fit: validation_data must be arrays of the training data's namespace (or the model's, "
+        "or Dask arrays), got Array next to ")
+    assert got.endswith("numpy arrays")
+
+
+def _linear_1_1(xp, weight, bias):
+    return xmlp.Linear(1, 1, initial_weights=xp.from_numpy(np.array([[weight]])),
+                       initial_biases=xp.from_numpy(np.array([bias])))
+
+
+def test_one_parameter_overflowing_in_the_last_step_is_caught(xp):
+    """Only the weight overflows (to -inf) in the epoch's last step, the bias stays 0 and the
+    epoch's loss (computed before the step) is finite: fit still reports the overflow and
+    restores the parameters. x = [1, -1] with targets [-1, 1] makes the bias gradient exactly
+    0 and the weight gradient 3."""
+    x = xp.from_numpy(np.array([[1.0], [-1.0]]))
+    t = xp.from_numpy(np.array([[-1.0], [1.0]]))
+    model = _linear_1_1(xp, 0.5, 0.0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        xmlp.fit(model, x, t, epochs=2, lr=1e308, progress=False)
+    assert str(info.value) == (
+        "fit: the parameters overflowed to NaN or infinity in epoch 1 (its loss was 2.25); "
+        "parameters restored to their initial values. Try a smaller learning rate.")
+    assert list(info.value.history) == [2.25]
+    assert [xp.to_numpy(p).tolist() for p in model.parameters()] == [[[0.5]], [0.0]]
+
+
+def test_huge_finite_parameters_are_not_reported_as_overflowed(xp):
+    """A weight of 1e308 and a bias of -1e308 are finite (and so is their sum): the model's
+    output 1e308 * 1 - 1e308 = 0 fits the targets, and fit trains without complaint."""
+    x = xp.from_numpy(np.ones((2, 1)))
+    t = xp.from_numpy(np.zeros((2, 1)))
+    model = _linear_1_1(xp, 1e308, -1e308)
+    history = xmlp.fit(model, x, t, epochs=2, lr=0.1, progress=False)
+    assert list(history) == [0.0, 0.0]
+    assert [xp.to_numpy(p).tolist() for p in model.parameters()] == [[[1e308]], [-1e308]]
+
+
+def test_fit_says_when_a_dask_sample_count_is_unknown():
+    """Dask arrays after boolean indexing have a nan length: fit names the array (training or
+    validation) and the fix. Runs wherever Dask is installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
+    y = da.from_array(np.zeros((8, 1)), chunks=4)
+    keep = x[:, 0] > -2
+    xu, yu = x[keep], y[keep]
+    hint = (" is unknown (a Dask array with unknown chunk sizes?); call .compute_chunk_sizes() "
+            "first.")
+    for args, name in [((xu, y, None), "x"), ((x, yu, None), "y"), ((x, y, (xu, y)), "x_val"),
+                       ((x, y, (x, yu)), "y_val")]:
+        xa, ya, val = args
+        with pytest.raises(ValueError) as info:
+            xmlp.fit(xmlp.MLP(1, 2, 1, rng=0), xa, ya, epochs=1, lr=0.1, batch_size=4,
+                     validation_data=val, progress=False)
+        assert str(info.value) == f"fit: the number of samples of {name}" + hint
+
+
+def test_streamed_fit_takes_validation_data_of_the_model_or_of_dask():
+    """A NumPy model: Dask training data with NumPy validation data, and NumPy training data
+    with Dask validation data, both validate exactly as all-NumPy data do. Runs wherever Dask
+    is installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x, t = make_data(8, in_dim=1)
+    xv, tv = make_data(6, in_dim=1, seed=1)
+    ref = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
+                   validation_data=(xv, tv), progress=False)
+    streamed = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), da.from_array(x, chunks=4),
+                        da.from_array(t, chunks=4), epochs=2, lr=0.1, batch_size=4,
+                        validation_data=(xv, tv), progress=False)
+    dask_val = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
+                        validation_data=(da.from_array(xv, chunks=3),
+                                         da.from_array(tv, chunks=3)), progress=False)
+    for history in (streamed, dask_val):
+        assert list(history) == pytest.approx(list(ref), rel=1e-12)
+        assert history.val_loss == pytest.approx(ref.val_loss, rel=1e-12)
