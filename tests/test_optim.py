@@ -361,3 +361,117 @@ def test_steps_update_the_parameters_in_place_where_arrays_are_mutable(xp, name)
     opt.step()
     assert model.linear1.weights is held[0] and model.linear2.biases is held[1]
     assert not np.array_equal(xp.to_numpy(held[0]), before[0])
+
+
+def _mixed_ops_model(xp, start):
+    """Linear(3, 5), Tanh, Linear(5, 4) from the weights ``start``, the second Linear built
+    after xmlp._dispatch.set_fast_paths was called: its ops are another object than the first
+    one's (on NumPy the portable ops beside the fast ones; elsewhere a second portable ops), as
+    for a user who toggles the fast paths between building two layers of one model."""
+    from xmlp import _dispatch
+
+    was = _dispatch._fast_paths
+
+    def linear(w, b):
+        return xmlp.Linear(w.shape[1], w.shape[0], xp.from_numpy(w), xp.from_numpy(b),
+                           xp=xp.module, device=xp.device, dtype="float64")
+
+    try:
+        first = linear(*start[:2])
+        _dispatch.set_fast_paths(not was)
+        second = linear(*start[2:])
+    finally:
+        _dispatch.set_fast_paths(was)
+    return xmlp.Sequential(first, xmlp.Tanh(), second)
+
+
+@pytest.mark.parametrize("case", ["adam", "adam-l2", "adamw"])
+def test_adam_steps_layers_of_different_ops_one_parameter_at_a_time(xp, case):
+    """Parameters that do not share one ops object take Adam's per-parameter loop (each
+    parameter with its own layer's ops): the same values as the reference and as the grouped
+    update of the same model built in one go, with decay (L2 or decoupled), lr schedule, state
+    and step count kept per parameter."""
+    name, kwargs = CASES[case]
+    uniform = make_model(xp)
+    start = [xp.to_numpy(p).astype(np.float64) for p in uniform.parameters()]
+    model = _mixed_ops_model(xp, start)
+    first, second = model.layers[0], model.layers[2]
+    assert first._spec.ops is not second._spec.ops
+    opt = getattr(xmlp.optim, name)(model, **kwargs)
+    grads, lrs = gradients(), learning_rates(kwargs["lr"])
+    for i in range(STEPS):
+        opt.lr = lrs[i]
+        for layer, (gw, gb) in ((first, grads[i][:2]), (second, grads[i][2:])):
+            layer.grad_weights, layer.grad_biases = xp.from_numpy(gw), xp.from_numpy(gb)
+        opt.step()
+    assert opt._group_ops is None and opt.step_count == STEPS  # the per-parameter loop ran
+    _, grouped = run(xp, case, model=uniform)
+    assert grouped._group_ops is not None
+    want = reference(case, start)
+    for got, same, ref in zip(model.parameters(), uniform.parameters(), want, strict=True):
+        assert got.dtype == xp.float64 and tuple(got.shape) == ref.shape
+        np.testing.assert_allclose(xp.to_numpy(got), ref, **tolerances("float64"))
+        np.testing.assert_allclose(xp.to_numpy(got), xp.to_numpy(same), rtol=1e-12, atol=1e-14)
+    # the moments too: per parameter, in state_dict order, as the grouped optimizer's
+    mine, theirs = opt.state_dict()["state"], grouped.state_dict()["state"]
+    assert len(mine) == len(theirs) == 4
+    for (_, entry), (_, other) in zip(sorted(mine.items()), sorted(theirs.items()), strict=True):
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(entry[key], other[key], rtol=1e-12, atol=1e-14)
+
+
+def test_small_numpy_models_take_the_packed_adam(monkeypatch):
+    """With the NumPy fast paths, the Adam step of a small model whose parameters share one ops
+    object runs the packed update (all parameters in one pass over one (2, total) state
+    array), never the per-parameter adam: the two round v differently in the last bits."""
+    from xmlp import _dispatch
+
+    was = _dispatch._fast_paths
+    _dispatch.set_fast_paths(True)
+    try:
+        model = xmlp.MLP(3, 5, 4, rng=0)
+    finally:
+        _dispatch.set_fast_paths(was)
+    ops = model.linear1._spec.ops
+    assert isinstance(ops, _dispatch.NumpyOps) and model.linear2._spec.ops is ops
+    calls = []
+
+    def per_parameter(*args):
+        calls.append(args)
+        return type(ops).adam(ops, *args)
+
+    monkeypatch.setattr(ops, "adam", per_parameter)
+    start = [np.array(p) for p in model.parameters()]
+    opt = xmlp.optim.AdamW(model, lr=0.01, weight_decay=0.1)
+    grads = gradients()
+    for step in range(3):
+        for layer, (gw, gb) in ((model.linear1, grads[step][:2]),
+                                (model.linear2, grads[step][2:])):
+            layer.grad_weights, layer.grad_biases = gw, gb
+        opt.step()
+    assert calls == [] and opt._group_ops is ops and opt._packing is not None
+    moments = opt._packing[0]
+    assert moments.shape == (2, 5 * 3 + 5 + 4 * 5 + 4)
+    assert all(a.base is moments for arrays in opt._state for a in arrays)
+    want = adam_reference(start, grads[:3], [0.01] * 3, weight_decay=0.1, decoupled=True)[0]
+    for got, ref in zip(model.parameters(), want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "message"), [
+    ({"betas": (-0.1, 0.9)}, ValueError, "betas[0] must be in [0, 1), got -0.1"),
+    ({"betas": (1.5, 0.9)}, ValueError, "betas[0] must be in [0, 1), got 1.5"),
+    ({"betas": ("a", 0.9)}, TypeError, "betas[0] must be a real number, got str: 'a'"),
+    ({"betas": (0.9, 1.0)}, ValueError, "betas[1] must be in [0, 1), got 1.0"),
+    ({"betas": (0.9, None)}, TypeError, "betas[1] must be a real number, got NoneType: None"),
+    ({"eps": -1e-8}, ValueError, "eps must be a finite number >= 0, got -1e-08"),
+    ({"eps": math.inf}, ValueError, "eps must be a finite number >= 0, got inf"),
+    ({"weight_decay": -0.01}, ValueError, "weight_decay must be a finite number >= 0, got -0.01"),
+    ({"weight_decay": True}, TypeError, "weight_decay must be a real number, got bool: True"),
+])
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_hyperparameter_messages_name_each_one(name, kwargs, exc, message):
+    """The whole message: the optimizer, the hyperparameter as the user wrote it, the range."""
+    with pytest.raises(exc) as info:
+        getattr(xmlp.optim, name)(xmlp.MLP(2, 3, 1, rng=0), **kwargs)
+    assert str(info.value) == f"{name}: {message}"
