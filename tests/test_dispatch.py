@@ -754,3 +754,180 @@ def test_relu_layer_gradient_after_a_one_output_layer_is_row_major():
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*grads, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
+
+
+def test_numpy_cross_entropy_with_a_mask_of_valid_rows_takes_the_portable_path():
+    """Where labels are not read (a mask of valid rows), the NumPy ops hand the loss and the
+    gradient to the portable ones, with every argument: the invalid row's gradient is NaN,
+    the loss NaN, the other rows the portable (softmax - one_hot) / N."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(25)
+    for n_classes in (4, 20):
+        z = gen.standard_normal((6, n_classes))
+        labels = np.array([0, 3, 1, 2, 3, 0])
+        valid = np.array([True, True, False, True, True, True])
+        loss, probs = fast.cross_entropy_index(z, labels, valid)
+        assert np.isnan(loss)
+        grad = fast.cross_entropy_grad_index(probs, labels, valid, 6)
+        want = portable.cross_entropy_grad_index(probs, labels, valid, 6)
+        assert type(grad) is np.ndarray and grad.shape == (6, n_classes)
+        assert np.isnan(grad[2]).all() and np.isfinite(np.delete(grad, 2, axis=0)).all()
+        np.testing.assert_array_equal(grad, want)
+        clean = portable.cross_entropy_grad_index(probs, labels, None, 6)
+        np.testing.assert_array_equal(np.delete(grad, 2, axis=0), np.delete(clean, 2, axis=0))
+
+
+def test_masked_labels_take_the_portable_path():
+    """Class indices in a masked array are not a plain ndarray: the label checks, the loss and
+    its gradient are the portable ones, which leave the masked row out (a label hidden under
+    the mask, here -1, neither fails the range check nor enters the loss)."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(26)
+    labels = np.ma.array([0, -1, 2, 1], mask=[False, True, False, False])
+    assert fast.labels_in_range(labels, 3) is portable.labels_in_range(labels, 3) is True
+    assert fast.labels_in_range(labels, 2) is portable.labels_in_range(labels, 2) is False
+    for n_classes in (3, 20):
+        z = gen.standard_normal((4, n_classes))
+        (fl, fp), (pl, pp) = fast.cross_entropy_index(z, labels, None), \
+            portable.cross_entropy_index(z, labels, None)
+        assert fl == pl and np.isfinite(fl)
+        # the masked row is left out of the mean
+        kept = [0, 2, 3]
+        rows = np.log(np.exp(z[kept]).sum(axis=1)) - z[kept, labels.data[kept]]
+        np.testing.assert_allclose(fl, rows.mean(), rtol=1e-12)
+        np.testing.assert_array_equal(fp, pp)
+        grad = fast.cross_entropy_grad_index(pp, labels, None, 4)
+        want = portable.cross_entropy_grad_index(pp, labels, None, 4)
+        assert type(grad) is type(want) is np.ma.MaskedArray
+        np.testing.assert_array_equal(np.ma.getmaskarray(grad), np.ma.getmaskarray(want))
+        assert np.ma.getmaskarray(grad)[1].all() and not np.ma.getmaskarray(grad)[[0, 2, 3]].any()
+        np.testing.assert_array_equal(grad.filled(0.0), want.filled(0.0))
+
+
+def test_many_class_cross_entropy_is_stable_for_huge_logits(dt):
+    """Beyond _FEW_CLASSES the NumPy cross-entropy shifts each row by its own max (not the
+    largest logit of the batch): rows of logits far below the others, +-1e4, give the finite
+    portable loss and softmax."""
+    fast, portable = _pair()
+    n_classes = _dispatch._FEW_CLASSES + 24
+    gen = np.random.default_rng(27)
+    z = gen.standard_normal((4, n_classes)).astype(dt)
+    z[0] += 1e4
+    z[1] -= 1e4
+    z[2, 5] = 5e3
+    labels = np.array([0, 7, 5, n_classes - 1])
+    (fl, fp), (pl, pp) = fast.cross_entropy_index(z, labels, None), \
+        portable.cross_entropy_index(z, labels, None)
+    assert np.isfinite(fl) and np.isfinite(fp).all()
+    assert not fp.flags.f_contiguous
+    np.testing.assert_allclose(fl, pl, rtol=1e-6)
+    _close(fp, pp, dt)
+    np.testing.assert_allclose(fp.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", [3, _dispatch._FEW_CLASSES, _dispatch._FEW_CLASSES + 1,
+                                       40])
+def test_cross_entropy_gradient_is_laid_out_like_the_softmax(n_classes, dt):
+    """docs/performance.md: over at most _FEW_CLASSES classes the stored softmax is
+    column-major, "like the gradient made from it": CrossEntropyLoss.backward gives a
+    column-major gradient there (row-major beyond), with the portable values."""
+    import xmlp
+
+    gen = np.random.default_rng(28)
+    z = (gen.standard_normal((300, n_classes)) * 3).astype(dt)
+    t = gen.integers(0, n_classes, 300)
+    grads = []
+    for enabled in (True, False):
+        try:
+            _dispatch.set_fast_paths(enabled)
+            loss = xmlp.CrossEntropyLoss()
+            loss.forward(z, t)
+            grads.append(loss.backward())
+        finally:
+            _dispatch.set_fast_paths(True)
+    fast, portable = grads
+    assert fast.dtype == dt and fast.shape == (300, n_classes)
+    assert fast.flags.f_contiguous == (n_classes <= _dispatch._FEW_CLASSES)
+    assert fast.flags.c_contiguous == (n_classes > _dispatch._FEW_CLASSES)
+    _close(fast, portable, dt)
+
+
+def test_relu_grad_of_masked_or_broadcasting_gradients_takes_the_portable_path():
+    """A masked gradient (a subclass) and a gradient of another shape that broadcasts against
+    x are the portable product's: the mask kept, the broadcast shape."""
+    fast, portable = _pair()
+    x = np.array([[-1.0, 2.0, 3.0]])
+    g = np.ma.array([[1.0, 5.0, 7.0]], mask=[[False, True, False]])
+    got, want = fast.relu_grad(g, x), portable.relu_grad(g, x)
+    assert type(got) is type(want) is np.ma.MaskedArray
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), [[False, True, False]])
+    np.testing.assert_array_equal(got.filled(-1.0), [[0.0, -1.0, 7.0]])
+    for dt in (np.float32, np.float64):
+        for x, g in ((np.array([-1.0, 2.0], dt), np.array([[3.0, 4.0], [5.0, -6.0]], dt)),
+                     (np.array([[-1.0, 2.0]], dt), np.array([[3.0], [4.0], [5.0]], dt))):
+            got, want = fast.relu_grad(g, x), portable.relu_grad(g, x)
+            assert type(got) is np.ndarray and got.dtype == dt and got.shape == want.shape
+            assert got.shape == np.broadcast_shapes(x.shape, g.shape)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_relu_grad_is_laid_out_like_the_input():
+    """The ReLU gradient's floats are the mask of x, so it keeps x's memory order: after a
+    one-input layer (a column-major output, docs/performance.md) and before a 10-wide one (a
+    row-major gradient) ReLU's grad_input is column-major like its input, with the portable
+    values. Arrays the fast path declines (another dtype) get the portable product's order."""
+    import xmlp
+
+    gen = np.random.default_rng(29)
+    x, t = gen.standard_normal((200, 1)), gen.standard_normal((200, 10))
+    grads = []
+    for enabled in (True, False):
+        try:
+            _dispatch.set_fast_paths(enabled)
+            model = xmlp.Sequential(xmlp.Linear(1, 100, rng=0), xmlp.ReLU(),
+                                    xmlp.Linear(100, 10, rng=1))
+            loss = xmlp.MSELoss()
+            loss.forward(model.forward(x), t)
+            model.backward(loss.backward())
+            if enabled:
+                assert model[1].x.flags.f_contiguous and not model[1].x.flags.c_contiguous
+                assert model[2].grad_input.flags.c_contiguous
+                got = model[1].grad_input
+                assert got.flags.f_contiguous and not got.flags.c_contiguous
+            grads.append([model[1].grad_input, *(g for _, g in model.named_grads())])
+        finally:
+            _dispatch.set_fast_paths(True)
+    for fast, portable in zip(*grads, strict=True):
+        np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    # the op itself: like x for plain arrays; declined (x float32, g float64): the portable's
+    fast, portable = _pair()
+    xf = np.asfortranarray(gen.standard_normal((50, 40)))
+    g = gen.standard_normal((50, 40))
+    got = fast.relu_grad(g, xf)
+    assert got.flags.f_contiguous and not got.flags.c_contiguous
+    np.testing.assert_array_equal(got, portable.relu_grad(g, xf))
+    x32 = xf.astype(np.float32, order="F")
+    got, want = fast.relu_grad(g, x32), portable.relu_grad(g, x32)
+    assert got.dtype == want.dtype == np.float64
+    assert (got.flags.c_contiguous, got.flags.f_contiguous) == \
+        (want.flags.c_contiguous, want.flags.f_contiguous)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int64", "uint8", "uint64"])
+def test_labels_in_range_of_two_dimensional_labels(dtype):
+    """Labels of any shape are checked as a whole (every element, as the portable min and max
+    are): (N, T) labels of any integer dtype, in range, or with one bad label, or with a
+    class count beyond the dtype's."""
+    fast, portable = _pair()
+    good = np.array([[0, 1, 2], [2, 0, 1]], dtype=dtype)
+    cases = [(good, 3), (good, 2), (good, 300)]
+    for bad in (3, -1 if np.dtype(dtype).kind == "i" else 100):
+        labels = good.copy()
+        labels[1, 2] = bad
+        cases += [(labels, 3), (labels, 300)]
+    for labels, n_classes in cases:
+        want = portable.labels_in_range(labels, n_classes)
+        assert fast.labels_in_range(labels, n_classes) is want, (labels, n_classes)
+    assert fast.labels_in_range(good, 3) and not fast.labels_in_range(good, 2)
