@@ -931,3 +931,60 @@ def test_labels_in_range_of_two_dimensional_labels(dtype):
         want = portable.labels_in_range(labels, n_classes)
         assert fast.labels_in_range(labels, n_classes) is want, (labels, n_classes)
     assert fast.labels_in_range(good, 3) and not fast.labels_in_range(good, 2)
+
+
+def test_state_is_packed_up_to_the_blocked_size_and_for_a_single_array(dt):
+    """pack_state packs a state of fewer than _UPDATE_LARGE elements (one state array of one
+    parameter too: SGD momentum on a one-parameter module), and leaves a state of exactly
+    _UPDATE_LARGE elements to the blocked per-parameter updates."""
+    fast, _ = _pair()
+    gen = np.random.default_rng(25)
+    single = [[gen.standard_normal(5).astype(dt)]]
+    packed, packing = fast.pack_state(single)
+    assert packing is not None
+    np.testing.assert_array_equal(packed[0][0], single[0][0])
+    limit = _dispatch._UPDATE_LARGE
+    for size, is_packed in ((limit - 1, True), (limit, False)):
+        state = [[np.zeros(size - 3, dt), np.zeros(size - 3, dt)], [np.ones(3, dt), np.ones(3, dt)]]
+        assert (fast.pack_state(state)[1] is not None) is is_packed, size
+
+
+def test_sgd_momentum_trains_a_one_parameter_module():
+    """A user's module with a single parameter, trained with SGD momentum on NumPy (its one
+    momentum buffer packed): the torch formula, step for step."""
+    import xmlp
+    from xmlp._backend import ArraySpec
+    from xmlp.optim import SGD
+
+    class Scale(xmlp.Module):
+        _param_names = ("w",)
+
+        def __init__(self):
+            self.w = np.array([2.0, -1.0])
+            self.grad_w = None
+            self._spec = ArraySpec.resolve(np, None, np.float64)  # where the parameter lives
+
+        def forward(self, x):
+            self.x = x
+            return x * self.w
+
+        def predict(self, x):
+            return x * self.w
+
+        def backward(self, g):
+            self.grad_w = (g * self.x).sum(axis=0)
+            return g * self.w
+
+    model = Scale()
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    x, t = np.array([[1.0, 2.0], [3.0, -1.0]]), np.zeros((2, 2))
+    w, buf = model.w.copy(), None
+    for _ in range(3):
+        loss = xmlp.MSELoss()
+        loss.forward(model.forward(x), t)
+        model.backward(loss.backward())
+        g = model.grad_w.copy()
+        opt.step()
+        buf = g if buf is None else 0.9 * buf + g
+        w = w - 0.1 * buf
+        np.testing.assert_allclose(model.w, w, rtol=1e-14)
