@@ -988,3 +988,20 @@ def test_sgd_momentum_trains_a_one_parameter_module():
         buf = g if buf is None else 0.9 * buf + g
         w = w - 0.1 * buf
         np.testing.assert_allclose(model.w, w, rtol=1e-14)
+
+
+def test_the_thread_pool_is_made_once_and_reused(monkeypatch):
+    """With XMLP_THREADS=2 the first split job makes a pool for the second thread (the caller's
+    thread is the first) and later calls reuse it: no new threads per step."""
+    monkeypatch.setenv("XMLP_THREADS", "2")
+    monkeypatch.setattr(_dispatch, "_pool", None)
+    fast, portable = _pair()
+    x = np.random.default_rng(26).standard_normal(200_000)
+    got = fast.tanh(x)  # long: blocked, split between the two threads
+    pool = _dispatch._pool
+    assert pool is not None
+    ulp = np.abs(got - portable.tanh(x)) / np.spacing(np.abs(portable.tanh(x)))
+    assert ulp.max() <= 3
+    fast.tanh(x)
+    fast.tanh_grad(x, got)
+    assert _dispatch._pool is pool
