@@ -320,3 +320,21 @@ def test_numpy_and_torch_each_get_their_own_indexing_dtype(monkeypatch):
     for make in (np.asarray, torch.asarray, np.asarray, torch.asarray):
         value = xmlp.CrossEntropyLoss().forward(make(z), make(labels))
         np.testing.assert_allclose(float(value), ref, **tolerances("float64"))
+
+
+def test_probabilities_of_batched_logits_say_the_index_shape_and_reshape_on_torch():
+    """Logits (B, N, C) with probabilities of another shape name the index shape (B, N); with
+    probabilities of their own shape the loss folds both to (B * N, C), on torch too (whose
+    reshape accepts -1 but no other negative size)."""
+    z = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError) as info:
+        xmlp.CrossEntropyLoss().forward(z, np.full((2, 3, 5), 0.2))
+    assert str(info.value) == (
+        "CrossEntropyLoss.forward: class probabilities t must have the logits' shape "
+        "(2, 3, 4), got (2, 3, 5) (class indices have shape (2, 3) and an integer dtype)")
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    loss = xmlp.CrossEntropyLoss()
+    value = loss.forward(torch.zeros((2, 3, 4), dtype=torch.float64),
+                         torch.full((2, 3, 4), 0.25, dtype=torch.float64))
+    assert abs(float(value) - np.log(4.0)) < 1e-12
+    assert tuple(loss.backward().shape) == (2, 3, 4)
