@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import xmlp
+from test_training import PoisonedLoss
 
 
 def make_data(n: int = 10, in_dim: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -29,21 +30,6 @@ def fit_message(exc_type, model=None, x=None, y=None, **kwargs) -> str:
     with pytest.raises(exc_type) as info:
         xmlp.fit(xmlp.MLP(2, 3, 1, rng=0) if model is None else model, x, y, **call)
     return str(info.value)
-
-
-class PoisonedLoss(xmlp.MSELoss):
-    """MSE whose target turns NaN from the ``poison``-th forward call on."""
-
-    def __init__(self, poison: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.poison = poison
-
-    def forward(self, y, t):
-        self.calls += 1
-        if self.calls >= self.poison:
-            t = t * math.nan
-        return super().forward(y, t)
 
 
 # -- argument checks: whole messages -----------------------------------------------------------
