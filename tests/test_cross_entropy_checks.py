@@ -223,9 +223,6 @@ def test_masked_logits_are_refused_after_plain_ones():
         "data as it is).")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported, not fixed here): CrossEntropyLoss._check "
-                   "reuses the remembered spec without MSELoss's requires-grad test, so torch "
-                   "logits that require grad go through after plain ones and record a graph")
 def test_logits_that_require_grad_are_refused_after_plain_ones():
     """As MSELoss does (tests/test_loss_messages.py), the spec remembered from plain tensors
     must not let logits that require grad through. Runs wherever torch is installed."""

@@ -134,6 +134,7 @@ class CrossEntropyLoss(Module):
             and type(logits) is spec.array_type
             and logits.dtype == spec.dtype
             and (not spec.check_device or array_api_compat.device(logits) == spec.device)
+            and not (spec.autograd and logits.requires_grad)
         ):
             spec = floating_spec(logits, owner, "logits")
         shape = tuple(logits.shape)
