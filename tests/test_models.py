@@ -105,3 +105,48 @@ def test_seed_training_converges_for_most_seeds():
             model.update_params(0.1)
         finals.append(float(value))
     assert sum(v < 0.15 for v in finals) >= 18, finals
+
+
+def test_new_activations_hold_nothing():
+    """Before any pass an activation's stored arrays are None (the seed's attributes)."""
+    for act in (xmlp.Tanh(), xmlp.ReLU(), xmlp.Sigmoid(), xmlp.Softmax()):
+        assert act.x is None and act.output is None and act.grad_input is None
+
+
+def test_mlp_passes_init_to_both_layers():
+    """init="xavier" / "he" give zero biases in both layers, as Linear does."""
+    for init in ("xavier", "he"):
+        model = xmlp.MLP(3, 4, 2, init=init, rng=0)
+        assert not np.any(model.linear1.biases) and not np.any(model.linear2.biases)
+
+
+def test_mlp_forward_names_its_first_layer_in_a_shape_error():
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    with pytest.raises(ValueError) as info:
+        model.forward(np.zeros((4, 5)))
+    assert str(info.value) == ("Linear(2, 3).forward: x must have shape (..., 2) (input_dim "
+                               "features), got (4, 5)")
+
+
+def test_mlp_calls_a_linear_subclass_own_forward():
+    """A Linear subclass put in an MLP by hand keeps its own forward (MLP's fast path is only
+    for xmlp's Linear itself), in either position."""
+
+    class Shifted(xmlp.Linear):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    x = np.ones((4, 2))
+    for position in ("linear1", "linear2"):
+        model = xmlp.MLP(2, 3, 1, rng=0)
+        plain = model.forward(x)
+        layer = getattr(model, position)
+        shifted = Shifted(layer.input_dim, layer.output_dim, layer.weights, layer.biases)
+        setattr(model, position, shifted)
+        got = model.forward(x)
+        if position == "linear2":
+            np.testing.assert_allclose(got, plain + 1.0)
+        else:
+            want = model.linear2.forward(np.tanh(model.linear1.weights.sum(axis=1)[None, :]
+                                                 + model.linear1.biases + 1.0).repeat(4, 0))
+            np.testing.assert_allclose(got, want)
