@@ -344,6 +344,17 @@ class ArraySpec:
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
     # -- checking arrays -----------------------------------------------------------------
+    def holds(self, a: Any) -> bool:
+        """Whether array ``a`` is of this spec as it stands: same type, dtype and device, and
+        (torch) not recording an autograd graph. O(1), no message built: a layer that keeps
+        the spec of its last input reuses it while this holds, and checks afresh otherwise."""
+        return (
+            type(a) is self.array_type
+            and a.dtype == self.dtype
+            and (not self.check_device or array_api_compat.device(a) == self.device)
+            and not (self.autograd and a.requires_grad)
+        )
+
     def mismatch(self, a: Any) -> str | None:
         """How array ``a`` differs from this spec, as the end of a sentence ("has dtype
         float32", "is on device cuda:1", "requires grad"...), or None if it fits (what

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
-
 from ._backend import ArraySpec, floating_spec
 from .errors import ForwardNotCalledError
 from .module import Module
@@ -28,15 +26,7 @@ class _Activation(Module):
 
     def _input_spec(self, x: Any, method: str) -> ArraySpec:
         spec = self._seen
-        # Reuse the last input's spec when type, dtype and device agree and no autograd graph
-        # is recorded: an O(1) check.
-        if not (
-            spec is not None
-            and type(x) is spec.array_type
-            and x.dtype == spec.dtype
-            and (not spec.check_device or array_api_compat.device(x) == spec.device)
-            and not (spec.autograd and x.requires_grad)
-        ):
+        if spec is None or not spec.holds(x):
             spec = floating_spec(x, f"{type(self).__name__}.{method}", "x")
         shape = x.shape
         if not shape:

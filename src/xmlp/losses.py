@@ -41,13 +41,7 @@ class MSELoss(Module):
     def _check(self, y: Any, t: Any, method: str) -> ArraySpec:
         owner = "MSELoss.forward" if method == "forward" else f"MSELoss.{method}"
         spec = self._seen
-        if not (
-            spec is not None
-            and type(y) is spec.array_type
-            and y.dtype == spec.dtype
-            and (not spec.check_device or array_api_compat.device(y) == spec.device)
-            and not (spec.autograd and y.requires_grad)
-        ):
+        if spec is None or not spec.holds(y):
             spec = floating_spec(y, owner, "y")
         if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
             spec.check(t, owner, "t (the target)", against="y (the prediction)")
@@ -129,13 +123,7 @@ class CrossEntropyLoss(Module):
         """(spec, logits as (N, C), target as (N,) indices or (N, C), valid mask or None)."""
         owner = f"CrossEntropyLoss.{method}"
         spec = self._seen
-        if not (
-            spec is not None
-            and type(logits) is spec.array_type
-            and logits.dtype == spec.dtype
-            and (not spec.check_device or array_api_compat.device(logits) == spec.device)
-            and not (spec.autograd and logits.requires_grad)
-        ):
+        if spec is None or not spec.holds(logits):
             spec = floating_spec(logits, owner, "logits")
         shape = tuple(logits.shape)
         if not shape:
