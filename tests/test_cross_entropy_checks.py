@@ -209,6 +209,17 @@ def test_array_labels_are_read_after_a_numpy_scalar_label():
         "with 3 classes")
 
 
+def test_a_numpy_scalar_label_out_of_range_is_refused_as_an_array_label_is():
+    """np.int64(5) for logits of 3 classes is read and refused, as np.array(5) is: NumPy scalars
+    cost nothing to read (before, they went the unread GPU way and gave a NaN loss)."""
+    loss = xmlp.CrossEntropyLoss()
+    for label in (np.int64(5), np.array(5), np.int8(-1)):
+        got = message(ValueError, lambda label=label: loss.forward(np.zeros(3), label))
+        assert got == (f"CrossEntropyLoss.forward: t holds the label {int(label)} at index (), "
+                       "outside [0, 3) for logits with 3 classes")
+    assert loss.logits is None  # refused: nothing stored
+
+
 # -- the spec remembered between calls ------------------------------------------------------------
 def test_masked_logits_are_refused_after_plain_ones():
     """A numpy.ma.MaskedArray of the same dtype is not taken for the plain NumPy logits of the

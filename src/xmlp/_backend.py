@@ -171,7 +171,7 @@ def reads_are_free(a: Any) -> bool:
     """Whether reading ``a``'s values on the host costs no device sync and no graph compute:
     NumPy, array-api-strict and torch CPU arrays (not CuPy, CUDA torch, JAX's asynchronous
     dispatch or Dask's graphs). Data checks (labels in range...) run only where this holds."""
-    if isinstance(a, np.ndarray):
+    if isinstance(a, (np.ndarray, np.generic)):  # np.int64(3) is a label too
         return True
     if array_api_compat.is_torch_array(a):
         return a.device.type == "cpu"
