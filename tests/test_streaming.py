@@ -455,23 +455,6 @@ def test_rechunk_for_makes_chunks_whole_batches():
         xmlp.rechunk_for(masked, 2)
 
 
-def test_adopt_converts_floats_once_and_keeps_integer_labels():
-    spec32 = ArraySpec.resolve(np, dtype="float32")
-    a = np.arange(6.0).reshape(3, 2)
-    assert adopt(spec32, a).dtype == np.float32
-    labels = np.array([0, 2, 1])
-    assert adopt(spec32, labels).dtype == labels.dtype
-    spec64 = ArraySpec.resolve(np)
-    assert np.shares_memory(adopt(spec64, a), a)  # no copy where none is needed
-    torch = pytest.importorskip("torch", reason="torch is not installed here")
-    frozen = a.copy()
-    frozen.flags.writeable = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # torch warns when it shares a read-only buffer
-        got = adopt(ArraySpec.resolve(torch), frozen)
-    assert got.dtype == torch.float32 and got.tolist() == a.tolist()
-
-
 # -- memory ------------------------------------------------------------------------------------
 MEMORY_SCRIPT = """
 import json, sys, tracemalloc

@@ -5,13 +5,14 @@ are taken. The streamed fit itself is tested with Dask data in tests/test_stream
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 import xmlp
 from xmlp import streaming
-from xmlp._backend import ArraySpec
+from xmlp._backend import ArraySpec, adopt, dtype_name
 
 
 def test_plan_chunks_groups_small_chunks_into_at_least_a_batch():
@@ -131,3 +132,69 @@ def test_rechunk_for_refuses_in_memory_data_and_says_what_to_do():
     assert str(info.value) == (
         "rechunk_for: x must be a Dask array, got ndarray; in-memory data has no chunks to plan "
         "(pass it to fit as it is).")
+
+
+# -- adopt: each computed chunk into the model's namespace ----------------------------------------
+def test_adopt_brings_numpy_chunks_into_the_model_namespace(xp):
+    """A NumPy chunk (what Dask computes) comes out in the spec's namespace and device; float data
+    takes the spec's dtype, integer labels keep theirs."""
+    spec = ArraySpec.resolve(xp.module, device=xp.device, dtype="float32")
+    a = np.arange(6.0).reshape(3, 2)
+    got = adopt(spec, a)
+    assert type(got) is spec.array_type and got.dtype == spec.dtype
+    np.testing.assert_array_equal(xp.to_numpy(got), a)
+    labels = np.array([0, 2, 1], dtype=np.int16)
+    got = adopt(spec, labels)
+    assert type(got) is spec.array_type and dtype_name(got.dtype) == "int16"
+    np.testing.assert_array_equal(xp.to_numpy(got), labels)
+
+
+def test_adopt_takes_arrays_of_the_namespace_as_they_are(xp):
+    """An array already of the spec's namespace is not copied through NumPy: returned as it is
+    when its dtype fits, cast (floats only) when not."""
+    a = np.arange(6.0).reshape(3, 2)
+    spec64 = ArraySpec.resolve(xp.module, device=xp.device)
+    spec32 = ArraySpec.resolve(xp.module, device=xp.device, dtype="float32")
+    x = spec64.from_host(a)
+    if xp.name == "numpy":  # a NumPy chunk into NumPy: its own buffer, no copy
+        assert np.shares_memory(adopt(spec64, x), x)
+    else:
+        assert adopt(spec64, x) is x
+    got = adopt(spec32, x)
+    assert type(got) is spec32.array_type and got.dtype == spec32.dtype
+    np.testing.assert_array_equal(xp.to_numpy(got), a)
+    labels = xp.from_numpy(np.array([1, 0, 1], dtype=np.int32))
+    got = adopt(spec32, labels)
+    assert dtype_name(got.dtype) == "int32"
+    np.testing.assert_array_equal(xp.to_numpy(got), [1, 0, 1])
+    if xp.name != "numpy":
+        assert got is labels
+
+
+def test_adopt_reads_foreign_arrays_through_the_host(xp):
+    """An array of another namespace (here the backend's, into a NumPy model) comes in by value."""
+    if xp.name == "numpy":
+        pytest.skip("needs a second namespace to adopt from")
+    a = np.arange(6.0).reshape(3, 2)
+    theirs = xp.from_numpy(a)
+    spec = ArraySpec.resolve(np, dtype="float32")
+    got = adopt(spec, theirs)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, a)
+
+
+def test_adopt_copies_a_read_only_chunk_only_where_it_must(xp):
+    """A read-only NumPy buffer (a memory-mapped file, say) is shared by a NumPy model, and
+    copied for any other (torch cannot share one and warns): values the same either way."""
+    a = np.arange(6.0).reshape(3, 2)
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    spec = ArraySpec.resolve(xp.module, device=xp.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = adopt(spec, frozen)
+    np.testing.assert_array_equal(xp.to_numpy(got), a)
+    if xp.name == "numpy":
+        assert np.shares_memory(got, frozen)
+    elif xp.name.startswith("torch") and xp.name != "torch:cuda":
+        assert not np.shares_memory(got.numpy(), frozen)
