@@ -994,7 +994,11 @@ def test_the_thread_pool_is_made_once_and_reused(monkeypatch):
     """With XMLP_THREADS=2 the first split job makes a pool for the second thread (the caller's
     thread is the first) and later calls reuse it: no new threads per step."""
     monkeypatch.setenv("XMLP_THREADS", "2")
+    # The pool and the process it was made in are restored together: restoring the pool alone
+    # would, in a forked child (mutmut's), pair the parent's thread-less pool with the child's
+    # pid, and the next split job would wait forever.
     monkeypatch.setattr(_dispatch, "_pool", None)
+    monkeypatch.setattr(_dispatch, "_pool_pid", 0)
     fast, portable = _pair()
     x = np.random.default_rng(26).standard_normal(200_000)
     got = fast.tanh(x)  # long: blocked, split between the two threads

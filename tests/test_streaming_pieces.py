@@ -181,6 +181,9 @@ def test_adopt_reads_foreign_arrays_through_the_host(xp):
     got = adopt(spec, theirs)
     assert isinstance(got, np.ndarray) and got.dtype == np.float32
     np.testing.assert_array_equal(got, a)
+    got = adopt(spec, xp.from_numpy(np.array([2, 0, 1], dtype=np.int32)))  # labels: not cast
+    assert isinstance(got, np.ndarray) and got.dtype == np.int32
+    np.testing.assert_array_equal(got, [2, 0, 1])
 
 
 def test_adopt_copies_a_read_only_chunk_only_where_it_must(xp):
@@ -198,3 +201,33 @@ def test_adopt_copies_a_read_only_chunk_only_where_it_must(xp):
         assert np.shares_memory(got, frozen)
     elif xp.name.startswith("torch") and xp.name != "torch:cuda":
         assert not np.shares_memory(got.numpy(), frozen)
+
+
+def test_adopt_moves_a_chunk_of_the_namespace_to_the_model_device():
+    """A chunk of the model's namespace on another device is moved to the model's device (and
+    cast), one already there is not moved: array-api-strict has several devices to show it."""
+    strict = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
+    spec = ArraySpec.resolve(strict, dtype="float32")
+    for where in ("device1", "CPU_DEVICE"):
+        chunk = strict.asarray([[1.0, 2.0]], device=strict.Device(where))
+        got = adopt(spec, chunk)
+        assert got.device == spec.device and got.dtype == strict.float32
+        np.testing.assert_array_equal(np.asarray(got), [[1.0, 2.0]])
+    labels = strict.asarray([2, 0], device=strict.Device("device2"))
+    got = adopt(spec, labels)
+    assert got.device == spec.device and got.dtype == strict.int64
+
+
+def test_adopt_shares_a_writeable_chunk_with_torch_and_copies_a_read_only_one():
+    """Into torch on the CPU a chunk's buffer is shared (a copy fewer per chunk); a read-only
+    one is copied first, without the warning torch gives when asked to share it."""
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
+    spec = ArraySpec.resolve(torch, device="cpu", dtype="float64")
+    chunk = np.arange(6.0).reshape(3, 2)
+    assert np.shares_memory(adopt(spec, chunk).numpy(), chunk)
+    chunk.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = adopt(spec, chunk)
+    assert not np.shares_memory(got.numpy(), chunk)
+    np.testing.assert_array_equal(got.numpy(), chunk)
