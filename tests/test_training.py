@@ -481,10 +481,10 @@ def test_fit_messages_about_validation_data():
         "fit: validation_data must be a pair (x_val, y_val), got tuple")
     got = _fit_message(TypeError, lr=0.1,
                        validation_data=(strict.asarray(x), strict.asarray(t)))
-    assert got.startswith(
+    assert got == (
         "fit: validation_data must be arrays of the training data's namespace (or the model's, "
-        "or Dask arrays), got Array next to ")
-    assert got.endswith("numpy arrays")
+        "or Dask arrays), got array_api_strict arrays next to numpy training data; convert them "
+        "with numpy.asarray(...)")
 
 
 def _linear_1_1(xp, weight, bias):

@@ -12,7 +12,13 @@ from typing import Any
 from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
-from ._backend import check_learning_rate, make_rng, persist_parameters, short_repr
+from ._backend import (
+    check_learning_rate,
+    make_rng,
+    namespace_name,
+    persist_parameters,
+    short_repr,
+)
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .optim import Optimizer
@@ -333,9 +339,11 @@ def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int]
     # the training data's namespace, the model's (next to streamed training data), or Dask
     # arrays that are streamed to the model
     if xp_val is not xp and xp_val is not model_namespace(model) and not streams(model, xv):
+        ours = namespace_name(xp)
         raise TypeError(
             "fit: validation_data must be arrays of the training data's namespace (or the "
-            f"model's, or Dask arrays), got {type(xv).__name__} next to {xp.__name__} arrays"
+            f"model's, or Dask arrays), got {namespace_name(xp_val)} arrays next to {ours} "
+            f"training data; convert them with {ours}.asarray(...)"
         )
     return xv, yv, n
 
