@@ -738,22 +738,36 @@ def test_relu_layer_gradient_after_a_one_output_layer_is_row_major():
 
     gen = np.random.default_rng(24)
     x, t = gen.standard_normal((200, 40)), gen.standard_normal((200, 1))
+
+    def check_fast(model):
+        assert model[2].grad_input.flags.c_contiguous
+
+    _backward_fast_and_portable(lambda: xmlp.Sequential(
+        xmlp.Linear(40, 100, rng=0), xmlp.ReLU(), xmlp.Linear(100, 1, rng=1)), x, t, check_fast)
+
+
+def _backward_fast_and_portable(build, x, t, check_fast):
+    """One MSE forward/backward of ``build()`` with the fast paths on (``check_fast(model)``
+    then looks at the layouts) and off: every layer's grad_input and every parameter gradient
+    agree. Returns the two lists (grad_inputs first, in layer order)."""
+    import xmlp
+
     grads = []
     for enabled in (True, False):
         try:
             _dispatch.set_fast_paths(enabled)
-            model = xmlp.Sequential(xmlp.Linear(40, 100, rng=0), xmlp.ReLU(),
-                                    xmlp.Linear(100, 1, rng=1))
-            loss = xmlp.MSELoss()
+            model, loss = build(), xmlp.MSELoss()
             loss.forward(model.forward(x), t)
-            gx = model.backward(loss.backward())
+            model.backward(loss.backward())
             if enabled:
-                assert model[2].grad_input.flags.c_contiguous
-            grads.append([gx, *(g for _, g in model.named_grads())])
+                check_fast(model)
+            grads.append([*(layer.grad_input for layer in model),
+                          *(g for _, g in model.named_grads())])
         finally:
             _dispatch.set_fast_paths(True)
     for fast, portable in zip(*grads, strict=True):
         np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
+    return grads
 
 
 def test_numpy_cross_entropy_with_a_mask_of_valid_rows_takes_the_portable_path():
@@ -880,26 +894,16 @@ def test_relu_grad_is_laid_out_like_the_input():
 
     gen = np.random.default_rng(29)
     x, t = gen.standard_normal((200, 1)), gen.standard_normal((200, 10))
-    grads = []
-    for enabled in (True, False):
-        try:
-            _dispatch.set_fast_paths(enabled)
-            model = xmlp.Sequential(xmlp.Linear(1, 100, rng=0), xmlp.ReLU(),
-                                    xmlp.Linear(100, 10, rng=1))
-            loss = xmlp.MSELoss()
-            loss.forward(model.forward(x), t)
-            model.backward(loss.backward())
-            if enabled:
-                assert model[1].x.flags.f_contiguous and not model[1].x.flags.c_contiguous
-                assert model[2].grad_input.flags.c_contiguous
-                got = model[1].grad_input
-                assert got.flags.f_contiguous and not got.flags.c_contiguous
-            grads.append([model[1].grad_input, *(g for _, g in model.named_grads())])
-        finally:
-            _dispatch.set_fast_paths(True)
-    for fast, portable in zip(*grads, strict=True):
-        np.testing.assert_allclose(fast, portable, rtol=1e-12, atol=1e-13)
-    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+
+    def check_fast(model):
+        assert model[1].x.flags.f_contiguous and not model[1].x.flags.c_contiguous
+        assert model[2].grad_input.flags.c_contiguous
+        got = model[1].grad_input
+        assert got.flags.f_contiguous and not got.flags.c_contiguous
+
+    grads = _backward_fast_and_portable(lambda: xmlp.Sequential(
+        xmlp.Linear(1, 100, rng=0), xmlp.ReLU(), xmlp.Linear(100, 10, rng=1)), x, t, check_fast)
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])  # ReLU's: the same floats
     # the op itself: like x for plain arrays; declined (x float32, g float64): the portable's
     fast, portable = _pair()
     xf = np.asfortranarray(gen.standard_normal((50, 40)))
