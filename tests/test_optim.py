@@ -284,8 +284,11 @@ def test_layers_changed_after_building():
     model.layers[0] = xmlp.Linear(2, 3, rng=2)
     model.forward(np.ones((4, 2)))
     model.backward(np.ones((4, 1)))
-    with pytest.raises(RuntimeError, match="changed since this optimizer was built"):
+    with pytest.raises(RuntimeError) as info:
         opt.step()
+    assert str(info.value) == (
+        "SGD.step: the Sequential's layers changed since this optimizer was built; build a new "
+        "optimizer for the model as it is now.")
 
 
 def test_load_state_dict_rejects_bad_dicts():

@@ -68,20 +68,6 @@ def test_steps_accept_gradients_of_an_array_subclass(name, kwargs):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
 
 
-def test_layers_changed_message_in_full():
-    """The whole message: the step, the model's class, and the way out."""
-    model = xmlp.Sequential(xmlp.Linear(2, 3, rng=0), xmlp.Tanh(), xmlp.Linear(3, 1, rng=1))
-    opt = xmlp.optim.SGD(model, lr=0.1)
-    model.layers[0] = xmlp.Linear(2, 3, rng=2)
-    model.forward(np.ones((4, 2)))
-    model.backward(np.ones((4, 1)))
-    with pytest.raises(RuntimeError) as info:
-        opt.step()
-    assert str(info.value) == (
-        "SGD.step: the Sequential's layers changed since this optimizer was built; build a new "
-        "optimizer for the model as it is now.")
-
-
 def test_model_moved_after_steps_message_in_full():
     """The whole message: where the parameters and the state are, why, and the way out."""
     model = xmlp.MLP(2, 3, 1, rng=0)
