@@ -1013,3 +1013,15 @@ def test_the_thread_pool_is_made_once_and_reused(monkeypatch):
     fast.tanh(x)
     fast.tanh_grad(x, got)
     assert _dispatch._pool is pool
+
+
+def test_tanh_grad_of_declined_large_arrays_is_the_portable_one_dtype_included():
+    """Large arrays the fast path declines (non-native byte order) get the portable
+    product: the same values in the machine's byte order, as NumPy's ufuncs return them."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(31)
+    n = _dispatch._LARGE + 10
+    g, y = gen.standard_normal(n).astype(">f8"), np.tanh(gen.standard_normal(n)).astype(">f8")
+    got, want = fast.tanh_grad(g, y), portable.tanh_grad(g, y)
+    assert got.dtype == want.dtype and got.dtype.isnative
+    np.testing.assert_array_equal(got, want)
