@@ -1025,3 +1025,19 @@ def test_tanh_grad_of_declined_large_arrays_is_the_portable_one_dtype_included()
     got, want = fast.tanh_grad(g, y), portable.tanh_grad(g, y)
     assert got.dtype == want.dtype and got.dtype.isnative
     np.testing.assert_array_equal(got, want)
+
+
+def test_tanh_grad_of_a_subclass_keeps_the_subclass_like_the_portable_op():
+    """A gradient of an ndarray subclass is declined by the fast path: the portable product,
+    whose type is the subclass's (a plain ndarray came back before)."""
+    fast, portable = _pair()
+
+    class Tagged(np.ndarray):
+        pass
+
+    for n in (12, _dispatch._LARGE + 10):
+        y = np.tanh(np.linspace(-1.0, 1.0, n))
+        g = np.ones(n).view(Tagged)
+        got, want = fast.tanh_grad(g, y), portable.tanh_grad(g, y)
+        assert type(got) is Tagged and type(want) is Tagged
+        np.testing.assert_array_equal(got, want)

@@ -514,10 +514,12 @@ class NumpyOps(PortableOps):
 
     def tanh_grad(self, grad_output: Any, output: Any) -> Any:
         np = self.np
-        if grad_output.dtype != output.dtype or grad_output.shape != output.shape:
+        # what the fast path declines (subclasses, other dtypes, broadcasting) gets the
+        # portable product: a subclass's type then carries through, as in every other op
+        if (grad_output.dtype != output.dtype or grad_output.shape != output.shape
+                or not self.takes(grad_output, output)):
             return super().tanh_grad(grad_output, output)
-        if (output.size < _LARGE or not self.takes(grad_output, output)
-                or not _laid(grad_output, output)):
+        if output.size < _LARGE or not _laid(grad_output, output):
             out = np.multiply(output, output)
             np.subtract(1, out, out=out)
             return np.multiply(out, grad_output, out=out)
