@@ -1037,7 +1037,19 @@ def test_tanh_grad_of_a_subclass_keeps_the_subclass_like_the_portable_op():
 
     for n in (12, _dispatch._LARGE + 10):
         y = np.tanh(np.linspace(-1.0, 1.0, n))
-        g = np.ones(n).view(Tagged)
-        got, want = fast.tanh_grad(g, y), portable.tanh_grad(g, y)
-        assert type(got) is Tagged and type(want) is Tagged
-        np.testing.assert_array_equal(got, want)
+        g = np.ones(n)
+        for args in ((g.view(Tagged), y), (g, y.view(Tagged))):  # either one a subclass
+            got, want = fast.tanh_grad(*args), portable.tanh_grad(*args)
+            assert type(got) is Tagged and type(want) is Tagged
+            np.testing.assert_array_equal(got, want)
+
+
+def test_tanh_grad_broadcasts_as_the_portable_op():
+    """Gradient and stored output of different (broadcastable) shapes but one dtype: the
+    portable product's broadcast shape, not an error from an output array too small."""
+    fast, portable = _pair()
+    gen = np.random.default_rng(32)
+    y, g = np.tanh(gen.standard_normal((3, 1))), gen.standard_normal((3, 4))
+    got, want = fast.tanh_grad(g, y), portable.tanh_grad(g, y)
+    assert got.shape == (3, 4)
+    np.testing.assert_array_equal(got, want)

@@ -630,3 +630,15 @@ def test_an_activation_follows_its_input_to_another_device():
         y = act.forward(xp.asarray([[0.5, -1.0]], device=device))
         g = act.backward(xp.ones_like(y))
         assert y.device == device and g.device == device
+
+
+def test_a_namespace_without_a_name_is_shown_by_its_repr():
+    """namespace_name, which every message uses to name a namespace, falls back on repr() for
+    a namespace object that is not a module (one without __name__)."""
+    import types
+
+    from xmlp._backend import namespace_name
+
+    ns = types.SimpleNamespace(kind="custom")
+    assert namespace_name(ns) == "namespace(kind='custom')"
+    assert namespace_name(np) == "numpy"
