@@ -253,9 +253,12 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
             else ArraySpec.of(first, dtype))
     for label, a in given:
         spec.check(a, "Linear", label, dtype=False)
-    if xp is not None and resolve_namespace(xp, spec.device) is not spec.xp:
+    # the namespace alone: xp's own devices need not include the arrays' (a clash of devices
+    # would hide the clash of namespaces)
+    ns = None if xp is None else resolve_namespace(xp)
+    if ns is not None and ns is not spec.xp:
         raise TypeError(
-            f"Linear: xp={namespace_name(xp)} disagrees with {label} of {spec.name}; pass one "
+            f"Linear: xp={namespace_name(ns)} disagrees with {label} of {spec.name}; pass one "
             "or the other, or convert the arrays first."
         )
     if device is not None and device != spec.device:
