@@ -222,3 +222,16 @@ def test_a_target_on_another_device_names_what_to_move():
         f"MSELoss.forward: t (the target) is on device {d2} but y (the prediction) is on {d1}. "
         f"Move the input with array_api_compat.to_device(x, {d1!r}) or y (the prediction) to "
         f"{d2!r}; xmlp never transfers silently.")
+
+
+def test_a_namespace_that_cannot_list_its_devices_has_its_devices_checked():
+    """A namespace without a working __array_namespace_info__().devices() may have several
+    devices: its spec checks the device of every array (check_device), rather than assume one."""
+
+    def zeros(shape, dtype=None, device=None):
+        return np.zeros(shape, dtype=dtype)
+
+    plain = types.ModuleType("plain_ns")  # zeros only: no __array_namespace_info__
+    plain.zeros = zeros
+    assert ArraySpec(plain, None, np.dtype("float64")).check_device is True
+    assert ArraySpec.resolve(np).check_device is False  # one device, listed: not checked

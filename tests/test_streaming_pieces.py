@@ -216,6 +216,10 @@ def test_adopt_moves_a_chunk_of_the_namespace_to_the_model_device():
     labels = strict.asarray([2, 0], device=strict.Device("device2"))
     got = adopt(spec, labels)
     assert got.device == spec.device and got.dtype == strict.int64
+    # a NumPy chunk goes to the spec's device, not the namespace's default one
+    spec1 = ArraySpec.resolve(strict, device=strict.Device("device1"))
+    for chunk in (np.ones((2, 2)), np.array([1, 0])):
+        assert adopt(spec1, chunk).device == strict.Device("device1")
 
 
 def test_adopt_shares_a_writeable_chunk_with_torch_and_copies_a_read_only_one():
