@@ -346,3 +346,40 @@ def test_probabilities_of_batched_logits_say_the_index_shape_and_reshape_on_torc
                          torch.full((2, 3, 4), 0.25, dtype=torch.float64))
     assert abs(float(value) - np.log(4.0)) < 1e-12
     assert tuple(loss.backward().shape) == (2, 3, 4)
+
+
+# -- targets refused like inputs (found by an attacker in session 5) -------------------------------
+def test_masked_class_indices_are_refused_not_read_around_their_mask():
+    """A masked array of labels is a TypeError, as a masked input or MSE target is: its range
+    check would skip the masked labels (7 under the mask went through, giving a garbage loss)."""
+    loss = xmlp.CrossEntropyLoss()
+    z = np.array([[0.0, 0.0, 5.0]] * 4)
+    labels = np.ma.masked_array([0, 1, 2, 7], mask=[0, 0, 0, 1])
+    assert rejects(TypeError, loss, lambda: loss.forward(z, labels)) == (
+        "CrossEntropyLoss.forward: t (the target) is a numpy.ma.MaskedArray; xmlp ignores masks. "
+        "Fill or drop the masked values first (.filled(...), or numpy.asarray(...) to use the "
+        "data as it is).")
+
+
+def test_probability_targets_in_another_byte_order_say_so():
+    """Big-endian probabilities against float64 logits: the byte order is named (the message
+    said "dtype float64 but the logits float64")."""
+    loss = xmlp.CrossEntropyLoss()
+    t = np.full((4, 3), 1 / 3, dtype=">f8")
+    assert rejects(TypeError, loss, lambda: loss.predict(np.zeros((4, 3)), t)) == (
+        "CrossEntropyLoss.predict: t (the target) has dtype float64 in non-native byte order "
+        "('>f8'); xmlp takes arrays in this machine's byte order. Convert with "
+        "numpy.astype(x, numpy.float64).")
+
+
+def test_probability_targets_that_require_grad_are_refused():
+    """A torch probability target that requires grad is refused, as MSELoss's target is: the
+    loss and gradient recorded an autograd graph before."""
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
+    loss = xmlp.CrossEntropyLoss()
+    z = torch.zeros(4, 3, dtype=torch.float64)
+    t = torch.full((4, 3), 1 / 3, dtype=torch.float64, requires_grad=True)
+    got = rejects(TypeError, loss, lambda: loss.forward(z, t))
+    assert got.startswith("CrossEntropyLoss.forward: t (the target) is a torch tensor that "
+                          "requires grad;")
+    assert float(loss.forward(z, t.detach())) == pytest.approx(math.log(3))

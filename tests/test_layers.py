@@ -150,3 +150,19 @@ def test_activation_matches_reference(xp, dtype, cls):
 def test_sigmoid_does_not_overflow():
     out = xmlp.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
     np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
+
+
+def test_device_cpu_names_the_cpu_device_of_torch_initial_arrays():
+    """device="cpu" (as the docs write it) with torch initial arrays on the CPU is the arrays'
+    device, not a disagreement (torch.device("cpu") != "cpu" as objects); a device the
+    namespace does not have is named as the disagreement."""
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
+    w = torch.ones(3, 2, dtype=torch.float64)
+    for kwargs in ({"device": "cpu"}, {"device": "cpu", "xp": "torch"},
+                   {"device": torch.device("cpu")}):
+        layer = xmlp.Linear(2, 3, initial_weights=w, **kwargs)
+        assert layer.weights.device == torch.device("cpu")
+    with pytest.raises(TypeError) as info:
+        xmlp.Linear(2, 3, initial_weights=w, device="meta")
+    assert str(info.value) == ("Linear: device='meta' disagrees with initial_weights on cpu; "
+                               "move the arrays first or leave device out.")

@@ -485,6 +485,17 @@ def test_fit_messages_about_validation_data():
         "fit: validation_data must be arrays of the training data's namespace (or the model's, "
         "or Dask arrays), got array_api_strict arrays next to numpy training data; convert them "
         "with numpy.asarray(...)")
+    # Dask training data streams into a NumPy model: the fix named is the model's namespace
+    # (dask.array.asarray of array-api-strict data does not work)
+    da = pytest.importorskip("dask.array", reason="Dask is not installed here")
+    xd, td = da.from_array(x, chunks=3), da.from_array(t, chunks=3)
+    with pytest.raises(TypeError) as info:
+        xmlp.fit(make_model_np(), xd, td, lr=0.1, epochs=1, batch_size=3, progress=False,
+                 validation_data=(strict.asarray(x), strict.asarray(t)))
+    assert str(info.value) == (
+        "fit: validation_data must be arrays of the training data's namespace (or the model's, "
+        "or Dask arrays), got array_api_strict arrays next to dask.array training data; "
+        "convert them with numpy.asarray(...)")
 
 
 def _linear_1_1(xp, weight, bias):

@@ -455,6 +455,17 @@ class ArraySpec:
             )
 
 
+def refuse_masked(a: Any, owner: str, what: str) -> None:
+    """TypeError for a NumPy masked array, whose mask xmlp would ignore (for arrays that do
+    not go through :meth:`ArraySpec.check`, such as class labels of any integer dtype)."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{owner}: {what} is a numpy.ma.MaskedArray; xmlp ignores masks. Fill or drop "
+            "the masked values first (.filled(...), or numpy.asarray(...) to use the data as "
+            "it is)."
+        )
+
+
 def _a(word: str) -> str:
     """The article for ``word``: "an" array_api_strict array, "a" numpy array."""
     return "an" if word[:1] in "aeiou" else "a"

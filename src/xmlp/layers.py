@@ -261,9 +261,18 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
             f"Linear: xp={namespace_name(ns)} disagrees with {label} of {spec.name}; pass one "
             "or the other, or convert the arrays first."
         )
-    if device is not None and device != spec.device:
+    if device is not None and device != spec.device and not _names_device(spec, device):
         raise TypeError(
             f"Linear: device={short_repr(device)} disagrees with {label} on {spec.device}; move "
             "the arrays first or leave device out."
         )
     return spec
+
+
+def _names_device(spec: ArraySpec, device: Any) -> bool:
+    """Whether ``device`` as a user writes it names the spec's device (torch's "cpu" is
+    torch.device("cpu"), which does not compare equal to the string)."""
+    try:
+        return ArraySpec(spec.xp, device, spec.dtype).device == spec.device
+    except Exception:  # not a device of this namespace: it names another
+        return False

@@ -14,6 +14,7 @@ from ._backend import (
     floating_spec,
     namespace_name,
     reads_are_free,
+    refuse_masked,
     to_host,
 )
 from .errors import ForwardNotCalledError
@@ -181,12 +182,14 @@ class CrossEntropyLoss(Module):
                 f"{dtype_name(t.dtype)}; convert it with {spec.name}.astype(t, "
                 f"{spec.name}.int64) (probability targets have the logits' shape {shape})."
             )
-        if t.dtype != spec.dtype:
+        if dtype_name(t.dtype) != dtype_name(spec.dtype):
             raise TypeError(
                 f"{owner}: class probabilities t have dtype {dtype_name(t.dtype)} but the "
                 f"logits {dtype_name(spec.dtype)}; convert with {spec.name}.astype(t, "
                 f"{spec.name}.{dtype_name(spec.dtype)})."
             )
+        if t.dtype != spec.dtype or spec.autograd:  # another byte order; requires grad
+            spec.check(t, owner, "t (the target)", against="the logits")
         if t_shape != shape:
             raise ValueError(
                 f"{owner}: class probabilities t must have the logits' shape {shape}, got "
@@ -237,6 +240,7 @@ class CrossEntropyLoss(Module):
 def _check_place(spec: ArraySpec, t: Any, owner: str) -> None:
     """TypeError unless ``t`` is an array of the logits' namespace and device (any dtype)."""
     if type(t) is not spec.array_type:
+        refuse_masked(t, owner, "t (the target)")  # masked labels would pass unread
         other = _namespace_or_none(t)
         if other is None:
             raise TypeError(

@@ -339,11 +339,13 @@ def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int]
     # the training data's namespace, the model's (next to streamed training data), or Dask
     # arrays that are streamed to the model
     if xp_val is not xp and xp_val is not model_namespace(model) and not streams(model, xv):
-        ours = namespace_name(xp)
+        # the model's namespace is the fix that always works (Dask training data may stream
+        # into a NumPy or torch model, and dask.array.asarray of torch data does not)
+        model_ns = namespace_name(model_namespace(model) or xp)
         raise TypeError(
             "fit: validation_data must be arrays of the training data's namespace (or the "
-            f"model's, or Dask arrays), got {namespace_name(xp_val)} arrays next to {ours} "
-            f"training data; convert them with {ours}.asarray(...)"
+            f"model's, or Dask arrays), got {namespace_name(xp_val)} arrays next to "
+            f"{namespace_name(xp)} training data; convert them with {model_ns}.asarray(...)"
         )
     return xv, yv, n
 
