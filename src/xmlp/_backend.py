@@ -546,8 +546,10 @@ def adopt(spec: ArraySpec, a: Any) -> Any:
             a = array_api_compat.to_device(a, spec.device)
         return spec.xp.astype(a, spec.dtype) if floating and a.dtype != spec.dtype else a
     host = a if isinstance(a, np.ndarray) else to_host(a)
-    if floating:
-        host = np.asarray(host, dtype=dtype_name(spec.dtype))
-    if not host.flags.writeable and not array_api_compat.is_numpy_namespace(spec.xp):
-        host = np.array(host, copy=True)
+    # floats in the model's dtype, labels in the machine's byte order (torch and
+    # array-api-strict take no other)
+    host = np.asarray(host, dtype=dtype_name(spec.dtype) if floating else native_dtype(host.dtype))
+    if not array_api_compat.is_numpy_namespace(spec.xp) and (
+            not host.flags.writeable or min(host.strides, default=0) < 0):
+        host = np.array(host, copy=True)  # torch shares neither read-only nor reversed buffers
     return spec.xp.asarray(host, device=spec.device)
