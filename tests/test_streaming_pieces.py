@@ -249,3 +249,13 @@ def test_adopt_takes_reversed_and_big_endian_chunks_into_every_namespace(xp):
         np.testing.assert_array_equal(xp.to_numpy(got), chunk)
         if chunk.dtype.kind == "i":
             assert dtype_name(got.dtype) == "int64"
+
+
+def test_adopt_takes_0d_chunks():
+    """A 0-d chunk (no strides at all) comes in by value into torch and array-api-strict."""
+    strict = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
+    chunk = np.array(2.5)
+    assert float(adopt(ArraySpec.resolve(strict), chunk)) == 2.5
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
+    got = adopt(ArraySpec.resolve(torch, device="cpu", dtype="float64"), chunk)
+    assert got.shape == () and float(got) == 2.5
