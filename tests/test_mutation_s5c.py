@@ -190,7 +190,7 @@ def test_to_host_fetches_a_cupy_array_with_get(monkeypatch):
 def test_to_host_detaches_a_torch_tensor_that_requires_grad():
     """A tensor recording autograd (NumPy's conversion refuses it) comes back detached: a
     NumPy copy of its values, which writing does not change the tensor."""
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
     t = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64).reshape(2, 3).requires_grad_()
     got = to_host(t)
     assert type(got) is np.ndarray and got.dtype == np.float64 and got.shape == (2, 3)
@@ -204,7 +204,7 @@ def test_to_host_detaches_a_torch_tensor_that_requires_grad():
 def test_to_host_computes_a_dask_array_into_a_numpy_array(what):
     """A Dask array is computed into a NumPy array: a matrix, and a 0-d reduction (which
     Dask's compute() returns as a NumPy scalar) as a 0-d ndarray."""
-    da = pytest.importorskip("dask.array")
+    da = pytest.importorskip("dask.array", reason="Dask is not installed here")
     host = np.arange(12.0).reshape(3, 4)
     d = da.from_array(host, chunks=(2, 4))
     if what == "0-d reduction":
@@ -260,7 +260,7 @@ def test_to_host_of_a_dlpack_only_array_is_a_copy():
 def test_to_host_of_array_api_strict_arrays_on_any_device_is_a_copy(device):
     """array-api-strict arrays on every device (NumPy cannot convert those off its CPU
     device) come back as NumPy copies of their values."""
-    xs = pytest.importorskip("array_api_strict")
+    xs = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed here")
     dev = xs.Device(device)
     a = xs.asarray([[1.0, -2.0], [3.5, 0.25]], dtype=xs.float64, device=dev)
     got = to_host(a)
