@@ -20,6 +20,7 @@ import xmlp.losses
 from conftest import tolerances
 from reference import cross_entropy
 from test_errors import foreign, ns_name, rejects
+from test_loss_messages import refuses_unknown_sizes
 
 CHECKED = ("numpy", "array_api_strict", "torch:cpu")  # labels read without a sync
 METHODS = pytest.mark.parametrize("method", ["forward", "predict"])
@@ -257,14 +258,9 @@ def test_logits_of_unknown_dask_size_say_how_to_fix_it(method):
     da = pytest.importorskip("dask.array", reason="Dask is not installed")
     z = da.from_array(np.linspace(-1, 1, 12).reshape(4, 3), chunks=2)
     t = da.from_array(np.array([0, 1, 2, 0]), chunks=2)
-    keep = z[:, 0] > -2
-    loss = xmlp.CrossEntropyLoss()
-    call = getattr(loss, method)
-    for _ in range(2):
-        assert message(ValueError, lambda: call(z[keep], t[keep])) == (
-            f"CrossEntropyLoss.{method}: logits have an unknown size, shape (nan, 3); on Dask "
-            "call .compute_chunk_sizes() on the input first.")
-        call(z, t)  # a known size goes through
+    refuses_unknown_sizes(xmlp.CrossEntropyLoss(), method, z, t, z[:, 0] > -2, (
+        f"CrossEntropyLoss.{method}: logits have an unknown size, shape (nan, 3); on Dask "
+        "call .compute_chunk_sizes() on the input first."))
 
 
 # -- the indexing dtype ---------------------------------------------------------------------------
@@ -356,9 +352,9 @@ def test_masked_class_indices_are_refused_not_read_around_their_mask():
     z = np.array([[0.0, 0.0, 5.0]] * 4)
     labels = np.ma.masked_array([0, 1, 2, 7], mask=[0, 0, 0, 1])
     assert rejects(TypeError, loss, lambda: loss.forward(z, labels)) == (
-        "CrossEntropyLoss.forward: t (the target) is a numpy.ma.MaskedArray; xmlp ignores masks. "
-        "Fill or drop the masked values first (.filled(...), or numpy.asarray(...) to use the "
-        "data as it is).")
+        "CrossEntropyLoss.forward: t (the target) is a numpy.ma.MaskedArray; xmlp layers ignore "
+        "masks. Fill or drop the masked values first (x.filled(...), or numpy.asarray(x) to use "
+        "the data as it is).")
 
 
 def test_probability_targets_in_another_byte_order_say_so():

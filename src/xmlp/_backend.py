@@ -398,12 +398,7 @@ class ArraySpec:
                     f"{owner}: {what} must be a {self.name} array, got {type(a).__name__}. "
                     f"Convert it with {self.name}.asarray(...)."
                 )
-            if isinstance(a, np.ma.MaskedArray):  # its mask would be ignored by some ops only
-                raise TypeError(
-                    f"{owner}: {what} is a numpy.ma.MaskedArray; xmlp layers ignore masks. "
-                    "Fill or drop the masked values first (x.filled(...), or numpy.asarray(x) "
-                    "to use the data as it is)."
-                )
+            refuse_masked(a, owner, what)  # its mask would be ignored by some ops only
             if other is not self.xp:
                 params, ref = _reference(against)
                 theirs = namespace_name(other)
@@ -456,13 +451,13 @@ class ArraySpec:
 
 
 def refuse_masked(a: Any, owner: str, what: str) -> None:
-    """TypeError for a NumPy masked array, whose mask xmlp would ignore (for arrays that do
-    not go through :meth:`ArraySpec.check`, such as class labels of any integer dtype)."""
+    """TypeError for a NumPy masked array, whose mask xmlp would ignore: every array
+    :meth:`ArraySpec.check` sees, and class labels of any integer dtype, which it does not."""
     if isinstance(a, np.ma.MaskedArray):
         raise TypeError(
-            f"{owner}: {what} is a numpy.ma.MaskedArray; xmlp ignores masks. Fill or drop "
-            "the masked values first (.filled(...), or numpy.asarray(...) to use the data as "
-            "it is)."
+            f"{owner}: {what} is a numpy.ma.MaskedArray; xmlp layers ignore masks. Fill or "
+            "drop the masked values first (x.filled(...), or numpy.asarray(x) to use the data "
+            "as it is)."
         )
 
 
