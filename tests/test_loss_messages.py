@@ -69,10 +69,16 @@ def test_mse_loss_says_when_a_dask_size_is_unknown(method):
     y = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
     t = da.from_array(np.zeros((8, 1)), chunks=4)
     keep = y[:, 0] > -2
-    loss = xmlp.MSELoss()
+    refuses_unknown_sizes(xmlp.MSELoss(), method, y, t, keep, (
+        f"MSELoss.{method}: y has an unknown size, shape (nan, 1), so the mean cannot be "
+        "taken; on Dask call .compute_chunk_sizes() on the input first."))
+
+
+def refuses_unknown_sizes(loss, method, y, t, keep, want):
+    """``loss.<method>(y[keep], t[keep])`` (Dask arrays of nan length after boolean indexing)
+    raises ValueError with exactly ``want``, on a fresh loss and again after a call with the
+    known sizes went through."""
     call = getattr(loss, method)
     for _ in range(2):
-        assert message(ValueError, lambda: call(y[keep], t[keep])) == (
-            f"MSELoss.{method}: y has an unknown size, shape (nan, 1), so the mean cannot be "
-            "taken; on Dask call .compute_chunk_sizes() on the input first.")
+        assert message(ValueError, lambda: call(y[keep], t[keep])) == want
         call(y, t)  # a known size goes through
