@@ -454,7 +454,8 @@ def test_fit_model_messages():
         "xmlp.Sequential.")
     got = message(TypeError, lambda: xmlp.fit(xmlp.MLP(2, 3, 1), strict.ones((6, 2)), T6,
                                               epochs=1, lr=0.1))
-    assert got.startswith("fit: x and y must be arrays of one namespace: ")
+    assert got == ("fit: x and y must be arrays of one namespace, got array_api_strict and "
+                   "numpy arrays; convert y with array_api_strict.asarray(...)")
 
 
 @pytest.mark.requires_backends("dask")

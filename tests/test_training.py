@@ -568,3 +568,56 @@ def test_streamed_fit_takes_validation_data_of_the_model_or_of_dask():
     for history in (streamed, dask_val):
         assert list(history) == pytest.approx(list(ref), rel=1e-12)
         assert history.val_loss == pytest.approx(ref.val_loss, rel=1e-12)
+
+
+def test_validation_data_must_reach_the_model_as_the_training_data_does():
+    """Streamed data is converted to the model's dtype, data in memory is not: validation data
+    is compared with the training data as each reaches the model, before anything trains."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x, t = make_data(8, in_dim=1)
+    xv, tv = make_data(6, in_dim=1, seed=1)
+
+    def model32():
+        return xmlp.MLP(1, 3, 1, rng=0, dtype="float32")
+
+    x32, t32 = x.astype(np.float32), t.astype(np.float32)
+    # float64 Dask validation data streams into the float32 model as float32: taken, and
+    # validates as the same data in float32 does
+    ref = xmlp.fit(model32(), x32, t32, epochs=2, lr=0.1, batch_size=4, progress=False,
+                   validation_data=(xv.astype(np.float32), tv.astype(np.float32)))
+    streamed = xmlp.fit(model32(), x32, t32, epochs=2, lr=0.1, batch_size=4, progress=False,
+                        validation_data=(da.from_array(xv, chunks=3),
+                                         da.from_array(tv, chunks=3)))
+    assert streamed.val_loss == pytest.approx(ref.val_loss, rel=1e-6)
+    # float64 Dask training data streams as float32; float64 NumPy validation data would not
+    model = model32()
+    before = [np.array(p) for p in model.parameters()]
+    with pytest.raises(TypeError) as info:
+        xmlp.fit(model, da.from_array(x, chunks=4), da.from_array(t, chunks=4), epochs=1,
+                 lr=0.1, batch_size=4, progress=False, validation_data=(xv, tv))
+    assert str(info.value) == (
+        "fit: x_val reaches the model as float64 but x as float32; convert the validation "
+        "data with numpy.astype(x_val, numpy.float32)")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # shapes are compared on Dask validation data too
+    with pytest.raises(ValueError, match=r"x_val has shape \(6, 2\) but x has \(8, 1\)"):
+        xmlp.fit(model32(), x32, t32, epochs=1, lr=0.1, batch_size=4, progress=False,
+                 validation_data=(da.from_array(np.hstack([xv, xv]), chunks=3),
+                                  da.from_array(tv, chunks=3)))
+
+
+def test_validation_data_on_another_device_is_refused_before_training():
+    """torch's meta device stands in for a GPU: validation data on another device than the
+    training data is a TypeError naming both, before the first step."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    x, t = make_data(8, in_dim=1)
+    xv, tv = make_data(6, in_dim=1, seed=1)
+    model = xmlp.MLP(1, 3, 1, rng=0, xp=torch)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(TypeError) as info:
+        xmlp.fit(model, torch.asarray(x), torch.asarray(t), epochs=1, lr=0.1, progress=False,
+                 validation_data=(torch.asarray(xv, device="meta"), torch.asarray(tv)))
+    assert str(info.value) == (
+        "fit: x_val is on device meta but x on cpu; move the validation data to the training "
+        "data's device first (xmlp never moves data between devices silently)")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
+from array_api_compat import array_namespace, device, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
 from ._backend import (
@@ -22,7 +22,7 @@ from ._backend import (
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .optim import Optimizer
-from .streaming import batch_source, model_namespace, streams
+from .streaming import batch_dtype, batch_source, model_namespace, streams
 
 __all__ = ["History", "fit"]
 
@@ -117,7 +117,7 @@ def fit(
     update = _update_rule(model, lr, optimizer)
     xp, n = _check_data(x, y, "x", "y")
     classifier = isinstance(loss_fn, CrossEntropyLoss)
-    val_data = _check_validation(validation_data, xp, model)
+    val_data = _check_validation(validation_data, xp, model, x, y)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
         raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
@@ -326,8 +326,11 @@ def _validate(model: Any, loss_fn: Any, validation: tuple[Any, int], classifier:
         history.val_accuracy.append(float(hits) / n_labels)
 
 
-def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int] | None:
-    """(x_val, y_val, number of samples), or None without validation data."""
+def _check_validation(data: Any, xp: Any, model: Module, x: Any,
+                      y: Any) -> tuple[Any, Any, int] | None:
+    """(x_val, y_val, number of samples), or None without validation data. Checked against the
+    training data ``x``, ``y`` before anything trains: validation runs after the first epoch,
+    too late to reject the call with the model as it was."""
     if data is None:
         return None
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -347,7 +350,38 @@ def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int]
             f"model's, or Dask arrays), got {namespace_name(xp_val)} arrays next to "
             f"{namespace_name(xp)} training data; convert them with {model_ns}.asarray(...)"
         )
+    _check_like(model, xv, x, "x_val", "x")
+    _check_like(model, yv, y, "y_val", "y")
     return xv, yv, n
+
+
+def _check_like(model: Module, a: Any, ref: Any, label: str, ref_label: str) -> None:
+    """Validation array ``a`` must reach the model as training array ``ref`` does: the same
+    shape after the sample axis, the same dtype (any integer dtype for class labels, as the
+    losses take) and, both in memory in one namespace, the same device."""
+    trailing, ref_trailing = tuple(a.shape[1:]), tuple(ref.shape[1:])
+    known = all(isinstance(d, int) for d in trailing + ref_trailing)  # Dask: NaN if unknown
+    if known and trailing != ref_trailing:
+        want = ", ".join(["n", *map(str, ref_trailing)]) + ("," if not ref_trailing else "")
+        raise ValueError(
+            f"fit: {label} has shape {tuple(a.shape)} but {ref_label} has "
+            f"{tuple(ref.shape)}; validation samples need the training samples' shape, ({want})"
+        )
+    got, want = batch_dtype(model, a), batch_dtype(model, ref)
+    integers = ("int", "uint")
+    if got != want and not (got.startswith(integers) and want.startswith(integers)):
+        ns = namespace_name(array_namespace(a))
+        raise TypeError(
+            f"fit: {label} reaches the model as {got} but {ref_label} as {want}; convert the "
+            f"validation data with {ns}.astype({label}, {ns}.{want})"
+        )
+    if (not streams(model, a) and not streams(model, ref)
+            and array_namespace(a) is array_namespace(ref) and device(a) != device(ref)):
+        raise TypeError(
+            f"fit: {label} is on device {device(a)} but {ref_label} on {device(ref)}; move the "
+            "validation data to the training data's device first (xmlp never moves data "
+            "between devices silently)"
+        )
 
 
 def _label_count(xp: Any, y: Any) -> int:
@@ -406,8 +440,10 @@ def _check_data(x: Any, y: Any, x_label: str = "x", y_label: str = "y") -> tuple
     try:
         xp = array_namespace(x, y)
     except TypeError as exc:
+        x_ns, y_ns = (namespace_name(array_namespace(a)) for a in (x, y))
         raise TypeError(
-            f"fit: {x_label} and {y_label} must be arrays of one namespace: {exc}"
+            f"fit: {x_label} and {y_label} must be arrays of one namespace, got {x_ns} and "
+            f"{y_ns} arrays; convert {y_label} with {x_ns}.asarray(...)"
         ) from exc
     if x.ndim < 1 or y.ndim < 1:
         raise ValueError(
