@@ -118,6 +118,11 @@ def test_xp_array_api_strict_against_numpy_weights_says_they_disagree():
     assert message(TypeError, lambda: xmlp.Linear(3, 4, None, strict.ones(4), xp=np)) == (
         "Linear: xp=numpy disagrees with initial_biases of array_api_strict; pass one or the "
         "other, or convert the arrays first.")
+    # both arrays given: the first one is named (the one the layer's namespace came from)
+    both = (strict.ones((4, 3)), strict.ones(4))
+    assert message(TypeError, lambda: xmlp.Linear(3, 4, *both, xp=np)) == (
+        "Linear: xp=numpy disagrees with initial_weights of array_api_strict; pass one or the "
+        "other, or convert the arrays first.")
 
 
 def test_device_that_disagrees_with_the_initial_arrays_is_named():
@@ -131,6 +136,11 @@ def test_device_that_disagrees_with_the_initial_arrays_is_named():
     assert got == (
         "Linear: device=array_api_strict.Device('CPU_DEVICE') disagrees with initial_weights on "
         "array_api_strict.Device('device1'); move the arrays first or leave device out.")
+    b = strict.ones(4, device=strict.Device("device1"))
+    got = message(TypeError,
+                  lambda: xmlp.Linear(3, 4, w, b, device=strict.Device("CPU_DEVICE")))
+    assert got.startswith("Linear: device=array_api_strict.Device('CPU_DEVICE') disagrees with "
+                          "initial_weights on ")
 
 
 # -- Linear: the fast parameter check, the input checks ----------------------------------------

@@ -251,8 +251,8 @@ def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> A
     # array is fine: the copies are native and detached.
     spec = (floating_spec(first, "Linear", label, converting=True) if dtype is None
             else ArraySpec.of(first, dtype))
-    for label, a in given:
-        spec.check(a, "Linear", label, dtype=False)
+    for name, a in given:
+        spec.check(a, "Linear", name, dtype=False)
     # the namespace alone: xp's own devices need not include the arrays' (a clash of devices
     # would hide the clash of namespaces)
     ns = None if xp is None else resolve_namespace(xp)
