@@ -173,7 +173,7 @@ def test_seed_training_on_a_local_cluster_matches_numpy():
     """Two worker processes, one thread each: the same code, the same weights as NumPy."""
     distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed "
                                       '(pip install "xmlp[dask]" brings it)')
-    _, _, xd, yd = _seed_data(chunk=50)  # one block of the batch per worker
+    x, y, _, _ = _seed_data(chunk=50)
     want, want_loss = _numpy_seed_run()
     # dashboard_address=":0": the scheduler's HTTP server would take port 8787 even without a
     # dashboard, and warn (an error here) when another cluster already holds it
@@ -186,14 +186,25 @@ def test_seed_training_on_a_local_cluster_matches_numpy():
         # A Nanny starts each worker with one BLAS thread (distributed's default).
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             assert set(client.run(os.getenv, var).values()) == {"1"}, var
-        xd, yd = dask.persist(xd, yd)
+        # one block of the batch on each worker, placed there: dask.persist leaves placement
+        # to the scheduler, which on a loaded machine put both blocks on the worker that
+        # answered first
+        names = sorted(client.scheduler_info()["workers"])
+        blocks = {
+            name: [client.scatter(a[i * 50:(i + 1) * 50], workers=[w])
+                   for i, w in enumerate(names)]
+            for name, a in (("x", x), ("y", y))
+        }
+        xd, yd = (da.concatenate([da.from_delayed(b, shape=(50, 1), dtype=np.float64)
+                                  for b in blocks[name]]) for name in ("x", "y"))
         model = xmlp.MLP(1, 10, 1, xp=da, rng=0)
         value = _train(model, xd, yd, 150, persist_every=10)
         # the parameters live on the workers until asked for
         assert all(distributed.futures_of(p) for p in model.parameters())
         got = client.compute([value, *model.parameters()], sync=True)
-        workers = {w for held in client.who_has(xd).values() for w in held}
-        assert len(workers) == 2  # the batch was split over both workers
+        held = client.who_has(blocks["x"] + blocks["y"])
+        workers = {w for where in held.values() for w in where}
+        assert len(workers) == 2  # the batch stayed split over both workers
     for g, w in zip(got[1:], want, strict=True):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got[0], want_loss, rtol=1e-10)
