@@ -219,12 +219,16 @@ def mutate(session: nox.Session) -> None:
     globs ("xmlp.io*"): only those are run, the report still covers every result so far.
 
     Low priority and one worker: the machine is shared. Results are kept in mutants/ between
-    runs; a mutant is run again only when its function changed, or when named here.
+    runs, and in git (tests/mutation/results.json, restored where mutants/ has none); a mutant
+    is run again only when its function changed, or when named here.
     """
     # dask: the Dask-only branches run too; torch: the requires-grad and tensor-copy mutants
     session.install(".[test,strict,dask,torch,mutate]")
     env = {"XMLP_BACKENDS": "numpy,array_api_strict", "PYTHONHASHSEED": "0"}
     nice = ["nice", "-n", "19"] if shutil.which("nice") else []
+    # a clone without mutants/ starts from the committed results: only functions changed
+    # since then run (tests/mutation/results.py)
+    session.run("python", "tests/mutation/results.py", "restore")
     started = time.monotonic()
     session.run(*nice, "mutmut", "run", "--max-children", "1", *session.posargs, env=env,
                 external=bool(nice))

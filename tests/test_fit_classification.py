@@ -234,11 +234,15 @@ def test_fit_rejects_bad_validation_data(xp):
     probabilities = np.eye(CLASSES)[tv]
     rejects(ValueError, model, fit((xp.from_numpy(xv), xp.from_numpy(probabilities))),
             "y_val has shape (5, 4) but y has (12,)")
+    rejects(TypeError, model, fit((xp.from_numpy(xv), xp.from_numpy(tv, "float64"))),
+            "y_val reaches the model as float64 but y as int64")
     assert opt.step_count == 0
-    # class labels of another integer dtype are taken, as the loss takes them
-    history = xmlp.fit(model, xs, ts, epochs=1, optimizer=opt, loss=ce, progress=False,
-                       validation_data=(xp.from_numpy(xv), xp.from_numpy(tv, "int32")))
-    assert len(history.val_loss) == 1 and opt.step_count == 1
+    # class labels of another integer dtype, signed or not, are taken, as the loss takes them
+    for dtype in ("int32", "uint8"):
+        history = xmlp.fit(model, xs, ts, epochs=1, optimizer=opt, loss=ce, progress=False,
+                           validation_data=(xp.from_numpy(xv), xp.from_numpy(tv, dtype)))
+        assert len(history.val_loss) == 1
+    assert opt.step_count == 2
 
 
 def test_dask_persists_within_long_epochs(monkeypatch):

@@ -589,6 +589,14 @@ def test_validation_data_must_reach_the_model_as_the_training_data_does():
                         validation_data=(da.from_array(xv, chunks=3),
                                          da.from_array(tv, chunks=3)))
     assert streamed.val_loss == pytest.approx(ref.val_loss, rel=1e-6)
+    # and float32 Dask validation data streams into a float64 model as float64
+    ref64 = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
+                     progress=False, validation_data=(xv, tv))
+    val32 = (da.from_array(xv.astype(np.float32), chunks=3),
+             da.from_array(tv.astype(np.float32), chunks=3))
+    streamed64 = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
+                          progress=False, validation_data=val32)
+    assert streamed64.val_loss == pytest.approx(ref64.val_loss, rel=1e-6)
     # float64 Dask training data streams as float32; float64 NumPy validation data would not
     model = model32()
     before = [np.array(p) for p in model.parameters()]
@@ -604,6 +612,25 @@ def test_validation_data_must_reach_the_model_as_the_training_data_does():
         xmlp.fit(model32(), x32, t32, epochs=1, lr=0.1, batch_size=4, progress=False,
                  validation_data=(da.from_array(np.hstack([xv, xv]), chunks=3),
                                   da.from_array(tv, chunks=3)))
+
+
+def test_dask_class_labels_validate_a_classifier_trained_in_memory():
+    """Streamed integer labels keep their dtype (only floats take the model's): Dask labels,
+    int64 or int32, validate a classifier trained on NumPy labels as the NumPy ones do."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    gen = np.random.default_rng(0)
+    x, xv = gen.standard_normal((12, 3)), gen.standard_normal((6, 3))
+    t, tv = ((a[:, 0] > 0).astype(np.int64) + 2 * (a[:, 1] > 0) for a in (x, xv))
+
+    def run(val):
+        return xmlp.fit(xmlp.MLP(3, 5, 4, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
+                        loss=xmlp.CrossEntropyLoss(), progress=False, validation_data=val)
+
+    ref = run((xv, tv))
+    for labels in (tv, tv.astype(np.int32)):
+        got = run((da.from_array(xv, chunks=3), da.from_array(labels, chunks=3)))
+        assert got.val_loss == pytest.approx(ref.val_loss, rel=1e-12)
+        assert got.val_accuracy == ref.val_accuracy
 
 
 def test_validation_data_on_another_device_is_refused_before_training():

@@ -2,7 +2,8 @@
 
     python tests/mutation/report.py [--runtime SECONDS] [--command "nox -s mutate"]
 
-Run from the repository root after ``mutmut run`` (``nox -s mutate`` does both). The score is
+Run from the repository root after ``mutmut run`` (``nox -s mutate`` does both); it also
+writes results.json (results.py), from which a fresh clone's run starts. The score is
 killed / (mutants - equivalent ones), per module and in all. Every mutant that is not killed
 is listed with its diff and the line survivors.txt gives it: why it is equivalent, or the test
 that kills it (then it must show as killed after a rerun). One with no line there is listed as
@@ -21,6 +22,8 @@ import sys
 from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
+
+from results import save as save_results  # tests/mutation/results.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -203,6 +206,7 @@ def main() -> int:
     if not fixed:
         out.append("None.")
     REPORT.write_text("\n".join(out) + "\n")
+    save_results()  # results.json: a fresh clone's `nox -s mutate` starts from these
     print(f"{REPORT.relative_to(ROOT)}: score {score(totals)} over "
           f"{totals['mutants'] - totals['not run']} mutants run (of {totals['mutants']}), "
           f"{totals['equivalent']} equivalent, {totals['dask only']} Dask only, "
