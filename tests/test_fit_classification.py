@@ -222,27 +222,27 @@ def test_fit_rejects_bad_validation_data(xp):
     other_t = np.asarray(t) if xp.name != "numpy" else pytest.importorskip("array_api_strict") \
         .asarray(t)
     rejects(TypeError, model, fit((other, other_t)), "namespace")
-    # validation runs after the first epoch: data the model or loss would refuse there is
-    # refused before anything trains, the model and optimizer as they were
+    # validation runs after the first epoch: data the model or loss refuses is refused on its
+    # first batch before anything trains, the model and optimizer as they were
     xv, tv = make_data(seed=1, n=5)
-    rejects(ValueError, model, fit((xp.from_numpy(xv[:, :2]), xp.from_numpy(tv))),
-            "x_val has shape (5, 2) but x has (12, 3)", "(n, 3)")
-    rejects(ValueError, model, fit((xp.from_numpy(xv), xp.from_numpy(tv[:, None]))),
-            "y_val has shape (5, 1) but y has (12,)", "(n,)")
-    rejects(TypeError, model, fit((xp.from_numpy(xv, "float32"), xp.from_numpy(tv))),
-            "x_val reaches the model as float32 but x as float64", ".astype(x_val, ")
-    probabilities = np.eye(CLASSES)[tv]
-    rejects(ValueError, model, fit((xp.from_numpy(xv), xp.from_numpy(probabilities))),
-            "y_val has shape (5, 4) but y has (12,)")
-    rejects(TypeError, model, fit((xp.from_numpy(xv), xp.from_numpy(tv, "float64"))),
-            "y_val reaches the model as float64 but y as int64")
+    refused = "fit: validation_data was refused: "
+    rejects(ValueError, model, fit((xp.from_numpy(xv[:, :2]), xp.from_numpy(tv))), refused,
+            "Linear(3, 5).predict: x must have shape (..., 3)", "got (5, 2)")
+    rejects(ValueError, model, fit((xp.from_numpy(xv), xp.from_numpy(tv[:, None]))), refused,
+            "CrossEntropyLoss.predict: class indices t must have shape")
+    rejects(TypeError, model, fit((xp.from_numpy(xv, "float32"), xp.from_numpy(tv))), refused,
+            "x has dtype float32 but the parameters are float64")
+    rejects(TypeError, model, fit((xp.from_numpy(xv), xp.from_numpy(tv, "float64"))), refused,
+            "holds class indices but has the floating dtype float64")
     assert opt.step_count == 0
-    # class labels of another integer dtype, signed or not, are taken, as the loss takes them
-    for dtype in ("int32", "uint8"):
+    # class labels of another integer dtype, signed or not, and class probabilities are taken,
+    # as the loss takes them
+    for labels in (xp.from_numpy(tv, "int32"), xp.from_numpy(tv, "uint8"),
+                   xp.from_numpy(np.eye(CLASSES)[tv])):
         history = xmlp.fit(model, xs, ts, epochs=1, optimizer=opt, loss=ce, progress=False,
-                           validation_data=(xp.from_numpy(xv), xp.from_numpy(tv, dtype)))
+                           validation_data=(xp.from_numpy(xv), labels))
         assert len(history.val_loss) == 1
-    assert opt.step_count == 2
+    assert opt.step_count == 3
 
 
 def test_dask_persists_within_long_epochs(monkeypatch):

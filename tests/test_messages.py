@@ -455,6 +455,11 @@ def test_fit_model_messages():
     got = message(TypeError, lambda: xmlp.fit(xmlp.MLP(2, 3, 1), strict.ones((6, 2)), T6,
                                               epochs=1, lr=0.1))
     assert got == ("fit: x and y must be arrays of one namespace, got array_api_strict and "
+                   "numpy arrays; convert both with numpy.asarray(...), the model's namespace")
+    # a model without parameters has no namespace of its own: x's is named
+    got = message(TypeError, lambda: xmlp.fit(xmlp.Tanh(), strict.ones((6, 2)), T6,
+                                              epochs=1, lr=0.1))
+    assert got == ("fit: x and y must be arrays of one namespace, got array_api_strict and "
                    "numpy arrays; convert y with array_api_strict.asarray(...)")
 
 

@@ -98,3 +98,42 @@ def test_the_committed_results_match_the_report():
         codes = [c for _hash, cs in functions.values() for c in cs]
         row = f"| {Path(source).name} | {len(codes)} | {sum(c is not None for c in codes)} |"
         assert row in report, row
+
+
+def test_results_of_another_mutmut_are_not_restored(results, tmp_path, capsys):
+    """Mutant numbers are mutmut's own: results written by another version would land on
+    other mutants, so nothing is restored and every mutant runs."""
+    needs_mutmut()
+    path = write_meta(tmp_path, META)
+    results.save()
+    path.unlink()
+    saved = json.loads(results.RESULTS.read_text(encoding="utf-8"))
+    saved["mutmut"] = "0.0.1"
+    results.RESULTS.write_text(json.dumps(saved), encoding="utf-8")
+    assert results.restore() == 0
+    assert not path.exists()
+    assert "written by mutmut 0.0.1" in capsys.readouterr().err
+
+
+def test_save_without_results_keeps_the_committed_file(results, tmp_path):
+    """No mutants/ (mutmut never ran here): save refuses instead of writing an empty file."""
+    needs_mutmut()
+    results.RESULTS.write_text("committed", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no mutmut results"):
+        results.save()
+    assert results.RESULTS.read_text(encoding="utf-8") == "committed"
+
+
+def test_a_package_init_module_keeps_its_results(results, tmp_path):
+    """mutmut names mutants of src/xmlp/optim/__init__.py xmlp.optim.*, without __init__."""
+    needs_mutmut()
+    meta = {**META, "exit_code_by_key": {"xmlp.optim.xǁSGDǁstep__mutmut_1": 1,
+                                         "xmlp.optim.xǁSGDǁstep__mutmut_2": 0},
+            "hash_by_function_name": {"xǁSGDǁstep": "0123456789ab"}}
+    path = tmp_path / "mutants" / "src" / "xmlp" / "optim" / "__init__.py.meta"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(meta))
+    assert results.save() == 2
+    path.unlink()
+    assert results.restore() == 2
+    assert json.loads(path.read_text())["exit_code_by_key"] == meta["exit_code_by_key"]

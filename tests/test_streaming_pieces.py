@@ -259,3 +259,33 @@ def test_adopt_takes_0d_chunks():
     torch = pytest.importorskip("torch", reason="torch is not installed here")
     got = adopt(ArraySpec.resolve(torch, device="cpu", dtype="float64"), chunk)
     assert got.shape == () and float(got) == 2.5
+
+
+def test_adopt_refuses_masked_chunks(xp):
+    """A Dask array of masked blocks (dask.array.ma) computes to numpy.ma chunks; their mask
+    would be dropped on the way into the model, so they are refused, as masked arrays are
+    everywhere else."""
+    spec = ArraySpec.resolve(xp.module, device=xp.device, dtype="float64")
+    chunk = np.ma.masked_greater(np.arange(6.0).reshape(3, 2), 3.0)
+    with pytest.raises(TypeError) as info:
+        adopt(spec, chunk)
+    assert str(info.value) == (
+        "fit: a chunk of the Dask data is a numpy.ma.MaskedArray; xmlp layers ignore masks. "
+        "Fill or drop the masked values first (x.filled(...), or numpy.asarray(x) to use the "
+        "data as it is).")
+    labels = np.ma.masked_equal(np.arange(4), 2)
+    with pytest.raises(TypeError, match="MaskedArray"):
+        adopt(spec, labels)
+
+
+def test_masked_dask_data_is_refused_by_streamed_fit():
+    """dask.array.ma data streamed into a NumPy model: a TypeError, and the model as it was."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    gen = np.random.default_rng(0)
+    x = da.ma.masked_greater(da.from_array(gen.random((8, 2)), chunks=4), 0.9)
+    y = da.from_array(gen.random((8, 1)), chunks=4)
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    before = [np.array(p) for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"a chunk of the Dask data is a numpy\.ma\.MaskedArray"):
+        xmlp.fit(model, x, y, epochs=1, lr=0.1, batch_size=2, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -570,9 +570,12 @@ def test_streamed_fit_takes_validation_data_of_the_model_or_of_dask():
         assert history.val_loss == pytest.approx(ref.val_loss, rel=1e-12)
 
 
-def test_validation_data_must_reach_the_model_as_the_training_data_does():
-    """Streamed data is converted to the model's dtype, data in memory is not: validation data
-    is compared with the training data as each reaches the model, before anything trains."""
+def test_streamed_validation_data_is_converted_and_checked_by_the_model():
+    """Streamed data is converted to the model's dtype, data in memory is not: each is checked
+    by the model as it reaches it. Validation data in memory is refused on its first batch,
+    before the first step; streamed validation data when the first epoch is validated, and
+    that epoch is undone (parameters written in place back to their values, the optimizer's
+    state and step count)."""
     da = pytest.importorskip("dask.array", reason="Dask is not installed")
     x, t = make_data(8, in_dim=1)
     xv, tv = make_data(6, in_dim=1, seed=1)
@@ -597,21 +600,39 @@ def test_validation_data_must_reach_the_model_as_the_training_data_does():
     streamed64 = xmlp.fit(xmlp.MLP(1, 3, 1, rng=0), x, t, epochs=2, lr=0.1, batch_size=4,
                           progress=False, validation_data=val32)
     assert streamed64.val_loss == pytest.approx(ref64.val_loss, rel=1e-6)
-    # float64 Dask training data streams as float32; float64 NumPy validation data would not
+    # float64 Dask training data streams as float32; float64 NumPy validation data does not
     model = model32()
     before = [np.array(p) for p in model.parameters()]
     with pytest.raises(TypeError) as info:
         xmlp.fit(model, da.from_array(x, chunks=4), da.from_array(t, chunks=4), epochs=1,
                  lr=0.1, batch_size=4, progress=False, validation_data=(xv, tv))
     assert str(info.value) == (
-        "fit: x_val reaches the model as float64 but x as float32; convert the validation "
-        "data with numpy.astype(x_val, numpy.float32)")
+        "fit: validation_data was refused: Linear(1, 3).predict: x has dtype float64 but the "
+        "parameters are float32. Convert the input with numpy.astype(x, numpy.float32) or the "
+        "model with .to(dtype=numpy.float64).")
     assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    # shapes are compared on Dask validation data too
-    with pytest.raises(ValueError, match=r"x_val has shape \(6, 2\) but x has \(8, 1\)"):
-        xmlp.fit(model32(), x32, t32, epochs=1, lr=0.1, batch_size=4, progress=False,
+    # streamed validation data of the wrong shape: refused after the first epoch, undone
+    model = xmlp.MLP(1, 3, 1, rng=0)
+    xmlp.fit(model, x, t, epochs=1, lr=0.1, progress=False)  # activations and gradients
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    xmlp.fit(model, x, t, epochs=1, optimizer=opt, progress=False)  # Adam's state
+    held = {name: (p, np.array(p)) for name, p in model.named_parameters()}
+    attrs = {name: getattr(model.linear1, name) for name in ("x", "output", "grad_weights")}
+    state = [[np.array(a) for a in arrays] for arrays in opt._state_arrays()]
+    with pytest.raises(ValueError) as info:
+        xmlp.fit(model, x, t, epochs=3, optimizer=opt, batch_size=4, progress=False,
                  validation_data=(da.from_array(np.hstack([xv, xv]), chunks=3),
                                   da.from_array(tv, chunks=3)))
+    assert str(info.value).startswith(
+        "fit: validation_data was refused: Linear(1, 3).predict: x must have shape (..., 1)")
+    for name, p in model.named_parameters():
+        assert p is held[name][0]  # the same arrays, updated in place and written back
+        np.testing.assert_array_equal(p, held[name][1])
+    assert all(getattr(model.linear1, n) is a for n, a in attrs.items())
+    assert opt.step_count == 1
+    for arrays, kept in zip(opt._state_arrays(), state, strict=True):
+        for a, b in zip(arrays, kept, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_dask_class_labels_validate_a_classifier_trained_in_memory():
@@ -635,16 +656,86 @@ def test_dask_class_labels_validate_a_classifier_trained_in_memory():
 
 def test_validation_data_on_another_device_is_refused_before_training():
     """torch's meta device stands in for a GPU: validation data on another device than the
-    training data is a TypeError naming both, before the first step."""
+    model is refused by the model, on its first batch, before the first step."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     x, t = make_data(8, in_dim=1)
     xv, tv = make_data(6, in_dim=1, seed=1)
-    model = xmlp.MLP(1, 3, 1, rng=0, xp=torch)
+    model = xmlp.MLP(1, 3, 1, rng=0, xp=torch, dtype=torch.float64)
     before = [p.clone() for p in model.parameters()]
     with pytest.raises(TypeError) as info:
         xmlp.fit(model, torch.asarray(x), torch.asarray(t), epochs=1, lr=0.1, progress=False,
                  validation_data=(torch.asarray(xv, device="meta"), torch.asarray(tv)))
-    assert str(info.value) == (
-        "fit: x_val is on device meta but x on cpu; move the validation data to the training "
-        "data's device first (xmlp never moves data between devices silently)")
+    message = str(info.value)
+    assert message.startswith("fit: validation_data was refused: Linear(1, 3).predict: ")
+    assert "meta" in message
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_batch_refused_in_the_first_epoch_leaves_the_model_as_it_was(xp):
+    """A class label out of range in the third training batch, or in the second validation
+    batch: the first epoch has already changed the model when the loss refuses it; fit puts
+    the model and optimizer back as they were before the call."""
+    if xp.name not in ("numpy", "array_api_strict", "torch") or xp.device not in (None, "cpu"):
+        pytest.skip("labels are range-checked only where reading them costs nothing (NumPy, "
+                    "array-api-strict, torch on the CPU)")
+    gen = np.random.default_rng(0)
+    x, xv = gen.standard_normal((12, 3)), gen.standard_normal((8, 3))
+    t, tv = np.arange(12) % 4, np.arange(8) % 4
+    bad_t, bad_tv = t.copy(), tv.copy()
+    bad_t[9], bad_tv[6] = 7, 4
+    ce = xmlp.CrossEntropyLoss()
+    for labels, val_labels, where in ((bad_t, tv, "t holds the label 7"),
+                                      (t, bad_tv, "validation_data was refused")):
+        model = xmlp.MLP(3, 5, 4, rng=0, xp=xp.module, device=xp.device, dtype="float64")
+        opt = xmlp.optim.Adam(model, lr=0.01)
+        xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(t), epochs=1, batch_size=4,
+                 optimizer=opt, loss=ce, progress=False)
+        held = {name: (p, xp.to_numpy(p)) for name, p in model.named_parameters()}
+        count = opt.step_count
+        with pytest.raises(ValueError, match=where):
+            xmlp.fit(model, xp.from_numpy(x), xp.from_numpy(labels), epochs=2, batch_size=4,
+                     optimizer=opt, loss=ce, progress=False,
+                     validation_data=(xp.from_numpy(xv), xp.from_numpy(val_labels)))
+        for name, p in model.named_parameters():
+            assert p is held[name][0]
+            np.testing.assert_array_equal(xp.to_numpy(p), held[name][1])
+        assert opt.step_count == count
+
+
+def test_validation_data_the_model_takes_is_taken():
+    """No rule of fit's own: what the model and loss take as validation data, fit takes (a
+    model without parameters next to data of another dtype, extra batch axes, class
+    probabilities next to class indices)."""
+    x, t = make_data(8, in_dim=2)
+    xv, tv = make_data(6, in_dim=2, seed=1)
+    history = xmlp.fit(xmlp.Tanh(), x.astype(np.float32), np.tanh(x.astype(np.float32)),
+                       epochs=1, lr=0.1, progress=False,
+                       validation_data=(xv, np.tanh(xv)))
+    assert history.val_loss == [0.0]
+    layer = xmlp.Linear(2, 1, rng=0)
+    history = xmlp.fit(layer, x, t, epochs=1, lr=0.1, progress=False,
+                       validation_data=(xv.reshape(3, 2, 2), tv.reshape(3, 2, 1)))
+    assert history.val_loss[0] == pytest.approx(
+        float(np.mean((layer.predict(xv) - tv) ** 2)), rel=1e-12)
+
+
+def test_validation_data_in_memory_is_refused_before_the_first_step():
+    """The model and loss see the first validation batch before anything trains: no training
+    step runs when they refuse it (without that probe the refusal came after an epoch)."""
+
+    class Counting(xmlp.MSELoss):
+        steps = 0
+
+        def forward(self, y, t):
+            Counting.steps += 1
+            return super().forward(y, t)
+
+    x, t = make_data(8, in_dim=2)
+    xv, tv = make_data(6, in_dim=2, seed=1)
+    with pytest.raises(ValueError, match=r"validation_data was refused: MSELoss\.predict"):
+        xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, loss=Counting(), progress=False,
+                 validation_data=(xv, tv[:, 0]))
+    assert Counting.steps == 0
+    xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, loss=Counting(), progress=False,
+             validation_data=(xv, tv))
+    assert Counting.steps == 3

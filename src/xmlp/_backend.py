@@ -535,6 +535,7 @@ def adopt(spec: ArraySpec, a: Any) -> Any:
     copy fewer per chunk. A read-only NumPy buffer is copied first, except into NumPy (torch
     cannot share one, and warns).
     """
+    refuse_masked(a, "fit", "a chunk of the Dask data")  # np.asarray would drop its mask
     floating = dtype_name(a.dtype) in _FLOAT_NAMES
     if not isinstance(a, np.ndarray) and _namespace_or_none(a) is spec.xp:
         if spec.check_device and array_api_compat.device(a) != spec.device:

@@ -35,13 +35,12 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._backend import ArraySpec, adopt, dtype_name, short_repr
+from ._backend import ArraySpec, adopt, short_repr
 from .module import Module
 
 __all__ = [
     "MemoryBatches",
     "StreamedBatches",
-    "batch_dtype",
     "batch_source",
     "model_namespace",
     "plan_chunks",
@@ -78,16 +77,6 @@ def streams(model: Module, x: Any) -> bool:
     spec = _model_spec(model)
     return (spec is not None and array_api_compat.is_dask_array(x)
             and not array_api_compat.is_dask_namespace(spec.xp))
-
-
-def batch_dtype(model: Module, a: Any) -> str:
-    """The name of the dtype ``a``'s batches reach the model with: the model's for streamed
-    real floating data (adopt converts it), ``a``'s own otherwise (integer labels keep theirs)."""
-    spec = _model_spec(model)
-    if (spec is not None and streams(model, a)
-            and array_namespace(a).isdtype(a.dtype, "real floating")):
-        return dtype_name(spec.dtype)
-    return dtype_name(a.dtype)
 
 
 def model_namespace(model: Module) -> Any:

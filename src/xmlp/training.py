@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_array_api_obj, is_dask_namespace
+from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
 from ._backend import (
@@ -22,7 +22,7 @@ from ._backend import (
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .optim import Optimizer
-from .streaming import batch_dtype, batch_source, model_namespace, streams
+from .streaming import batch_source, model_namespace, streams
 
 __all__ = ["History", "fit"]
 
@@ -105,8 +105,12 @@ def fit(
             restored to those after the last epoch whose loss and parameters were all finite
             (the initial ones if none), stored activations and gradients are cleared, and
             ``exc.history`` holds the History so far (the last loss is the failed epoch's).
-        TypeError / ValueError: bad arguments, checked before anything runs; a step the model
-            or loss rejects in the first step leaves the model as it was.
+        TypeError / ValueError: bad arguments, checked before anything runs. Data is checked
+            by the model and loss as they read it: validation data in memory on its first
+            batch before the first step ("fit: validation_data was refused: ..."), the rest
+            of the data during the first epoch. A batch or validation data refused in the
+            first epoch leaves the model (parameters, stored activations and gradients) and
+            the optimizer as they were before the call.
     """
     _check_model(model)
     loss_fn = MSELoss() if loss is None else loss
@@ -115,9 +119,9 @@ def fit(
             raise TypeError(f"fit: loss must have a {method}() method, got {type(loss).__name__}")
     n_epochs = _positive_int(epochs, "epochs")
     update = _update_rule(model, lr, optimizer)
-    xp, n = _check_data(x, y, "x", "y")
+    xp, n = _check_data(x, y, "x", "y", model)
     classifier = isinstance(loss_fn, CrossEntropyLoss)
-    val_data = _check_validation(validation_data, xp, model, x, y)
+    val_data = _check_validation(validation_data, xp, model)
     step = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
     if not isinstance(shuffle, bool):
         raise TypeError(f"fit: shuffle must be True or False, got {short_repr(shuffle)}")
@@ -133,6 +137,9 @@ def fit(
             f"fit: rng must be None, a non-negative int seed or a numpy.random.Generator, "
             f"got {short_repr(rng)}"
         ) from exc
+
+    if val_data is not None and not streams(model, val_data[0]):
+        _probe_validation(model, loss_fn, val_data[0], val_data[1], min(step, val_data[2]))
 
     # in-memory slices, or Dask chunks streamed into a model that lives elsewhere
     source = batch_source(model, x, y, xp=xp, n=n, step=step, full_batch=batch_size is None,
@@ -153,6 +160,9 @@ def fit(
     bar = tqdm(range(1, n_epochs + 1), desc="fit", unit="epoch", leave=True,
                disable=None if progress is None else not progress)
     first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
+    # a call refused in the first epoch (a later batch, or the validation data) leaves the
+    # model and optimizer as they were; None once the first epoch is validated
+    undo: tuple[Any, dict[str, Any], Any] | None = (first_step, last_good, last_good_state)
     try:
         for epoch in bar:
             total: Any = None
@@ -205,9 +215,14 @@ def fit(
                     f"fit: {what}; {restored} restored {kept}. Try a smaller learning rate."
                 )
                 error.history = history  # type: ignore[attr-defined]
+                undo = None  # restored above, as documented for this error
                 raise error
             if validation is not None:
-                _validate(model, loss_fn, validation, classifier, history)
+                try:
+                    _validate(model, loss_fn, validation, classifier, history)
+                except (TypeError, ValueError) as exc:
+                    raise _refused(exc) from exc
+            undo = None
             last_good, good_epoch = _copy_parameters(source.xp, named), epoch
             if optimizer is not None:
                 last_good_state = optimizer._snapshot()
@@ -215,6 +230,10 @@ def fit(
                 bar.set_postfix(loss=f"{value:.4g}", refresh=False)
             if callback is not None and callback(epoch, history):
                 break
+    except Exception:
+        if undo is not None:
+            _undo_first_epoch(model, optimizer, *undo)
+        raise
     finally:
         source.close()
         if validation is not None:
@@ -326,11 +345,43 @@ def _validate(model: Any, loss_fn: Any, validation: tuple[Any, int], classifier:
         history.val_accuracy.append(float(hits) / n_labels)
 
 
-def _check_validation(data: Any, xp: Any, model: Module, x: Any,
-                      y: Any) -> tuple[Any, Any, int] | None:
-    """(x_val, y_val, number of samples), or None without validation data. Checked against the
-    training data ``x``, ``y`` before anything trains: validation runs after the first epoch,
-    too late to reject the call with the model as it was."""
+def _probe_validation(model: Module, loss_fn: Any, xv: Any, yv: Any, k: int) -> None:
+    """Run the model and the loss on the first validation batch (``k`` samples), storing
+    nothing: data they refuse is refused before the first step, not after the first epoch.
+    A loss without predict() is left out: its forward() would be called once more."""
+    evaluate = getattr(loss_fn, "predict", None)
+    try:
+        output = model.predict(xv[:k, ...])
+        if evaluate is not None:
+            evaluate(output, yv[:k, ...])
+    except (TypeError, ValueError) as exc:
+        raise _refused(exc) from exc
+
+
+def _refused(exc: Exception) -> Exception:
+    """The model's or loss's TypeError / ValueError about validation data, said as fit's."""
+    if type(exc) not in (TypeError, ValueError) or str(exc).startswith("fit: "):
+        return exc
+    return type(exc)(f"fit: validation_data was refused: {exc}")
+
+
+def _undo_first_epoch(model: Module, optimizer: Any, attrs: Any, values: dict[str, Any],
+                      state: Any) -> None:
+    """Put back the model's attributes (the parameter arrays themselves, activations,
+    gradients), the values of parameters updated in place (NumPy, torch) and the optimizer's
+    state, as they were before fit."""
+    Module._restore(attrs)
+    for name, p in model.named_parameters():
+        xp, before = array_namespace(p), values[name]
+        same = (p == before) | (xp.isnan(p) & xp.isnan(before))
+        if not bool(xp.all(same)):
+            p[...] = before
+    if optimizer is not None and state is not None:
+        optimizer._restore(state)
+
+
+def _check_validation(data: Any, xp: Any, model: Module) -> tuple[Any, Any, int] | None:
+    """(x_val, y_val, number of samples), or None without validation data."""
     if data is None:
         return None
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -338,7 +389,7 @@ def _check_validation(data: Any, xp: Any, model: Module, x: Any,
             f"fit: validation_data must be a pair (x_val, y_val), got {type(data).__name__}"
         )
     xv, yv = data
-    xp_val, n = _check_data(xv, yv, "x_val", "y_val")
+    xp_val, n = _check_data(xv, yv, "x_val", "y_val", model)
     # the training data's namespace, the model's (next to streamed training data), or Dask
     # arrays that are streamed to the model
     if xp_val is not xp and xp_val is not model_namespace(model) and not streams(model, xv):
@@ -350,38 +401,7 @@ def _check_validation(data: Any, xp: Any, model: Module, x: Any,
             f"model's, or Dask arrays), got {namespace_name(xp_val)} arrays next to "
             f"{namespace_name(xp)} training data; convert them with {model_ns}.asarray(...)"
         )
-    _check_like(model, xv, x, "x_val", "x")
-    _check_like(model, yv, y, "y_val", "y")
     return xv, yv, n
-
-
-def _check_like(model: Module, a: Any, ref: Any, label: str, ref_label: str) -> None:
-    """Validation array ``a`` must reach the model as training array ``ref`` does: the same
-    shape after the sample axis, the same dtype (any integer dtype for class labels, as the
-    losses take) and, both of one namespace, the same device."""
-    trailing, ref_trailing = tuple(a.shape[1:]), tuple(ref.shape[1:])
-    known = all(isinstance(d, int) for d in trailing + ref_trailing)  # Dask: NaN if unknown
-    if known and trailing != ref_trailing:
-        want = ", ".join(["n", *map(str, ref_trailing)]) + ("," if not ref_trailing else "")
-        raise ValueError(
-            f"fit: {label} has shape {tuple(a.shape)} but {ref_label} has "
-            f"{tuple(ref.shape)}; validation samples need the training samples' shape, ({want})"
-        )
-    got, want = batch_dtype(model, a), batch_dtype(model, ref)
-    integers = ("int", "uint")
-    if got != want and not (got.startswith(integers) and want.startswith(integers)):
-        ns = namespace_name(array_namespace(a))
-        raise TypeError(
-            f"fit: {label} reaches the model as {got} but {ref_label} as {want}; convert the "
-            f"validation data with {ns}.astype({label}, {ns}.{want})"
-        )
-    # (Dask arrays, streamed or not, are all on array-api-compat's device "cpu")
-    if array_namespace(a) is array_namespace(ref) and device(a) != device(ref):
-        raise TypeError(
-            f"fit: {label} is on device {device(a)} but {ref_label} on {device(ref)}; move the "
-            "validation data to the training data's device first (xmlp never moves data "
-            "between devices silently)"
-        )
 
 
 def _label_count(xp: Any, y: Any) -> int:
@@ -432,7 +452,8 @@ def _positive_int(value: Any, label: str) -> int:
     return number
 
 
-def _check_data(x: Any, y: Any, x_label: str = "x", y_label: str = "y") -> tuple[Any, int]:
+def _check_data(x: Any, y: Any, x_label: str, y_label: str,
+                model: Module) -> tuple[Any, int]:
     """(namespace of x and y, number of samples)."""
     for label, a in ((x_label, x), (y_label, y)):
         if not is_array_api_obj(a):
@@ -441,9 +462,15 @@ def _check_data(x: Any, y: Any, x_label: str = "x", y_label: str = "y") -> tuple
         xp = array_namespace(x, y)
     except TypeError as exc:
         x_ns, y_ns = (namespace_name(array_namespace(a)) for a in (x, y))
+        # the model's namespace is the fix that always works (dask.array.asarray does not
+        # take torch tensors); a model without parameters takes x's
+        model_ns = model_namespace(model)
+        fix = (f"convert both with {namespace_name(model_ns)}.asarray(...), the model's "
+               "namespace" if model_ns is not None else f"convert {y_label} with "
+               f"{x_ns}.asarray(...)")
         raise TypeError(
             f"fit: {x_label} and {y_label} must be arrays of one namespace, got {x_ns} and "
-            f"{y_ns} arrays; convert {y_label} with {x_ns}.asarray(...)"
+            f"{y_ns} arrays; {fix}"
         ) from exc
     if x.ndim < 1 or y.ndim < 1:
         raise ValueError(

@@ -9,9 +9,10 @@ each function's AST, and on its next run keeps the results of the functions whos
 unchanged. ``restore`` writes results.json back as those files before a run on a clone without
 mutants/, so that mutmut reruns only the functions changed since (and, as mutmut itself, the
 ones whose hash Python's ast.dump makes differently: another Python version reruns them all).
-A function's hash covers its own source only: a changed module-level constant that it reads
-does not rerun it, in mutmut's own cache either; name its mutants (``nox -s mutate -- NAME``)
-to rerun them.
+Results are keyed by each mutant's number within its function, so nothing is restored for
+another mutmut version. A function's hash covers its own source only (not comments): a changed
+module-level constant that it reads, or a new ``# pragma: no mutate`` in it, does not rerun
+it, in mutmut's own cache either; name its mutants (``nox -s mutate -- NAME``) to rerun them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ _SEP = "__mutmut_"
 
 
 def _module_of(source: str) -> str:
-    """'src/xmlp/io.py' -> 'xmlp.io' (the prefix of mutmut's mutant names)."""
-    return source.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    """'src/xmlp/io.py' -> 'xmlp.io', 'src/xmlp/optim/__init__.py' -> 'xmlp.optim' (the prefix
+    of mutmut's mutant names: its package's name for an __init__.py)."""
+    return source.removeprefix("src/").removesuffix(".py").removesuffix("/__init__") \
+        .replace("/", ".")
 
 
 def save() -> int:
@@ -38,12 +41,17 @@ def save() -> int:
     not run yet, None, are kept as null and run after a restore)."""
     files: dict[str, dict[str, list[object]]] = {}
     kept = 0
-    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+    metas = sorted(MUTANTS.rglob("*.py.meta"))
+    if not metas:  # writing an empty file would drop the committed results
+        raise SystemExit(f"no mutmut results under {MUTANTS}: run mutmut first")
+    for meta in metas:
         data = json.loads(meta.read_text())
         source = meta.relative_to(MUTANTS).as_posix().removesuffix(".meta")
         prefix = _module_of(source) + "."
         codes_by_function: dict[str, dict[int, int | None]] = {}
         for name, code in data["exit_code_by_key"].items():
+            if not name.startswith(prefix):
+                raise SystemExit(f"{source}: mutant {name} does not start with {prefix}")
             function, _, number = name.removeprefix(prefix).rpartition(_SEP)
             codes_by_function.setdefault(function, {})[int(number)] = code
         functions: dict[str, list[object]] = {}
@@ -72,10 +80,17 @@ def save() -> int:
 
 def restore() -> int:
     """Write mutants/<source>.meta from results.json for every source that has none yet;
-    returns the number of results restored. Existing results in mutants/ win: they are newer."""
+    returns the number of results restored. Existing results in mutants/ win: they are newer.
+    Nothing is restored for another mutmut version."""
     if not RESULTS.exists():
         return 0
     data = json.loads(RESULTS.read_text(encoding="utf-8"))
+    # results are keyed by each mutant's number within its function: another mutmut can
+    # number them differently (other operators) for the same source, so it starts afresh
+    if data["mutmut"] != version("mutmut"):
+        print(f"{RESULTS.name} was written by mutmut {data['mutmut']}, this is "
+              f"{version('mutmut')}: nothing restored, every mutant runs", file=sys.stderr)
+        return 0
     restored = 0
     for source, functions in data["files"].items():
         meta = MUTANTS / f"{source}.meta"
