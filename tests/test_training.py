@@ -474,6 +474,11 @@ def test_fit_messages_about_validation_data():
     what was given."""
     import array_api_strict as strict
 
+    x6, t6 = make_data(6)
+    assert _fit_message(TypeError, lr=0.1, validation_data=(x6, strict.asarray(t6))) == (
+        "fit: x_val and y_val must be arrays of one namespace, got numpy and array_api_strict "
+        "arrays; convert both with numpy.asarray(...), the model's namespace")
+
     assert _fit_message(TypeError, lr=0.1, validation_data=5) == (
         "fit: validation_data must be a pair (x_val, y_val), got int")
     x, t = make_data(6)
@@ -739,3 +744,139 @@ def test_validation_data_in_memory_is_refused_before_the_first_step():
     xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, loss=Counting(), progress=False,
              validation_data=(xv, tv))
     assert Counting.steps == 3
+
+
+class _Counting(xmlp.CrossEntropyLoss):
+    """CrossEntropyLoss counting its training steps (forward calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def forward(self, logits, t):
+        self.steps += 1
+        return super().forward(logits, t)
+
+
+def _classes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(seed)
+    return gen.standard_normal((n, 3)), np.arange(n) % 4
+
+
+def test_only_the_first_validation_batch_is_probed_before_training():
+    """The probe costs one batch: a label out of range past the first validation batch is
+    found when the first epoch is validated (its three steps have run), and that epoch is
+    undone."""
+    x, t = _classes(12)
+    xv, tv = _classes(8, seed=1)
+    tv[6] = 9
+    model, loss = xmlp.MLP(3, 5, 4, rng=0), _Counting()
+    before = [np.array(p) for p in model.parameters()]
+    with pytest.raises(ValueError, match="validation_data was refused: CrossEntropyLoss"):
+        xmlp.fit(model, x, t, epochs=2, lr=0.1, batch_size=4, loss=loss, progress=False,
+                 validation_data=(xv, tv))
+    assert loss.steps == 3
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_masked_dask_validation_data_is_refused_in_fit_s_own_words():
+    """A masked chunk of streamed validation data: adopt's message ("fit: ...") as it is,
+    not prefixed again, and the first epoch undone."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x, t = make_data(8, in_dim=2)
+    xv, tv = make_data(6, in_dim=2, seed=1)
+    model = make_model_np()
+    before = [np.array(p) for p in model.parameters()]
+    with pytest.raises(TypeError) as info:
+        xmlp.fit(model, x, t, epochs=2, lr=0.1, batch_size=4, progress=False,
+                 validation_data=(da.ma.masked_greater(da.from_array(xv, chunks=3), 1.0),
+                                  da.from_array(tv, chunks=3)))
+    assert str(info.value).startswith(
+        "fit: a chunk of the Dask data is a numpy.ma.MaskedArray; xmlp layers ignore masks.")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_an_error_after_the_first_epoch_is_validated_undoes_nothing():
+    """A callback that raises in epoch 1: the epoch was trained and validated, so it stays
+    (only a refused batch or refused validation data undoes the first epoch)."""
+    x, t = make_data(8, in_dim=2)
+    xv, tv = make_data(6, in_dim=2, seed=1)
+    trained = make_model_np()
+    xmlp.fit(trained, x, t, epochs=1, lr=0.1, progress=False)
+    model = make_model_np()
+
+    def stop(epoch, history):
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        xmlp.fit(model, x, t, epochs=3, lr=0.1, progress=False, callback=stop,
+                 validation_data=(xv, tv))
+    for p, q in zip(model.parameters(), trained.parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_an_interrupted_first_step_leaves_the_model_as_it_was():
+    """KeyboardInterrupt in the first step (here from the loss): the activations the model
+    stored in that step are dropped again, as for a refused first step."""
+
+    class Interrupting(xmlp.MSELoss):
+        def forward(self, y, t):
+            raise KeyboardInterrupt
+
+    x, t = make_data(8, in_dim=2)
+    model = make_model_np()
+    with pytest.raises(KeyboardInterrupt):
+        xmlp.fit(model, x, t, epochs=1, lr=0.1, loss=Interrupting(), progress=False)
+    assert model.linear1.x is None and model.linear2.output is None
+
+
+def test_undo_leaves_parameters_it_did_not_change_alone():
+    """Parameters the first epoch did not write in place are not written back: a read-only
+    weight put in by hand (updated by rebinding, not in place) stays as it is, and the
+    refusal is the loss's, not a failed write."""
+    x, t = _classes(12)
+    bad = t.copy()
+    bad[10] = 9
+    model = xmlp.MLP(3, 5, 4, rng=0)
+    frozen = np.array(model.linear1.weights)
+    frozen.flags.writeable = False
+    model.linear1.weights = frozen
+    with pytest.raises(ValueError, match="t holds the label 9"):
+        xmlp.fit(model, x, bad, epochs=1, lr=0.1, batch_size=4,
+                 loss=xmlp.CrossEntropyLoss(), progress=False)
+    assert model.linear1.weights is frozen
+
+
+def test_undo_writes_back_parameters_that_overflowed_in_place():
+    """A huge learning rate overflows the parameters (in place, on NumPy) in the first
+    batches, then a later batch is refused: the undo writes the initial values back over the
+    infinities and NaNs."""
+    x, t = _classes(12)
+    bad = t.copy()
+    bad[10] = 9
+    model = xmlp.MLP(3, 5, 4, rng=0)
+    held = [(p, np.array(p)) for p in model.parameters()]
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
+        xmlp.fit(model, x, bad, epochs=1, lr=1e300, batch_size=4,
+                 loss=xmlp.CrossEntropyLoss(), progress=False)
+    for (p, values), now in zip(held, model.parameters(), strict=True):
+        assert now is p
+        np.testing.assert_array_equal(now, values)
+
+
+def test_undo_writes_back_over_nans_and_keeps_a_nan_it_started_with():
+    """A NaN put into a weight by hand spreads to every parameter in the first step (in place
+    on NumPy); a later batch is refused: every value is written back, the NaN included, and
+    the parameters are the same arrays."""
+    x, t = _classes(12)
+    bad = t.copy()
+    bad[10] = 9
+    model = xmlp.MLP(3, 5, 4, rng=0)
+    model.linear1.weights[0, 0] = np.nan
+    held = [(p, np.array(p)) for p in model.parameters()]
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
+        xmlp.fit(model, x, bad, epochs=1, lr=0.1, batch_size=4,
+                 loss=xmlp.CrossEntropyLoss(), progress=False)
+    for (p, values), now in zip(held, model.parameters(), strict=True):
+        assert now is p
+        np.testing.assert_array_equal(now, values)  # NaN where values has NaN

@@ -376,7 +376,7 @@ def _undo_first_epoch(model: Module, optimizer: Any, attrs: Any, values: dict[st
         same = (p == before) | (xp.isnan(p) & xp.isnan(before))
         if not bool(xp.all(same)):
             p[...] = before
-    if optimizer is not None and state is not None:
+    if optimizer is not None:  # state is its snapshot, None without an optimizer
         optimizer._restore(state)
 
 
