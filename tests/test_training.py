@@ -847,36 +847,22 @@ def test_undo_leaves_parameters_it_did_not_change_alone():
     assert model.linear1.weights is frozen
 
 
-def test_undo_writes_back_parameters_that_overflowed_in_place():
-    """A huge learning rate overflows the parameters (in place, on NumPy) in the first
-    batches, then a later batch is refused: the undo writes the initial values back over the
-    infinities and NaNs."""
+@pytest.mark.parametrize("case", ["overflow", "nan"])
+def test_undo_writes_back_parameters_changed_in_place(case):
+    """The first batches change the parameters in place (NumPy), then a later batch is
+    refused: every initial value is written back into the same arrays. "overflow": a huge
+    learning rate turns them into infinities and NaNs; "nan": a NaN put into a weight by hand
+    spreads to every parameter in the first step, and is written back too."""
     x, t = _classes(12)
     bad = t.copy()
     bad[10] = 9
     model = xmlp.MLP(3, 5, 4, rng=0)
+    if case == "nan":
+        model.linear1.weights[0, 0] = np.nan
     held = [(p, np.array(p)) for p in model.parameters()]
     with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
-        xmlp.fit(model, x, bad, epochs=1, lr=1e300, batch_size=4,
-                 loss=xmlp.CrossEntropyLoss(), progress=False)
-    for (p, values), now in zip(held, model.parameters(), strict=True):
-        assert now is p
-        np.testing.assert_array_equal(now, values)
-
-
-def test_undo_writes_back_over_nans_and_keeps_a_nan_it_started_with():
-    """A NaN put into a weight by hand spreads to every parameter in the first step (in place
-    on NumPy); a later batch is refused: every value is written back, the NaN included, and
-    the parameters are the same arrays."""
-    x, t = _classes(12)
-    bad = t.copy()
-    bad[10] = 9
-    model = xmlp.MLP(3, 5, 4, rng=0)
-    model.linear1.weights[0, 0] = np.nan
-    held = [(p, np.array(p)) for p in model.parameters()]
-    with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
-        xmlp.fit(model, x, bad, epochs=1, lr=0.1, batch_size=4,
-                 loss=xmlp.CrossEntropyLoss(), progress=False)
+        xmlp.fit(model, x, bad, epochs=1, lr=1e300 if case == "overflow" else 0.1,
+                 batch_size=4, loss=xmlp.CrossEntropyLoss(), progress=False)
     for (p, values), now in zip(held, model.parameters(), strict=True):
         assert now is p
         np.testing.assert_array_equal(now, values)  # NaN where values has NaN
