@@ -137,3 +137,16 @@ def test_a_package_init_module_keeps_its_results(results, tmp_path):
     path.unlink()
     assert results.restore() == 2
     assert json.loads(path.read_text())["exit_code_by_key"] == meta["exit_code_by_key"]
+
+
+def test_forget_survivors_marks_every_mutant_not_killed_as_not_run(results, tmp_path):
+    """Survived (0) and no tests (33) run again; killed (1) and timed out (36) stay; a mutant
+    not run yet stays not run."""
+    path = write_meta(tmp_path, META)
+    assert results.forget_survivors() == 2
+    codes = json.loads(path.read_text())["exit_code_by_key"]
+    assert codes == {
+        "xmlp.io.x_save__mutmut_1": 1, "xmlp.io.x_save__mutmut_2": None,
+        "xmlp.io.x_save__mutmut_3": None,
+        "xmlp.io.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.xǁCheckpointǁload__mutmut_2": None,
+    }

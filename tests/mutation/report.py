@@ -23,16 +23,15 @@ from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
-from results import save as save_results  # tests/mutation/results.py, beside this script
+from results import KILLED  # tests/mutation/results.py, beside this script
+from results import save as save_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 ANNOTATIONS = HERE / "survivors.txt"
 REPORT = HERE / "report.md"
 
-# mutmut's exit codes (mutmut/stats.py)
-KILLED = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
-          255: "timeout", 37: "type check"}
+# mutmut's exit codes (mutmut/stats.py): KILLED in results.py
 STATUS = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "not run",
           -11: "crashed", -9: "crashed", 2: "interrupted"}
 

@@ -3,6 +3,7 @@ changed since the committed report.
 
     python tests/mutation/results.py save      # mutants/*.meta -> results.json (report.py does it)
     python tests/mutation/results.py restore   # results.json -> mutants/*.meta, where missing
+    python tests/mutation/results.py forget-survivors   # run every mutant not killed again
 
 mutmut keeps its results in mutants/ (git-ignored), one exit code per mutant beside a hash of
 each function's AST, and on its next run keeps the results of the functions whose hash is
@@ -114,11 +115,35 @@ def restore() -> int:
     return restored
 
 
+# mutmut's exit codes of a killed mutant (mutmut/stats.py): a test failed, a timeout, the
+# type checker
+KILLED = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+          255: "timeout", 37: "type check"}
+
+
+def forget_survivors() -> int:
+    """Mark every mutant in mutants/ that was not killed as not run, so that the next mutmut
+    run runs it again; returns how many. mutmut reruns a mutant only when its function
+    changes, so a test added since cannot kill a survivor until it is forgotten."""
+    forgotten = 0
+    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and code not in KILLED:
+                codes[name] = None
+                forgotten += 1
+        meta.write_text(json.dumps(data, indent=4))
+    return forgotten
+
+
 def main(argv: list[str]) -> int:
     if argv[1:] == ["save"]:
         print(f"{RESULTS.relative_to(ROOT)}: {save()} results kept")
     elif argv[1:] == ["restore"]:
         print(f"mutants/: {restore()} results restored from {RESULTS.relative_to(ROOT)}")
+    elif argv[1:] == ["forget-survivors"]:
+        print(f"mutants/: {forget_survivors()} mutants not killed will run again")
     else:
         print(__doc__, file=sys.stderr)
         return 2
