@@ -108,9 +108,10 @@ def fit(
         TypeError / ValueError: bad arguments, checked before anything runs. Data is checked
             by the model and loss as they read it: validation data in memory on its first
             batch before the first step ("fit: validation_data was refused: ..."), the rest
-            of the data during the first epoch. A batch or validation data refused in the
-            first epoch leaves the model (parameters, stored activations and gradients) and
-            the optimizer as they were before the call.
+            of the data during the first epoch. Refused in the first step, the model is left
+            exactly as it was; later in the first epoch, the parameters (the same arrays,
+            with their values) and the optimizer are put back as they were before the call,
+            and stored activations and gradients are cleared.
     """
     _check_model(model)
     loss_fn = MSELoss() if loss is None else loss
@@ -160,9 +161,11 @@ def fit(
     bar = tqdm(range(1, n_epochs + 1), desc="fit", unit="epoch", leave=True,
                disable=None if progress is None else not progress)
     first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
-    # a call refused in the first epoch (a later batch, or the validation data) leaves the
-    # model and optimizer as they were; None once the first epoch is validated
-    undo: tuple[Any, dict[str, Any], Any] | None = (first_step, last_good, last_good_state)
+    # a call refused in the first epoch (a later batch, or the validation data) puts the
+    # parameters and optimizer back; None once the first epoch is validated (the first step
+    # undoes itself, activations included: first_step)
+    undo: tuple[dict[str, Any], dict[str, Any], Any] | None = (
+        dict(model.named_parameters()), last_good, last_good_state)
     try:
         for epoch in bar:
             total: Any = None
@@ -231,7 +234,7 @@ def fit(
             if callback is not None and callback(epoch, history):
                 break
     except Exception:
-        if undo is not None:
+        if undo is not None and first_step is None:
             _undo_first_epoch(model, optimizer, *undo)
         raise
     finally:
@@ -365,13 +368,15 @@ def _refused(exc: Exception) -> Exception:
     return type(exc)(f"fit: validation_data was refused: {exc}")
 
 
-def _undo_first_epoch(model: Module, optimizer: Any, attrs: Any, values: dict[str, Any],
-                      state: Any) -> None:
-    """Put back the model's attributes (the parameter arrays themselves, activations,
-    gradients), the values of parameters updated in place (NumPy, torch) and the optimizer's
-    state, as they were before fit."""
-    Module._restore(attrs)
-    for name, p in model.named_parameters():
+def _undo_first_epoch(model: Module, optimizer: Any, arrays: dict[str, Any],
+                      values: dict[str, Any], state: Any) -> None:
+    """Put back the parameter arrays themselves, their values (where NumPy and torch updated
+    them in place) and the optimizer's state, as they were before fit. Stored activations and
+    gradients are cleared, as after a non-finite epoch: keeping the previous ones through the
+    epoch would hold one more batch in memory (streamed fit's bound is a few chunks)."""
+    model._assign_parameters(arrays)
+    model._clear_state()
+    for name, p in arrays.items():
         xp, before = array_namespace(p), values[name]
         same = (p == before) | (xp.isnan(p) & xp.isnan(before))
         if not bool(xp.all(same)):
