@@ -9,7 +9,7 @@
     nox -s bench               # CPU benchmarks (never in the default set)
     nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
     nox -s mutate              # mutation testing of the core modules (never in the default set)
-    nox -s mutate -- "xmlp.io*" "xmlp.losses*"   # only those modules' mutants
+    nox -s mutate -- "xmlp.io.checkpoint*" "xmlp.nn.losses*"   # only those modules' mutants
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def bench_cupy(session: nox.Session) -> None:
 def mutate(session: nox.Session) -> None:
     """mutmut over the core modules ([tool.mutmut] in pyproject.toml) against the NumPy and
     array-api-strict suites, then tests/mutation/report.md. Positional arguments are mutant name
-    globs ("xmlp.io*"): only those are run, the report still covers every result so far.
+    globs ("xmlp.io.checkpoint*"): only those are run, the report still covers every result so far.
 
     Low priority and one worker: the machine is shared. Results are kept in mutants/ between
     runs, and in git (tests/mutation/results.json, restored where mutants/ has none); a mutant

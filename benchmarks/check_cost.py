@@ -33,9 +33,12 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 import xmlp
-from xmlp import _backend, activations, layers, losses, models, module
-from xmlp._bench_timing import interleaved
+from xmlp import backend as _backend
+from xmlp.cli.bench_timing import interleaved
 from xmlp.data import generate_data
+from xmlp.nn import activations, losses, module
+from xmlp.nn import containers as models
+from xmlp.nn import linear as layers
 
 
 @contextlib.contextmanager
@@ -84,7 +87,7 @@ def make_step(dtype: str = "float64") -> Callable[[], None]:
 
 def measure(rounds: int, steps: int) -> dict[str, Any]:
     """Median microseconds per step with and without checks, in interleaved rounds of
-    ``steps`` steps per sample (xmlp bench's timing, :func:`xmlp._bench_timing.interleaved`)."""
+    ``steps`` steps per sample (xmlp bench's timing, :func:`xmlp.cli.bench_timing.interleaved`)."""
     step = make_step()
 
     def with_checks() -> None:

@@ -1,7 +1,7 @@
 """pytest-benchmark suite: the cases of ``xmlp bench``, timed the same way.
 
 Each (dtype, shape) group is measured once, by xmlp bench's own code (every backend and op of
-the group in the same interleaved rounds, :mod:`xmlp._bench_timing`); each test then hands its
+the group in the same interleaved rounds, :mod:`xmlp.cli.bench_timing`); each test then hands its
 case's per-round times to pytest-benchmark, so its tables, ``--benchmark-json``,
 ``--benchmark-autosave`` and ``pytest-benchmark compare`` show exactly what ``xmlp bench``
 measured. Not part of the test suite (testpaths is tests/); run it by naming the folder:
@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from xmlp import _bench_cases as bc
-from xmlp import _bench_report as rep
-from xmlp import bench
+from xmlp.cli import bench
+from xmlp.cli import bench_cases as bc
+from xmlp.cli import bench_report as rep
 
 FULL = os.environ.get("XMLP_BENCH_FULL", "") == "1"
 ROUNDS, MIN_TIME, WARMUP_TIME, MAX_TIME = bench._TIMING[not FULL]

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 import xmlp
-from xmlp._bench_cases import others_cpu_seconds
-from xmlp._bench_report import load_average, machine_info
-from xmlp.demo import DIGITS_SPLIT_SEED, TASK_DEFAULTS, digits_data
+from xmlp.cli.bench_cases import others_cpu_seconds
+from xmlp.cli.bench_report import load_average, machine_info
+from xmlp.cli.demo import DIGITS_SPLIT_SEED, TASK_DEFAULTS, digits_data
 
 CONTENDERS = ("xmlp", "sklearn", "torch")
 

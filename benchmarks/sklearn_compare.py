@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from xmlp._bench_cases import cpu_model
+from xmlp.cli.bench_cases import cpu_model
 
 
 def uptime() -> str:

@@ -34,7 +34,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import xmlp
-from xmlp._bench_cases import cpu_model
+from xmlp.cli.bench_cases import cpu_model
 
 N, FEATURES, HIDDEN, TARGETS = 100_000, 64, 256, 10
 LR = 0.01

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import xmlp
-    from xmlp._bench_cases import grid, torch_step
-    from xmlp._bench_report import fmt_seconds, load_average
-    from xmlp._bench_timing import family_of, interleaved
+    from xmlp.cli.bench_cases import grid, torch_step
+    from xmlp.cli.bench_report import fmt_seconds, load_average
+    from xmlp.cli.bench_timing import family_of, interleaved
 
     if args.clock == "cpu":
         torch.set_num_threads(1)

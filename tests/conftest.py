@@ -77,13 +77,13 @@ class Backend:
         return self.ns.asarray(a.copy(), device=self.device, copy=True)
 
     def to_numpy(self, a: Any) -> np.ndarray:
-        from xmlp._backend import to_host
+        from xmlp.backend import to_host
 
         return to_host(a)
 
 
 def dtype_str(dtype: Any) -> str:
-    from xmlp._backend import dtype_name
+    from xmlp.backend import dtype_name
 
     return dtype_name(dtype)
 

@@ -22,7 +22,7 @@ from array_api_compat import array_namespace, device
 import xmlp
 from conftest import Backend, backend, tolerances
 from reference import mlp_step
-from xmlp._backend import ArraySpec
+from xmlp.backend import ArraySpec
 from xmlp.errors import ForwardNotCalledError, NoGradientError
 
 # The source of every to() test: NumPy is a dependency, so these run in every session.
@@ -544,7 +544,7 @@ def test_what_is_not_a_backend_is_a_type_error_without_internals(bad):
 
 def test_every_backend_name_points_at_an_extra_that_exists():
     """The install hint of a missing library names an extra pyproject.toml defines."""
-    from xmlp._backend import BACKEND_NAMES
+    from xmlp.backend import BACKEND_NAMES
 
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     extras = set(re.findall(r"^([\w-]+) = \[", pyproject.split("[project.optional-dependencies]")

@@ -1,4 +1,4 @@
-"""The bench (xmlp.bench, _bench_cases, _bench_timing, _bench_report) and its nox sessions:
+"""The bench (xmlp.cli.bench, _bench_cases, _bench_timing, _bench_report) and its nox sessions:
 what it computes, counts and writes. No timing is asserted: clocks are faked where the timing
 loop is tested."""
 
@@ -20,10 +20,10 @@ import pytest
 import xmlp
 from conftest import tolerances
 from reference import mlp_step as reference_step
-from xmlp import _bench_cases as bc
-from xmlp import _bench_report as rep
-from xmlp import _bench_timing as bt
-from xmlp import bench
+from xmlp.cli import bench
+from xmlp.cli import bench_cases as bc
+from xmlp.cli import bench_report as rep
+from xmlp.cli import bench_timing as bt
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED_KEYS = {"backend", "device", "dtype", "op", "batch", "shape", "seconds", "gflops"}
@@ -384,7 +384,7 @@ class FakeSession:
     def run(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.ran.append(args)
         if args[0] == "xmlp":
-            from xmlp.cli import main
+            from xmlp.cli.commands import main
 
             assert main(list(args[1:])) == 0
         elif args[:2] == ("pytest", "benchmarks"):  # its files go where the session says

@@ -494,9 +494,9 @@ def test_the_reader_takes_arrays_with_a_zero_length_axis(tmp_path):
     """Empty arrays (a 0 in the shape) are valid members: the reader lists and reads them."""
     path = str(tmp_path / "empty.npz")
     arrays = {"none": np.zeros((0, 3)), "scalar": np.float64(2.5)}
-    xmlp.io.write_checkpoint(path, arrays, {"format": 1, "class": "Custom",
+    xmlp.io.checkpoint.write_checkpoint(path, arrays, {"format": 1, "class": "Custom",
                                             "shapes": {"none": [0, 3], "scalar": []}})
-    with xmlp.io.open_checkpoint(path) as ckpt:
+    with xmlp.io.checkpoint.open_checkpoint(path) as ckpt:
         assert {n: m.shape for n, m in ckpt.members.items()} == {"none": (0, 3), "scalar": ()}
         assert ckpt.read("none").shape == (0, 3)
         assert ckpt.read("scalar")[()] == 2.5
@@ -654,7 +654,7 @@ def test_save_keeps_the_permission_bits_without_fchmod(tmp_path, monkeypatch):
 def test_save_never_writes_through_a_file_at_its_temporary_name(tmp_path, monkeypatch):
     """The temporary file is created exclusively: a link planted at its name (by another user
     of a shared directory who guessed it) is refused, not followed."""
-    monkeypatch.setattr(xmlp.io.secrets, "token_hex", lambda *args: "0" * 12)
+    monkeypatch.setattr(xmlp.io.checkpoint.secrets, "token_hex", lambda *args: "0" * 12)
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     planted = tmp_path / ".m.npz.000000000000.tmp"
@@ -687,7 +687,7 @@ def test_checkpoint_reader_reads_only_what_is_asked(tmp_path):
     record are there before any data is read."""
     path = tmp_path / "m.npz"
     xmlp.save(xmlp.MLP(2, 3, 1, rng=0), path)
-    with xmlp.io.open_checkpoint(str(path)) as ckpt:
+    with xmlp.io.checkpoint.open_checkpoint(str(path)) as ckpt:
         assert ckpt.record["class"] == "MLP"
         assert {n: m.shape for n, m in ckpt.members.items()} == SHAPES
         assert ckpt.members["linear1.weights"].dtype == np.float64

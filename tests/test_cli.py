@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp import demo
-from xmlp.cli import main
+from xmlp.cli import demo
+from xmlp.cli.commands import main
 from xmlp.data import generate_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -175,7 +175,7 @@ def test_jax_float64_turns_on_x64():
 
 def test_bench_gets_its_own_options(monkeypatch):
     calls = []
-    fake = types.ModuleType("xmlp.bench")
+    fake = types.ModuleType("xmlp.cli.bench")
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--rounds", type=int, default=1)
@@ -185,7 +185,7 @@ def test_bench_gets_its_own_options(monkeypatch):
         return 7
 
     fake.add_arguments, fake.run = add_arguments, run
-    monkeypatch.setitem(sys.modules, "xmlp.bench", fake)
+    monkeypatch.setitem(sys.modules, "xmlp.cli.bench", fake)
     assert main(["bench", "--rounds", "3"]) == 7
     assert calls[0].rounds == 3
     with pytest.raises(SystemExit):
@@ -193,15 +193,15 @@ def test_bench_gets_its_own_options(monkeypatch):
 
 
 def test_demo_imports_no_benchmark_code(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "xmlp.bench", None)  # importing it now raises ImportError
+    monkeypatch.setitem(sys.modules, "xmlp.cli.bench", None)  # importing it now raises ImportError
     assert main(["demo", "--epochs", "3", "--out", str(tmp_path / "d.png")]) == 0
     assert "final loss:" in capsys.readouterr().out
 
 
 def test_import_xmlp_loads_no_optional_library():
-    script = ("import sys, xmlp, xmlp.cli; "
+    script = ("import sys, xmlp, xmlp.cli.commands; "
               "print([m for m in ('matplotlib', 'torch', 'jax', 'dask', 'array_api_strict', "
-              "'xmlp.bench', 'xmlp.demo') if m in sys.modules])")
+              "'xmlp.cli.bench', 'xmlp.cli.demo') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from xmlp import demo
-from xmlp.cli import main
+from xmlp.cli import demo
+from xmlp.cli.commands import main
 from xmlp.data import load_digits, stratified_split
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,7 +89,7 @@ def test_digits_demo_same_result_on_every_backend(xp, tmp_path, capsys):
 
 
 def test_digits_figure():
-    from xmlp.training import History
+    from xmlp.training.loop import History
 
     history = History([1.0, 0.5, 0.2])
     history.val_loss[:] = [1.1, 0.7, 0.4]
@@ -119,7 +119,7 @@ def test_bad_task_exits_2(capsys):
 
 def test_import_xmlp_reads_no_data_file():
     script = ("import sys, xmlp, xmlp.data; import gzip; "
-              "print('xmlp.demo' in sys.modules)")
+              "print('xmlp.cli.demo' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip() == "False"

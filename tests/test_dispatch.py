@@ -1,4 +1,4 @@
-"""Every fast path in xmlp._dispatch equals the portable Array API version, never writes into
+"""Every fast path in xmlp.ops.numpy_fast equals the portable Array API version, never writes into
 an array it was given, and is left for the portable path when the arrays are not plain."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import array_api_compat.numpy as anp
 import numpy as np
 import pytest
 
-from xmlp import _dispatch
-from xmlp._dispatch import NumpyOps, PortableOps
+from xmlp.ops import numpy_fast as _dispatch
+from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 # Small shapes take the direct path; long ones the blocked path, split between threads.
 SHAPES = [(7, 3), (100, 10), (1024, 300), (700, 1031), (20000, 10)]
@@ -957,7 +957,7 @@ def test_sgd_momentum_trains_a_one_parameter_module():
     """A user's module with a single parameter, trained with SGD momentum on NumPy (its one
     momentum buffer packed): the torch formula, step for step."""
     import xmlp
-    from xmlp._backend import ArraySpec
+    from xmlp.backend import ArraySpec
     from xmlp.optim import SGD
 
     class Scale(xmlp.Module):

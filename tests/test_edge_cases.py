@@ -233,7 +233,7 @@ def test_sequential_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_wh
 
 
 def test_tanh_grad_with_a_non_contiguous_stored_output():
-    from xmlp._dispatch import _LARGE, NumpyOps, PortableOps
+    from xmlp.ops.numpy_fast import _LARGE, NumpyOps, PortableOps
 
     gen = np.random.default_rng(4)
     g = gen.standard_normal((400, 400))  # contiguous, past _LARGE

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp._backend import to_host
+from xmlp.backend import to_host
 
 # The name each backend's messages use for its namespace.
 NS_NAME = {"numpy": "numpy", "array_api_strict": "array_api_strict", "torch": "torch",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xmlp
-import xmlp.io
+import xmlp.io.checkpoint
 
 
 def make_model(xp, dtype="float64", seed=1, hidden=5):
@@ -132,7 +132,7 @@ def test_file_holds_parameters_and_a_record(tmp_path):
         stored = {k: data[k] for k in data.files}
     meta = json.loads(str(stored.pop("__xmlp__")))
     assert meta == {
-        "format": xmlp.io.FORMAT_VERSION,
+        "format": xmlp.io.checkpoint.FORMAT_VERSION,
         "class": "MLP",
         "shapes": {"linear1.weights": [3, 1], "linear1.biases": [3],
                    "linear2.weights": [1, 3], "linear2.biases": [1]},
@@ -156,7 +156,7 @@ def test_save_replaces_atomically_and_leaves_no_temporary_files(tmp_path, monkey
         file.write(b"PK\x03\x04 half a zip")
         raise OSError("disk full")
 
-    monkeypatch.setattr(xmlp.io.np, "savez", crash)
+    monkeypatch.setattr(xmlp.io.checkpoint.np, "savez", crash)
     with pytest.raises(OSError, match="disk full"):
         xmlp.save(first, path)
     monkeypatch.undo()

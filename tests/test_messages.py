@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp._backend import _device_error
+from xmlp.backend import _device_error
 
 
 def message(exc_type: type[BaseException], call: Callable[[], Any]) -> str:
@@ -382,13 +382,13 @@ def test_save_onto_a_directory_says_so(tmp_path):
     ("a" * 79, "'" + "a" * 76 + "..."),  # 81: cut to 80, the last three "..."
 ])
 def test_values_in_messages_are_cut_to_80_characters(value, expected):
-    from xmlp._backend import short_repr
+    from xmlp.backend import short_repr
 
     assert short_repr(value) == expected and len(expected) == 80
 
 
 def test_a_value_without_a_repr_is_named_by_its_type():
-    from xmlp._backend import short_repr
+    from xmlp.backend import short_repr
 
     class Broken:
         def __repr__(self) -> str:
@@ -540,7 +540,7 @@ def test_what_is_wrong_with_a_replaced_parameter(replacement, problem):
 
 # -- the pieces behind several messages (survivors of the mutation run) -----------------------
 def test_mismatch_says_how_an_array_differs():
-    from xmlp._backend import ArraySpec
+    from xmlp.backend import ArraySpec
 
     spec = ArraySpec.of(np.zeros(2))
     assert spec.mismatch(np.zeros(2)) is None
@@ -554,7 +554,7 @@ def test_mismatch_says_how_an_array_differs():
 
 
 def test_mismatch_says_a_tensor_requires_grad():
-    from xmlp._backend import ArraySpec
+    from xmlp.backend import ArraySpec
 
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: its autograd text")
     tspec = ArraySpec.of(torch.zeros(2, dtype=torch.float64))
@@ -594,7 +594,7 @@ def test_a_layer_put_twice_by_hand_is_named_by_the_pass_that_found_it():
 
 
 def test_describe_names_the_exception_and_cuts_its_text():
-    from xmlp.io import _describe
+    from xmlp.io.checkpoint import _describe
 
     assert _describe(ValueError("bad header")) == "ValueError: bad header"
     assert _describe(KeyError()) == "KeyError"
@@ -643,7 +643,7 @@ def test_a_namespace_without_a_name_is_shown_by_its_repr():
     a namespace object that is not a module (one without __name__)."""
     import types
 
-    from xmlp._backend import namespace_name
+    from xmlp.backend import namespace_name
 
     ns = types.SimpleNamespace(kind="custom")
     assert namespace_name(ns) == "namespace(kind='custom')"

@@ -31,13 +31,13 @@ def results(tmp_path, monkeypatch):
 
 META = {
     "exit_code_by_key": {
-        "xmlp.io.x_save__mutmut_1": 1, "xmlp.io.x_save__mutmut_2": 0,
-        "xmlp.io.x_save__mutmut_3": None,
-        "xmlp.io.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.xǁCheckpointǁload__mutmut_2": 33,
+        "xmlp.io.checkpoint.x_save__mutmut_1": 1, "xmlp.io.checkpoint.x_save__mutmut_2": 0,
+        "xmlp.io.checkpoint.x_save__mutmut_3": None,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": 33,
     },
     "hash_by_function_name": {"x_save": "0123456789ab", "xǁCheckpointǁload": "ba9876543210"},
-    "type_check_error_by_key": {}, "durations_by_key": {"xmlp.io.x_save__mutmut_1": 0.5},
-    "estimated_durations_by_key": {"xmlp.io.x_save__mutmut_1": 0.4},
+    "type_check_error_by_key": {}, "durations_by_key": {"xmlp.io.checkpoint.x_save__mutmut_1": 0.5},
+    "estimated_durations_by_key": {"xmlp.io.checkpoint.x_save__mutmut_1": 0.4},
 }
 
 
@@ -53,7 +53,7 @@ def test_saved_results_restore_every_exit_code_and_hash(results, tmp_path):
     path = write_meta(tmp_path, META)
     assert results.save() == 4  # the mutant not run yet is kept, as not run
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    assert saved["files"]["src/xmlp/io.py"]["x_save"] == ["0123456789ab", [1, 0, None]]
+    assert saved["files"]["src/xmlp/io/checkpoint.py"]["x_save"] == ["0123456789ab", [1, 0, None]]
     assert saved["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     path.unlink()
     assert results.restore() == 4
@@ -83,8 +83,8 @@ def test_restore_without_committed_results_does_nothing(results, tmp_path):
 def test_mutants_not_numbered_from_one_are_refused(results, tmp_path):
     """A gap would shift every later mutant's result onto the wrong mutant after a restore."""
     needs_mutmut()
-    gap = dict(META, exit_code_by_key={"xmlp.io.x_save__mutmut_1": 1,
-                                       "xmlp.io.x_save__mutmut_3": 1})
+    gap = dict(META, exit_code_by_key={"xmlp.io.checkpoint.x_save__mutmut_1": 1,
+                                       "xmlp.io.checkpoint.x_save__mutmut_3": 1})
     write_meta(tmp_path, gap)
     with pytest.raises(SystemExit, match=r"x_save are not numbered 1\.\.n"):
         results.save()
@@ -146,7 +146,7 @@ def test_forget_survivors_marks_every_mutant_not_killed_as_not_run(results, tmp_
     assert results.forget_survivors() == 2
     codes = json.loads(path.read_text())["exit_code_by_key"]
     assert codes == {
-        "xmlp.io.x_save__mutmut_1": 1, "xmlp.io.x_save__mutmut_2": None,
-        "xmlp.io.x_save__mutmut_3": None,
-        "xmlp.io.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.xǁCheckpointǁload__mutmut_2": None,
+        "xmlp.io.checkpoint.x_save__mutmut_1": 1, "xmlp.io.checkpoint.x_save__mutmut_2": None,
+        "xmlp.io.checkpoint.x_save__mutmut_3": None,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": None,
     }

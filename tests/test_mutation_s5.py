@@ -1,6 +1,6 @@
-"""Tests written to kill surviving mutants of xmlp._dispatch, xmlp.module and xmlp.optim found
+"""Tests written to kill surviving mutants of xmlp.ops.numpy_fast, xmlp.nn.module and xmlp.optim found
 in the session-5 mutation run. Plain NumPy where the code under test is NumPy-only
-(xmlp._dispatch.NumpyOps); the ``xp`` fixture of tests/conftest.py where a backend matters."""
+(xmlp.ops.numpy_fast.NumpyOps); the ``xp`` fixture of tests/conftest.py where a backend matters."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 import xmlp
 from conftest import backend
-from xmlp import _dispatch
-from xmlp._dispatch import NumpyOps, PortableOps
+from xmlp.ops import numpy_fast as _dispatch
+from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 
 # -- _dispatch: XMLP_THREADS, tanh, input_grad ------------------------------------------------

@@ -1,6 +1,6 @@
 """Tests written to kill surviving mutants of NumpyOps.tanh, NumpyOps.tanh_grad,
 NumpyOps.sum_rows and ArraySpec.holds found in the session-5 mutation run. Plain NumPy for
-NumpyOps (xmlp._dispatch's fast paths are NumPy-only); the two ArraySpec.holds survivors proved
+NumpyOps (xmlp.ops.numpy_fast's fast paths are NumPy-only); the two ArraySpec.holds survivors proved
 equivalent (a spec made afresh is the same spec), so none of these tests needs a backend."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp import _dispatch
-from xmlp._dispatch import NumpyOps, PortableOps
+from xmlp.ops import numpy_fast as _dispatch
+from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 
 # -- NumpyOps.tanh -----------------------------------------------------------------------------

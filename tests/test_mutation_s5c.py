@@ -1,5 +1,5 @@
-"""Tests written to kill surviving mutants of NumpyOps.affine/matmul (xmlp._dispatch), to_host
-(xmlp._backend) and _Activation._input_spec found in the session-5 mutation run. Plain NumPy
+"""Tests written to kill surviving mutants of NumpyOps.affine/matmul (xmlp.ops.numpy_fast), to_host
+(xmlp.backend) and _Activation._input_spec found in the session-5 mutation run. Plain NumPy
 for NumpyOps; to_host is checked on array_api_strict, and on torch and Dask through
 pytest.importorskip (so these run wherever they are installed, whatever XMLP_BACKENDS says)."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp import _dispatch
-from xmlp._backend import to_host
-from xmlp._dispatch import NumpyOps, PortableOps
+from xmlp.backend import to_host
+from xmlp.ops import numpy_fast as _dispatch
+from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 
 def _bits(a):

@@ -1,4 +1,4 @@
-"""Tests written to kill surviving mutants of xmlp._backend (namespace, device and dtype
+"""Tests written to kill surviving mutants of xmlp.backend (namespace, device and dtype
 resolution, make_rng, ArraySpec) found in the session-5 mutation run. Device and dtype cases use
 array-api-strict's devices ("device1", "device2", "no_float64", "no_x64") whatever
 XMLP_BACKENDS says; the torch cases use pytest.importorskip."""
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp._backend import ArraySpec, to_host
+from xmlp.backend import ArraySpec, to_host
 
 STRICT_DEVICES = (
     "[array_api_strict.Device('CPU_DEVICE'), array_api_strict.Device('device1'), "

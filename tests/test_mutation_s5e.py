@@ -1,4 +1,4 @@
-"""Tests written to kill surviving mutants of xmlp.layers and xmlp.module found in the session-5
+"""Tests written to kill surviving mutants of xmlp.nn.linear and xmlp.nn.module found in the session-5
 mutation run: Linear's argument checks and their messages (the dims, ``init``, the initial
 arrays against ``xp=``, ``device=`` and ``dtype=``), its fast parameter check, and how models
 adopt their layers (sharing messages, nested names, layers that cannot be hashed)."""
@@ -88,9 +88,9 @@ def test_dtype_wins_over_the_initial_arrays_dtype(xp):
     are converted), not the arrays' own."""
     w = np.arange(12.0).reshape(4, 3) / 8
     lin = xmlp.Linear(3, 4, xp.from_numpy(w), xp.from_numpy(np.ones(4)), dtype="float32")
-    assert xmlp._backend.dtype_name(lin.dtype) == "float32"
-    assert xmlp._backend.dtype_name(lin.weights.dtype) == "float32"
-    assert xmlp._backend.dtype_name(lin.biases.dtype) == "float32"
+    assert xmlp.backend.dtype_name(lin.dtype) == "float32"
+    assert xmlp.backend.dtype_name(lin.weights.dtype) == "float32"
+    assert xmlp.backend.dtype_name(lin.biases.dtype) == "float32"
     np.testing.assert_array_equal(xp.to_numpy(lin.weights), w.astype(np.float32))
 
 

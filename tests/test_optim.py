@@ -368,10 +368,10 @@ def test_steps_update_the_parameters_in_place_where_arrays_are_mutable(xp, name)
 
 def _mixed_ops_model(xp, start):
     """Linear(3, 5), Tanh, Linear(5, 4) from the weights ``start``, the second Linear built
-    after xmlp._dispatch.set_fast_paths was called: its ops are another object than the first
+    after xmlp.ops.numpy_fast.set_fast_paths was called: its ops are another object than the first
     one's (on NumPy the portable ops beside the fast ones; elsewhere a second portable ops), as
     for a user who toggles the fast paths between building two layers of one model."""
-    from xmlp import _dispatch
+    from xmlp.ops import numpy_fast as _dispatch
 
     was = _dispatch._fast_paths
 
@@ -427,7 +427,7 @@ def test_small_numpy_models_take_the_packed_adam(monkeypatch):
     """With the NumPy fast paths, the Adam step of a small model whose parameters share one ops
     object runs the packed update (all parameters in one pass over one (2, total) state
     array), never the per-parameter adam: the two round v differently in the last bits."""
-    from xmlp import _dispatch
+    from xmlp.ops import numpy_fast as _dispatch
 
     was = _dispatch._fast_paths
     _dispatch.set_fast_paths(True)

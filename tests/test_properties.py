@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import xmlp
 from conftest import BACKEND_PARAMS, tolerances
-from xmlp._dispatch import _BLOCK_BYTES, _LARGE
+from xmlp.ops.numpy_fast import _BLOCK_BYTES, _LARGE
 
 _BLOCK = _BLOCK_BYTES // 8  # float64 elements in one block of the blocked fast paths
 

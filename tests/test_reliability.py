@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 
 import xmlp
 from test_errors import data, used_linear, used_mlp
-from xmlp import _dispatch
-from xmlp._backend import check_learning_rate, make_rng, to_host
-from xmlp._dispatch import NumpyOps, PortableOps
+from xmlp.backend import check_learning_rate, make_rng, to_host
+from xmlp.ops import numpy_fast as _dispatch
+from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow,
@@ -266,7 +266,7 @@ def test_non_native_input_is_refused_with_a_true_message(xp):
 
 
 def test_big_endian_checkpoint_loads_native(tmp_path):
-    from xmlp.io import write_checkpoint
+    from xmlp.io.checkpoint import write_checkpoint
 
     model = xmlp.MLP(2, 3, 1, rng=0)
     arrays = {n: np.asarray(p).astype(">f8") for n, p in model.named_parameters()}
@@ -625,7 +625,7 @@ def test_copies_of_tensors_that_require_grad_hold_values_only():
     torch is installed, as the copy is made before any model exists."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: only its tensors "
                                 "record an autograd graph")
-    from xmlp._backend import ArraySpec
+    from xmlp.backend import ArraySpec
 
     w = torch.ones((2, 3), dtype=torch.float64, requires_grad=True)
     for dtype in (torch.float64, torch.float32):
@@ -669,7 +669,7 @@ def test_inputs_that_require_grad_are_refused(xp):
     ["--lr", "nan"], ["--hidden", "-3"], ["--seed", "1.5"], ["--epochs", "9" * 5000]],
     ids=lambda a: f"{a[0]}={a[1][:12]}")
 def test_demo_refuses_bad_numbers_with_exit_status_2(argv, capsys):
-    from xmlp.cli import main
+    from xmlp.cli.commands import main
 
     with pytest.raises(SystemExit) as info:
         main(["demo", *argv])
@@ -680,18 +680,18 @@ def test_demo_refuses_bad_numbers_with_exit_status_2(argv, capsys):
 
 def _no_long_work(monkeypatch: Any) -> None:
     """Make training and measuring fail loudly: a refused command must not get there."""
-    import xmlp._bench_cases
-    import xmlp.demo
+    import xmlp.cli.bench_cases
+    import xmlp.cli.demo
 
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("started the long work before checking its arguments")
 
-    monkeypatch.setattr(xmlp.demo, "fit", never)
-    monkeypatch.setattr(xmlp._bench_cases, "load_backends", never)
+    monkeypatch.setattr(xmlp.cli.demo, "fit", never)
+    monkeypatch.setattr(xmlp.cli.bench_cases, "load_backends", never)
 
 
 def test_demo_checks_out_and_model_before_training(tmp_path, monkeypatch, capsys):
-    from xmlp.cli import main
+    from xmlp.cli.commands import main
 
     _no_long_work(monkeypatch)
     assert main(["demo", "--out", str(tmp_path)]) == 2  # a directory
@@ -705,7 +705,7 @@ def test_demo_checks_out_and_model_before_training(tmp_path, monkeypatch, capsys
 
 
 def test_bench_checks_out_before_measuring(tmp_path, monkeypatch, capsys):
-    from xmlp.cli import main
+    from xmlp.cli.commands import main
 
     _no_long_work(monkeypatch)
     target = tmp_path / "results"

@@ -32,7 +32,7 @@ from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import estimator_checks_generator  # noqa: E402
 
 from conftest import tolerances  # noqa: E402
-from xmlp._backend import to_host  # noqa: E402
+from xmlp.backend import to_host  # noqa: E402
 from xmlp.sklearn import MLPClassifier, MLPRegressor, expected_failed_checks  # noqa: E402
 
 # Short trainings stop at max_iter on purpose: scikit-learn warns, as it should.

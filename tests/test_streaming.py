@@ -20,8 +20,8 @@ import pytest
 
 import xmlp
 from conftest import selected_backends
-from xmlp import streaming
-from xmlp._backend import ArraySpec, adopt
+from xmlp.backend import ArraySpec, adopt
+from xmlp.training import batches as streaming
 
 if "dask" not in selected_backends():
     pytest.skip("streaming needs Dask arrays: dask is not in XMLP_BACKENDS",
@@ -76,7 +76,7 @@ def make_model(name: str, dtype: str = "float64", in_dim: int = 3, out_dim: int 
 
 
 def host(model) -> list[np.ndarray]:
-    return [xmlp._backend.to_host(p) for p in model.parameters()]
+    return [xmlp.backend.to_host(p) for p in model.parameters()]
 
 
 def prefetch_threads() -> list[threading.Thread]:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import xmlp
-from xmlp import streaming
-from xmlp._backend import ArraySpec, adopt, dtype_name
+from xmlp.backend import ArraySpec, adopt, dtype_name
+from xmlp.training import batches as streaming
 
 
 def test_plan_chunks_groups_small_chunks_into_at_least_a_batch():

@@ -52,7 +52,7 @@ def _import(name: str) -> ModuleType:
 
 
 def public_submodules() -> list[str]:
-    """``xmlp.data``, ``xmlp.io``...: every module or package below xmlp without a ``_`` part."""
+    """``xmlp.data``, ``xmlp.optim``...: every module or package below xmlp without a ``_`` part."""
     package = importlib.import_module(PACKAGE)
     names = []
     for info in pkgutil.walk_packages(package.__path__, f"{PACKAGE}.",
@@ -87,7 +87,7 @@ def api_sections() -> list[tuple[str, list[str]]]:
 
 
 def _group(obj: Any) -> str:
-    """The public module that defines ``obj`` (xmlp.layers...), else ``xmlp``."""
+    """The public module that defines ``obj`` (xmlp.nn.linear...), else ``xmlp``."""
     module = getattr(obj, "__module__", None)
     if (not isinstance(module, str) or not module.startswith(f"{PACKAGE}.")
             or any(part.startswith("_") for part in module.split("."))):

@@ -6,17 +6,17 @@ The same code runs on NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict array
 from __future__ import annotations
 
 from . import optim
-from ._backend import persist_parameters
-from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .backend import persist_parameters
 from .errors import ForwardNotCalledError, NoGradientError
-from .io import load, save
-from .layers import Linear
-from .losses import CrossEntropyLoss, MSELoss
+from .io.checkpoint import load, save
 from .metrics import accuracy
-from .models import MLP, Sequential
-from .module import Module
-from .streaming import rechunk_for
-from .training import History, fit
+from .nn.activations import ReLU, Sigmoid, Softmax, Tanh
+from .nn.containers import MLP, Sequential
+from .nn.linear import Linear
+from .nn.losses import CrossEntropyLoss, MSELoss
+from .nn.module import Module
+from .training.batches import rechunk_for
+from .training.loop import History, fit
 
 __version__ = "0.2.0"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import dtype_name, floating_spec
-from .losses import _check_place
+from .backend import dtype_name, floating_spec
+from .nn.losses import _check_place
 
 __all__ = ["accuracy"]
 

@@ -24,7 +24,7 @@ import array_api_compat
 import numpy as np
 import sklearn
 
-from .._backend import ArraySpec, dtype_name, namespace_name, to_host
+from ..backend import ArraySpec, dtype_name, namespace_name, to_host
 
 __all__ = ["Place", "dispatch_enabled", "float_dtypes", "import_namespace", "move"]
 

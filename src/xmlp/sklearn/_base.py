@@ -19,10 +19,10 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import optim
-from .._backend import ArraySpec, dtype_name, to_host
-from ..models import Sequential
-from ..module import Module
-from ..training import fit as xmlp_fit
+from ..backend import ArraySpec, dtype_name, to_host
+from ..nn.containers import Sequential
+from ..nn.module import Module
+from ..training.loop import fit as xmlp_fit
 from ._arrays import (
     Place,
     _picklable,

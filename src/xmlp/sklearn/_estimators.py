@@ -12,8 +12,8 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
-from .._backend import ArraySpec, to_host
-from ..activations import Sigmoid, Softmax
+from ..backend import ArraySpec, to_host
+from ..nn.activations import Sigmoid, Softmax
 from ._arrays import Place, move, to_spec
 from ._base import BaseMLP, _store_params
 

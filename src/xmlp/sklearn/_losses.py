@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import ArraySpec, floating_spec
+from ..backend import ArraySpec, floating_spec
 from ..errors import ForwardNotCalledError
-from ..losses import CrossEntropyLoss, MSELoss
-from ..module import Module
+from ..nn.losses import CrossEntropyLoss, MSELoss
+from ..nn.module import Module
 
 __all__ = [
     "OUTPUT_LOSSES",

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import ArraySpec
-from ..activations import ReLU, Sigmoid, Tanh
-from ..layers import Linear
-from ..models import Sequential
-from ..module import Module
+from ..backend import ArraySpec
+from ..nn.activations import ReLU, Sigmoid, Tanh
+from ..nn.containers import Sequential
+from ..nn.linear import Linear
+from ..nn.module import Module
 
 __all__ = ["ACTIVATIONS", "L2Linear", "build_network", "glorot_uniform"]
 

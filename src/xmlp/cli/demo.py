@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import ArraySpec, to_host
-from .cli import CommandError
-from .data import generate_data, load_digits, stratified_split
-from .losses import CrossEntropyLoss
-from .metrics import accuracy
-from .models import MLP
-from .optim import Adam
-from .training import History, fit
+from ..backend import ArraySpec, to_host
+from ..data import generate_data, load_digits, stratified_split
+from ..metrics import accuracy
+from ..nn.containers import MLP
+from ..nn.losses import CrossEntropyLoss
+from ..optim import Adam
+from ..training.loop import History, fit
+from .commands import CommandError
 
 __all__ = ["BACKENDS", "DEFAULT_SEED", "DIGITS_SPLIT_SEED", "TASK_DEFAULTS", "add_arguments",
            "check_output_file", "import_backend", "make_digits_figure", "make_figure", "run"]

@@ -14,8 +14,8 @@ from typing import Any
 
 import array_api_compat
 
-from ._backend import ArraySpec, check_learning_rate, dtype_name
-from .errors import NoGradientError
+from ..backend import ArraySpec, check_learning_rate, dtype_name
+from ..errors import NoGradientError
 
 __all__ = ["Module"]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from ._backend import ArraySpec, make_rng
+from ..backend import ArraySpec, make_rng
 from .activations import ReLU, Sigmoid, Tanh
-from .layers import Linear
+from .linear import Linear
 from .module import Module
 
 # Activations that cannot reject what a Linear of the same spec hands them (MLP's fast path).

@@ -19,7 +19,7 @@ class CommandError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="xmlp", description="xmlp: a backend-agnostic MLP written once against the Array API."
@@ -37,14 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     from . import demo as demo_module
 
     demo_module.add_arguments(demo)
-    # bench's options are defined by xmlp.bench, parsed only once it runs (see main).
+    # bench's options are defined by xmlp.cli.bench, parsed only once it runs (see main).
     commands.add_parser("bench", help="time training steps on the installed backends",
                         add_help=False)
     return parser
 
 
 def _run_bench(argv: list[str]) -> int:
-    bench = importlib.import_module("xmlp.bench")
+    bench = importlib.import_module("xmlp.cli.bench")
     parser = argparse.ArgumentParser(prog="xmlp bench",
                                      description="Time training steps on the installed backends.")
     bench.add_arguments(parser)

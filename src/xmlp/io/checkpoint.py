@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._backend import ArraySpec, to_host
-from .module import Module
-from .optim import Optimizer
+from ..backend import ArraySpec, to_host
+from ..nn.module import Module
+from ..optim import Optimizer
 
 __all__ = ["FORMAT_VERSION", "RECORD_KEY", "Checkpoint", "Member", "load", "open_checkpoint",
            "save", "write_checkpoint"]

@@ -12,17 +12,17 @@ from typing import Any
 from array_api_compat import array_namespace, is_array_api_obj, is_dask_namespace
 from tqdm import tqdm
 
-from ._backend import (
+from ..backend import (
     check_learning_rate,
     make_rng,
     namespace_name,
     persist_parameters,
     short_repr,
 )
-from .losses import CrossEntropyLoss, MSELoss
-from .module import Module
-from .optim import Optimizer
-from .streaming import batch_source, model_namespace, streams
+from ..nn.losses import CrossEntropyLoss, MSELoss
+from ..nn.module import Module
+from ..optim import Optimizer
+from .batches import batch_source, model_namespace, streams
 
 __all__ = ["History", "fit"]
 

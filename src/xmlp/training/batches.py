@@ -35,8 +35,8 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._backend import ArraySpec, adopt, short_repr
-from .module import Module
+from ..backend import ArraySpec, adopt, short_repr
+from ..nn.module import Module
 
 __all__ = [
     "MemoryBatches",

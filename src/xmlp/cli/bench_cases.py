@@ -3,7 +3,7 @@
 One *case* is an op on one backend, dtype and shape ``(batch, in, hidden, out)``: a callable
 that runs the op once **and waits for it** (GPU stream sync, ``jax.block_until_ready``, Dask
 ``persist``), so wall-clock time is the op's time. Both front ends time these callables with
-:func:`xmlp._bench_timing.interleaved`, all cases of one (dtype, shape) in the same rounds.
+:func:`xmlp.cli.bench_timing.interleaved`, all cases of one (dtype, shape) in the same rounds.
 
 Backend names are the test suite's ids: numpy, array_api_strict, torch:cpu, torch:cuda, jax,
 dask, cupy. Heavy libraries are imported only when a backend is loaded.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import ArraySpec, dtype_name
+from ..backend import ArraySpec, dtype_name
 
 __all__ = [
     "BACKENDS",
@@ -401,8 +401,8 @@ class Workload:
         return self._timed(lambda: step_gemms(xp, *args)), None
 
     def _mlp_step(self) -> tuple[Callable[[], None], Callable[[], bool], Any]:
-        from .losses import MSELoss
-        from .models import MLP
+        from ..nn.containers import MLP
+        from ..nn.losses import MSELoss
 
         _, i, h, o = self.shape
         be = self.backend

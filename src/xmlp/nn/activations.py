@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import ArraySpec, floating_spec
-from .errors import ForwardNotCalledError
+from ..backend import ArraySpec, floating_spec
+from ..errors import ForwardNotCalledError
 from .module import Module
 
 __all__ = ["ReLU", "Sigmoid", "Softmax", "Tanh"]

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._bench_cases import OPS, Case, cpu_model, gemms, gflops, op_flops
-from ._bench_timing import Timing
-from ._dispatch import _threads
+from ..ops.numpy_fast import _threads
+from .bench_cases import OPS, Case, cpu_model, gemms, gflops, op_flops
+from .bench_timing import Timing
 
 __all__ = [
     "NOTES",
@@ -34,7 +34,7 @@ PEER_OF = {"cpu": "torch:cpu", "gpu": "torch:cuda"}  # whose torch_step an mlp_s
 # Why a backend runs xmlp's step the way it does, in one line: shown under the tables and in
 # the step figure's legend.
 NOTES = {
-    "numpy": "NumPy with xmlp's fast paths (src/xmlp/_dispatch.py)",
+    "numpy": "NumPy with xmlp's fast paths (src/xmlp/ops/numpy_fast.py)",
     "array_api_strict": "the standard's reference library: Python checks around every NumPy "
                         "call, slow at small sizes by design",
     "torch:cpu": "xmlp's portable layers on torch tensors, one torch call per op",
@@ -226,7 +226,7 @@ def markdown_report(records: Sequence[dict[str, Any]], head: str,
 
 # -- the machine ------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     out = {"python": platform.python_version()}
     for name in _VERSIONED:

@@ -7,7 +7,7 @@ import numbers
 import sys
 from typing import Any
 
-from ._backend import (
+from ..backend import (
     ArraySpec,
     floating_spec,
     make_rng,
@@ -15,7 +15,7 @@ from ._backend import (
     resolve_namespace,
     short_repr,
 )
-from .errors import ForwardNotCalledError
+from ..errors import ForwardNotCalledError
 from .module import Module
 
 __all__ = ["Linear"]

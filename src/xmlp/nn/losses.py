@@ -7,7 +7,7 @@ from typing import Any
 
 import array_api_compat
 
-from ._backend import (
+from ..backend import (
     ArraySpec,
     _namespace_or_none,
     dtype_name,
@@ -17,7 +17,7 @@ from ._backend import (
     refuse_masked,
     to_host,
 )
-from .errors import ForwardNotCalledError
+from ..errors import ForwardNotCalledError
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]

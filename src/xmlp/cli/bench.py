@@ -3,11 +3,11 @@
 For each (batch, in, hidden, out) and dtype, every backend's batched matmul, the six GEMMs of
 one MLP step alone (``step_gemms``, the floor), xmlp's whole step (``mlp_step``) and the same
 step in plain PyTorch (``torch_step``, the peer) are timed in the same interleaved rounds
-(:mod:`xmlp._bench_timing`); every timed call waits for its results. See benchmarks/README.md.
+(:mod:`xmlp.cli.bench_timing`); every timed call waits for its results. See benchmarks/README.md.
 
     xmlp bench --quick --backend all --out results/
     xmlp bench --shape 1024,256,1024,256 --op mlp_step step_gemms torch_step
-    python -m xmlp.bench ...   # the same without the xmlp entry point
+    python -m xmlp.cli.bench ...   # the same without the xmlp entry point
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _seconds(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``xmlp bench`` options. Lists may be repeated flags, several values, or commas."""
-    from ._bench_cases import DTYPES, OPS
+    from .bench_cases import DTYPES, OPS
 
     parser.add_argument(
         "--backend", action="extend", nargs="+", metavar="B",
@@ -108,7 +108,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _backend_names(requested: list[str] | None) -> list[str]:
-    from ._bench_cases import BACKENDS, BackendUnavailable, kind_of, load_backend
+    from .bench_cases import BACKENDS, BackendUnavailable, kind_of, load_backend
 
     names = _split(requested)
     if not names:
@@ -159,9 +159,9 @@ def run(args: argparse.Namespace) -> int:
     """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise."""
     from tqdm import tqdm
 
-    from . import _bench_cases as bc
-    from . import _bench_report as rep
-    from ._bench_timing import others_cpu_seconds
+    from . import bench_cases as bc
+    from . import bench_report as rep
+    from .bench_timing import others_cpu_seconds
 
     try:
         names = _backend_names(args.backend)
@@ -264,7 +264,7 @@ def _measure_group(bc: Any, group: Any, by_name: dict[str, Any], timing: dict[st
                    failures: list[str]) -> list[tuple[Any, Any]]:
     """Time every case of one (dtype, shape) in the same rounds; a case that cannot be made
     or fails its first call is reported in ``failures`` and left out (e.g. GPU memory)."""
-    from ._bench_timing import family_of, interleaved
+    from .bench_timing import family_of, interleaved
 
     workloads: dict[str, Any] = {}
     cases = {}
@@ -329,7 +329,7 @@ def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m xmlp.bench``: the same as ``xmlp bench``."""
+    """``python -m xmlp.cli.bench``: the same as ``xmlp bench``."""
     parser = argparse.ArgumentParser(prog="xmlp bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -1,0 +1,5 @@
+"""``python -m xmlp.cli``: the ``xmlp`` command."""
+
+from .commands import main
+
+raise SystemExit(main())
