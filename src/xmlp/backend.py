@@ -17,7 +17,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
-from .ops.numpy_fast import PortableOps, ops_for
+from .ops import PortableOps, ops_for
 
 __all__ = [
     "BACKEND_NAMES",

@@ -10,7 +10,7 @@ An optimizer is built on a model and updates every parameter of it from the grad
 
 The state (momentum buffers, Adam's moments) is made on the first ``step()`` with each
 parameter's namespace, device and dtype, and updated in place where the array type allows it
-(rebound on JAX and Dask). The update math is in :mod:`xmlp.ops.numpy_fast` (written once, with a
+(rebound on JAX and Dask). The update math is in :mod:`xmlp.ops` (written once, with a
 NumPy fast path tested equal to it). ``model.update_params(lr)`` stays the seed's plain SGD.
 """
 

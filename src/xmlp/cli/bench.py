@@ -91,8 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(quick 0.02, full 0.05)")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
                         help="limit every library's thread pool to N threads (BLAS and OpenMP "
-                             "through threadpoolctl, torch.set_num_threads, Dask's workers, "
-                             "XMLP_THREADS; XLA's with N = 1 only): for comparisons that a "
+                             "through threadpoolctl, torch.set_num_threads, Dask's workers; "
+                             "XLA's with N = 1 only): for comparisons that a "
                              "busy shared machine does not distort (default: each library's "
                              "own choice)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -185,7 +185,6 @@ def run(args: argparse.Namespace) -> int:
               "timer": time.process_time if args.clock == "cpu" else time.perf_counter}
 
     if args.threads:
-        os.environ["XMLP_THREADS"] = str(args.threads)
         if args.threads == 1:  # read when JAX starts: before the backends are loaded
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
                                        "thread_eigen=false intra_op_parallelism_threads=1")

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..ops.numpy_fast import _threads
 from .bench_cases import OPS, Case, cpu_model, gemms, gflops, op_flops
 from .bench_timing import Timing
 
@@ -288,7 +287,7 @@ def machine_info(devices: dict[str, str], command: str, load_before: list[float]
         "command": command, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
         "cpus_usable": affinity, "platform": platform.platform(), "devices": devices,
         "blas": _blas(), "torch_threads": int(torch.get_num_threads()) if torch else None,
-        "xmlp_threads": _threads(), "xla_flags": os.environ.get("XLA_FLAGS"),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
         "versions": _versions(), "xmlp_source": _source(),
         "load_average_before": load_before, "load_average_after": load_average(),
         "others_cpu": [min(others), sorted(others)[len(others) // 2], max(others)]
@@ -312,7 +311,6 @@ def machine_markdown(info: dict[str, Any]) -> str:
             + (f", {lib['architecture']} kernels" if lib.get("architecture") else ""))
     if info.get("torch_threads") is not None:
         lines.append(f"- torch.get_num_threads(): {info['torch_threads']}")
-    lines.append(f"- xmlp's elementwise threads (XMLP_THREADS): {info.get('xmlp_threads')}")
     if info.get("xla_flags"):
         lines.append(f"- XLA_FLAGS: {info['xla_flags'].strip()}")
     for when in ("before", "after"):

@@ -1,6 +1,36 @@
-"""The hot operations of a training step: the portable Array API versions and the NumPy fast
-paths behind one dispatch function, :func:`ops_for`."""
+"""The hot operations of a training step, behind one dispatch function, :func:`ops_for`:
+the portable Array API versions (:mod:`xmlp.ops.portable`, the reference) and the NumPy fast
+paths (:mod:`xmlp.ops.numpy_fast`), each tested equal to its portable op."""
 
-from .numpy_fast import NumpyOps, PortableOps, ops_for, set_fast_paths
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .numpy_fast import NumpyOps
+from .portable import PortableOps
 
 __all__ = ["NumpyOps", "PortableOps", "ops_for", "set_fast_paths"]
+
+_cache: dict[int, PortableOps] = {}
+# XMLP_FAST_PATHS=0 turns every fast path off (to compare, or to rule them out when debugging).
+_fast_paths = os.environ.get("XMLP_FAST_PATHS", "1").strip().lower() not in ("0", "false", "no")
+
+
+def ops_for(xp: Any) -> PortableOps:
+    """The ops for namespace ``xp``: a fast path where one exists, the portable one otherwise."""
+    ops = _cache.get(id(xp))
+    if ops is None:
+        import array_api_compat
+
+        fast = _fast_paths and array_api_compat.is_numpy_namespace(xp)
+        ops = NumpyOps(xp) if fast else PortableOps(xp)
+        _cache[id(xp)] = ops
+    return ops
+
+
+def set_fast_paths(enabled: bool) -> None:
+    """Turn fast paths on or off for layers built (and activation inputs first seen) from now on."""
+    global _fast_paths
+    _fast_paths = bool(enabled)
+    _cache.clear()

@@ -1,208 +1,20 @@
-"""The hot operations of a training step: one portable Array API version of each, and the
-backend-specific fast paths, which live here and nowhere else.
-
-Layers call ``spec.ops.<op>(...)`` where ``spec.ops = ops_for(xp)`` was resolved once when the
-layer was built. :class:`PortableOps` is the reference; every fast path is tested to equal it
-(tests/test_dispatch.py). Fast paths may write only into arrays they have just allocated and
-not yet handed out: never into an array the API exposes or has returned.
+"""The NumPy fast paths of the portable operations (:mod:`xmlp.ops.portable`), the only
+backend-specific code of the layers. Every fast path is tested to equal the portable op
+(tests/ops/). Fast paths may write only into arrays they have just allocated and not yet
+handed out: never into an array the API exposes or has returned.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat
+from .portable import PortableOps
+from .tanh import TANH32, TANH64_T, tanh32_block, tanh64_block
 
-__all__ = ["NumpyOps", "PortableOps", "ops_for", "set_fast_paths"]
-
-
-class PortableOps:
-    """Each op written once against the Array API standard; correct on every backend."""
-
-    def __init__(self, xp: Any) -> None:
-        self.xp = xp
-
-    def matmul(self, a: Any, b: Any) -> Any:
-        return self.xp.matmul(a, b)
-
-    def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
-        """(N, in) @ (out, in).T + (out,) -> (N, out): one GEMM with a transpose flag."""
-        return self.xp.matmul(x2, weights.T) + biases
-
-    def input_grad(self, g2: Any, weights: Any, x2: Any) -> Any:
-        """A Linear's dL/dx: (N, out) @ (out, in) -> (N, in). ``x2``, the layer's input, only
-        tells the fast paths which memory layout the result is used in."""
-        return self.xp.matmul(g2, weights)
-
-    def tanh(self, x: Any) -> Any:
-        return self.xp.tanh(x)
-
-    def tanh_grad(self, grad_output: Any, output: Any) -> Any:
-        """grad_output * (1 - y**2) from the stored output y: tanh is never computed twice."""
-        return grad_output * (1 - output * output)
-
-    def relu(self, x: Any) -> Any:
-        """max(x, 0) elementwise; NaN stays NaN."""
-        return self.xp.maximum(x, 0.0)
-
-    def relu_grad(self, grad_output: Any, x: Any) -> Any:
-        """grad_output where x > 0, times 0 elsewhere (so a NaN or infinite gradient there
-        gives NaN, and a negative one -0.0): the product with the mask as floats."""
-        xp = self.xp
-        return grad_output * xp.astype(x > 0, grad_output.dtype)
-
-    def sum_squares(self, a: Any) -> Any:
-        """sum(a**2) over all elements, a 0-d value (an L2 penalty's ||W||**2)."""
-        flat = self.xp.reshape(a, (-1,))
-        return self.xp.vecdot(flat, flat)
-
-    def sum_rows(self, g2: Any) -> Any:
-        """(N, k) -> (k,): the bias gradient."""
-        return self.xp.sum(g2, axis=0)
-
-    def mse(self, y: Any, t: Any) -> tuple[Any, Any]:
-        """(mean((y - t)**2) as the namespace's mean returns it, y - t)."""
-        diff = y - t
-        return self.xp.mean(diff * diff), diff
-
-    def mse_grad(self, diff: Any, size: int) -> Any:
-        return diff * (2.0 / size)
-
-    def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        """param - lr * grad, in place where the array type allows it (NumPy, CuPy, torch,
-        array-api-strict), a new array where arrays are immutable (JAX), lazy (Dask) or
-        read-only (a NumPy array with writeable=False, e.g. weights loaded with mmap). The
-        caller rebinds the attribute to the result either way."""
-        try:
-            param -= lr * grad
-        except ValueError:  # NumPy refuses before writing anything: "output array is read-only"
-            if _writeable(param):
-                raise
-            return param - lr * grad
-        return param
-
-    # -- classification ----------------------------------------------------------------------
-    # logits z2 are (N, C); the loss is the mean over the N rows of -sum(target * log_softmax).
-    def take_rows(self, a: Any, index: Any) -> Any:
-        """Rows ``index`` (a 1-D integer array) of ``a``, a new array: a shuffled batch."""
-        return self.xp.take(a, index, axis=0)
-
-    def log_softmax_parts(self, z2: Any) -> tuple[Any, Any, Any]:
-        """(s = z - max(z), exp(s), sum(exp(s))) along the last axis: the stable log-sum-exp
-        (logits of +-1e4 give finite values), keepdims."""
-        xp = self.xp
-        s = z2 - xp.max(z2, axis=-1, keepdims=True)
-        e = xp.exp(s)
-        return s, e, xp.sum(e, axis=-1, keepdims=True)
-
-    def cross_entropy_probs(self, z2: Any, t2: Any) -> tuple[Any, Any]:
-        """(mean over rows of -sum(t * log_softmax(z)), softmax(z)) for targets t2 (N, C)."""
-        xp = self.xp
-        s, e, total = self.log_softmax_parts(z2)
-        rows = xp.sum(t2 * (s - xp.log(total)), axis=-1)
-        return -xp.mean(rows), e / total
-
-    def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
-        """(mean over rows of -log_softmax(z)[label], softmax(z)) for class indices (N,) of the
-        namespace's indexing dtype. ``valid`` (N,) bool or None: rows where it is False give a
-        NaN loss (labels outside [0, C) on backends where checking them would cost a sync)."""
-        xp = self.xp
-        s, e, total = self.log_softmax_parts(z2)
-        picked = xp.sum(self.one_hot(labels, z2.shape[-1], z2.dtype) * s, axis=-1)
-        rows = xp.log(total[:, 0]) - picked
-        if valid is not None:
-            rows = xp.where(valid, rows, xp.full_like(rows, math.nan))
-        return xp.mean(rows), e / total
-
-    def labels_in_range(self, labels: Any, n_classes: int) -> bool:
-        """Whether every class index is in [0, n_classes): reads the data, so only for arrays
-        whose host reads cost no sync (see _backend.reads_are_free)."""
-        xp = self.xp
-        return int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes
-
-    def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
-        """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
-        xp = self.xp
-        classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
-        return xp.astype(xp.reshape(labels, (-1, 1)) == classes, dtype)
-
-    def cross_entropy_grad_probs(self, probs: Any, t2: Any, n: int) -> Any:
-        """(softmax * sum(t) - t) / N: the exact gradient, also for targets not summing to 1."""
-        xp = self.xp
-        return (probs * xp.sum(t2, axis=-1, keepdims=True) - t2) / n
-
-    def cross_entropy_grad_index(self, probs: Any, labels: Any, valid: Any, n: int) -> Any:
-        """(softmax - one_hot(labels)) / N; rows with an invalid label are NaN."""
-        xp = self.xp
-        grad = (probs - self.one_hot(labels, probs.shape[-1], probs.dtype)) / n
-        if valid is not None:
-            grad = xp.where(xp.reshape(valid, (-1, 1)), grad, xp.full_like(grad, math.nan))
-        return grad
-
-    # -- optimizers: torch.optim's update formulas -----------------------------------------
-    # Each returns the arrays it was given, updated: in place where the array type allows it,
-    # new arrays on JAX and Dask. The caller rebinds parameters and state to the results.
-    def sgd_momentum(self, param: Any, grad: Any, buf: Any, lr: float, momentum: float,
-                     nesterov: bool, weight_decay: float) -> tuple[Any, Any]:
-        """torch.optim.SGD with dampening 0 on one parameter; ``buf`` starts at zeros (the
-        first step then makes it the gradient, as torch's clone does)."""
-        if weight_decay:
-            grad = grad + weight_decay * param
-        buf *= momentum
-        buf += grad
-        step = grad + momentum * buf if nesterov else buf
-        if not _writeable(param):
-            return param - lr * step, buf
-        param -= lr * step
-        return param, buf
-
-    def adam(self, param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, lr: float,
-             beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
-             bias1: float, bias2_sqrt: float) -> tuple[Any, Any, Any]:
-        """torch.optim.Adam (``decoupled``: AdamW) on one parameter. ``bias1`` = 1 - beta1**t,
-        ``bias2_sqrt`` = sqrt(1 - beta2**t) for step t."""
-        xp = self.xp
-        if not _writeable(param):  # e.g. loaded with mmap: rebound to a new array, not written
-            param = xp.asarray(param, copy=True)
-        if weight_decay:
-            if decoupled:
-                param *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * param
-        exp_avg += (1 - beta1) * (grad - exp_avg)  # torch's lerp, weight < 0.5
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * (grad * grad)
-        denom = xp.sqrt(exp_avg_sq) / bias2_sqrt + eps
-        param -= (lr / bias1) * (exp_avg / denom)
-        return param, exp_avg, exp_avg_sq
-
-    # An optimizer's state for all its parameters at once: the portable version keeps one array
-    # per parameter and state key, and updates parameter after parameter.
-    def pack_state(self, state: list[list[Any]]) -> tuple[list[list[Any]], Any]:
-        """(state, packing): the state arrays (per parameter, per key) in the layout these ops
-        update fastest, and what they need to know about it (None: as given)."""
-        return state, None
-
-    def adam_group(self, params: list[Any], grads: list[Any], state: list[list[Any]],
-                   packing: Any, lr: float, beta1: float, beta2: float, eps: float,
-                   weight_decay: float, decoupled: bool, bias1: float,
-                   bias2_sqrt: float) -> list[Any]:
-        """:meth:`adam` on every parameter; returns the parameters and rebinds the entries of
-        ``state`` (per parameter: [exp_avg, exp_avg_sq]) to the updated arrays."""
-        out = []
-        for param, grad, slots in zip(params, grads, state, strict=True):
-            param, slots[0], slots[1] = self.adam(param, grad, slots[0], slots[1], lr, beta1,
-                                                  beta2, eps, weight_decay, decoupled, bias1,
-                                                  bias2_sqrt)
-            out.append(param)
-        return out
-
+__all__ = ["NumpyOps"]
 
 # -- NumPy ------------------------------------------------------------------------------------
 # Plain NumPy expressions allocate a fresh array per operator and stream each through memory,
@@ -212,7 +24,7 @@ class PortableOps:
 # - computes tanh from a few vectorized NumPy operations (a rational function in float32, a
 #   table and the addition formula in float64), a few ulp from the exact value;
 # - works through long arrays in cache-sized blocks, in place in arrays it has just made, and
-#   splits the blocks of long arrays between threads (NumPy releases the GIL in its loops);
+#   (a block stays in the cache while several operations pass over it);
 # - runs a product whose inner dimension is 1 (a (N, 1) input or a (N, 1) output gradient)
 #   as an outer product into a column-major result, where the inner loop runs over N rather
 #   than over the few columns (a 1-column GEMM is slow in BLAS, a broadcast over 10 columns
@@ -237,37 +49,7 @@ _UPDATE_BLOCK = 32_768
 _UPDATE_LARGE = 131_072
 # below these sizes NumPy's own tanh is faster than the many calls of the vectorized one
 _TANH_MIN, _TANH32_MIN = 1024, 16384
-# tanh does about 16 passes over its block: shared between threads from this many elements
-# each, four times fewer than the few-pass kernels need
-_TANH_SPLIT = _LARGE // 4
 
-
-def _threads() -> int:
-    """Threads for elementwise work: XMLP_THREADS, else 1. One by default because a second
-    thread was measured slower, never faster, on the 2-core machine (whole steps from
-    (10000, 1, 10, 1) to (1024, 256, 1024, 256), docs/performance.md): right after a GEMM,
-    OpenBLAS's workers spin on the other cores, and an elementwise thread waits for one."""
-    raw = os.environ.get("XMLP_THREADS", "").strip()
-    return max(1, int(raw)) if raw else 1
-
-
-_pool: Any = None
-_pool_pid = 0
-
-
-def _parallel(jobs: list[Callable[[], None]]) -> None:
-    """Run the jobs, the last on this thread and the others on a shared thread pool (made
-    again in a forked child, whose copy of the pool has no threads)."""
-    global _pool, _pool_pid
-    if len(jobs) > 1 and (_pool is None or _pool_pid != os.getpid()):
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = ThreadPoolExecutor(max_workers=_threads() - 1, thread_name_prefix="xmlp")
-        _pool_pid = os.getpid()
-    futures = [_pool.submit(job) for job in jobs[:-1]]
-    jobs[-1]()
-    for future in futures:
-        future.result()
 
 
 def _laid(*arrays: Any) -> bool:
@@ -311,101 +93,30 @@ def _scratch_arrays(letters: str, size: int, dtype: Any) -> list[Any]:
     return cache[key]
 
 
-def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any, scratch: str = "",
-            block: int = 0, split: int = _LARGE) -> Any:
-    """kernel(out_block, *input_blocks, *scratch_blocks) over 1-D blocks of same-length 1-D
-    arrays (``block`` elements, default _BLOCK_BYTES), the blocks shared between threads when
-    there are at least ``split`` elements per thread; returns ``out``. ``scratch`` has a letter
-    per scratch array a kernel needs: "f" of out's dtype, "i" of int64 indices; each thread
-    keeps its own (:func:`_scratch_arrays`), never seen outside the kernel."""
+def _blocks(kernel: Callable[..., None], out: Any, *inputs: Any, scratch: str = "") -> Any:
+    """kernel(out_block, *input_blocks, *scratch_blocks) over cache-sized 1-D blocks
+    (_BLOCK_BYTES) of same-length 1-D arrays; returns ``out``. ``scratch`` has a letter per
+    scratch array a kernel needs: "f" of out's dtype, "i" of int64 indices, kept by this thread
+    (:func:`_scratch_arrays`) and never seen outside the kernel."""
     n = out.shape[0]
-    block = block or _BLOCK_BYTES // out.itemsize
-
-    def run(lo: int, hi: int) -> Callable[[], None]:
-        def job() -> None:
-            tmp = _scratch_arrays(scratch, block, out.dtype) if scratch else []
-            for i in range(lo, hi, block):
-                j = min(i + block, hi)
-                kernel(out[i:j], *(a[i:j] for a in inputs), *(t[: j - i] for t in tmp))
-
-        return job
-
-    parts = max(1, min(_threads(), n // split))
-    edges = [round(n * k / parts / block) * block for k in range(parts)] + [n]
-    _parallel([run(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo])
+    block = _BLOCK_BYTES // out.itemsize
+    tmp = _scratch_arrays(scratch, block, out.dtype) if scratch else []
+    for i in range(0, n, block):
+        j = min(i + block, n)
+        kernel(out[i:j], *(a[i:j] for a in inputs), *(s[: j - i] for s in tmp))
     return out
 
 
-# float32 tanh: x P(x^2) / Q(x^2) on x clamped to [-c, c], the rational function Eigen, XLA
-# and ONNX Runtime use; within 7 ulp of the exact value (NumPy's: 1.3).
-_TANH32 = (7.90531110763549805,  # c
-           (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
-            5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
-            4.89352455891786e-03),  # P, highest power first
-           (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
-            4.89352518554385e-03))  # Q
-# float64 tanh: from a table of tanh(k / 256), |k| <= 256 * 20 (tanh is 1 to the last bit
-# beyond 20), and the addition formula tanh(x0 + d) = (T + t) / (1 + T t), t = tanh(d) for
-# |d| <= 1/512 from three terms of its series (the fourth is below 4e-18 of it); within
-# 3 ulp. Entry k + M holds tanh(k / K).
-_TANH64_K = 256
-_TANH64_M = 20 * _TANH64_K
-_TANH64_X = float(_TANH64_M // _TANH64_K)
-_ROUND = 1.5 * 2.0**52  # x + _ROUND - _ROUND rounds x to an integer, for |x| < 2**51
-_ROUND_BITS = 0x4338000000000000  # the bits of _ROUND as a float64
-_TANH64_T = (2 / 15 / _TANH64_K**5, -1 / 3 / _TANH64_K**3, 1 / _TANH64_K)  # t/d' in d'^2
-_tanh64_table: Any = None
-
-
-def _horner(np: Any, out: Any, s: Any, coefs: Any) -> Any:
-    """out = the polynomial with ``coefs`` (highest power first) at s."""
-    np.multiply(s, coefs[0], out=out)
-    for c in coefs[1:-1]:
-        np.add(out, c, out=out)
-        np.multiply(out, s, out=out)
-    return np.add(out, coefs[-1], out=out)
-
-
-def _tanh32(np: Any, c: Any, out: Any, x: Any, s: Any, p: Any) -> None:
-    clamp, p_coefs, q_coefs = c
-    np.clip(x, -clamp, clamp, out=out)
-    np.multiply(out, out, out=s)
-    _horner(np, p, s, p_coefs)
-    np.multiply(p, out, out=p)  # x P(x^2)
-    np.divide(p, _horner(np, out, s, q_coefs), out=out)
-
-
-def _tanh64(np: Any, c: Any, out: Any, x: Any, u: Any, kf: Any, t: Any, tk: Any,
-            k: Any) -> None:
-    table = _tanh64_table
-    np.clip(x, -_TANH64_X, _TANH64_X, out=u)  # NaN stays NaN
-    np.multiply(u, float(_TANH64_K), out=u)  # exact: K is a power of two
-    # round to the nearest integer by adding 1.5 * 2**52: the sum's low bits hold rint(u)
-    # (|u| <= M), so one addition gives both the index (its bits) and x0 (minus the constant)
-    np.add(u, _ROUND, out=kf)
-    np.subtract(kf.view(np.int64), _ROUND_BITS - _TANH64_M, out=k)  # rint(u) + M, in [0, 2M]
-    np.subtract(kf, _ROUND, out=kf)
-    # T = tanh(x0), x0 = k / K; a NaN's index is out of range and clipped: its d' is NaN
-    np.take(table, k, out=tk, mode="clip")
-    np.subtract(u, kf, out=u)  # d' = K (x - x0), exact, in [-1/2, 1/2]
-    s = np.multiply(u, u, out=kf)
-    _horner(np, t, s, c)
-    np.multiply(t, u, out=t)  # t = tanh(d)
-    np.multiply(tk, t, out=s)
-    np.add(s, 1.0, out=s)
-    np.add(tk, t, out=out)
-    np.divide(out, s, out=out)
-    np.copysign(out, x, out=out)  # tanh is odd: the sign of x, also for -0 (0 + 0 lost it)
-
 
 class NumpyOps(PortableOps):
-    """NumPy: native calls (no wrapper overhead on small steps), a vectorized tanh, blocked and
-    threaded elementwise work on long arrays, outer products for 1-wide inner dimensions.
+    """NumPy: native calls (no wrapper overhead on small steps), a vectorized tanh
+    (:mod:`xmlp.ops.tanh`), blocked elementwise work on long arrays, outer products for
+    1-wide inner dimensions.
 
     Every fast path first asks :meth:`takes` whether it may handle its arrays (and checks the
     layout it needs, :func:`_laid`), and hands anything else to the portable op. Most compute
     what the portable op computes bit for bit (NumPy's own functions in the same order; the
-    blocks and threads split the same elementwise work; a 1-wide product is the same products),
+    blocks split the same elementwise work; a 1-wide product is the same products),
     which tests/test_reliability.py checks for every dtype and layout. Two differ in the last
     bits: tanh on long arrays (a vectorized approximation within a few ulp) and a float32 GEMM
     of a few rows into many columns (another summation order). So a dtype or layout xmlp
@@ -491,16 +202,11 @@ class NumpyOps(PortableOps):
             return np.tanh(x)
         out = np.empty_like(x)  # same memory order as x
         if x.dtype.char == "f":
-            c32 = self._coefs(_TANH32, x.dtype)
-            _blocks(lambda *a: _tanh32(np, c32, *a), _flat(out), _flat(x), scratch="ff",
-                    split=_TANH_SPLIT)
+            c32 = self._coefs(TANH32, x.dtype)
+            _blocks(lambda *a: tanh32_block(np, c32, *a), _flat(out), _flat(x), scratch="ff")
             return out
-        global _tanh64_table
-        if _tanh64_table is None:
-            _tanh64_table = np.tanh(np.arange(-_TANH64_M, _TANH64_M + 1) / _TANH64_K)
-        c64 = self._coefs(_TANH64_T, x.dtype)
-        _blocks(lambda *a: _tanh64(np, c64, *a), _flat(out), _flat(x), scratch="ffffi",
-                split=_TANH_SPLIT)
+        c64 = self._coefs(TANH64_T, x.dtype)
+        _blocks(lambda *a: tanh64_block(np, c64, *a), _flat(out), _flat(x), scratch="ffffi")
         return out
 
     def _coefs(self, coefs: Any, dtype: Any) -> Any:
@@ -595,21 +301,6 @@ class NumpyOps(PortableOps):
 
     def mse_grad(self, diff: Any, size: int) -> Any:
         return self.np.multiply(diff, 2.0 / size)
-
-    def sgd(self, param: Any, grad: Any, lr: float) -> Any:
-        # Small arrays, or one thread: the portable op is this fast path (one in-place
-        # expression, and read-only parameters handled).
-        if (param.size < 2 * _LARGE or _threads() == 1 or not self.takes(param, grad)
-                or param.shape != grad.shape or not _laid(param, grad)
-                or not param.flags.writeable):
-            return super().sgd(param, grad, lr)
-
-        def kernel(p: Any, g: Any) -> None:
-            p -= lr * g
-
-        # each thread's share in one go: cache-sized blocks measured no faster for this
-        _blocks(kernel, _flat(param), _flat(grad), block=param.size)
-        return param
 
     def take_rows(self, a: Any, index: Any) -> Any:
         # np.take copies a whole non-contiguous array before gathering (x as columns of a
@@ -816,32 +507,3 @@ class NumpyOps(PortableOps):
         for p, (lo, hi) in zip(params, bounds, strict=True):
             p -= t[lo:hi].reshape(p.shape)
         return params
-
-
-def _writeable(a: Any) -> bool:
-    """False only for an array that says it is read-only (NumPy's writeable flag)."""
-    return bool(getattr(getattr(a, "flags", None), "writeable", True))
-
-
-_cache: dict[int, PortableOps] = {}
-# XMLP_FAST_PATHS=0 turns every fast path off (to compare, or to rule them out when debugging).
-_fast_paths = os.environ.get("XMLP_FAST_PATHS", "1").strip().lower() not in ("0", "false", "no")
-
-
-def ops_for(xp: Any) -> PortableOps:
-    """The ops for namespace ``xp``: a fast path where one exists, the portable one otherwise."""
-    ops = _cache.get(id(xp))
-    if ops is None:
-        import array_api_compat
-
-        fast = _fast_paths and array_api_compat.is_numpy_namespace(xp)
-        ops = NumpyOps(xp) if fast else PortableOps(xp)
-        _cache[id(xp)] = ops
-    return ops
-
-
-def set_fast_paths(enabled: bool) -> None:
-    """Turn fast paths on or off for layers built (and activation inputs first seen) from now on."""
-    global _fast_paths
-    _fast_paths = bool(enabled)
-    _cache.clear()
