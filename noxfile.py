@@ -44,7 +44,7 @@ nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint", "exampl
 # the docs examples need several backends at once: their own session runs them, with the
 # extras of the libraries the pages import (a page importing another one fails the session
 # until it is added here)
-EXAMPLES = "tests/test_docs_examples.py"
+EXAMPLES = "tests/docs/test_examples.py"
 EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "dask"]
 
 
@@ -215,11 +215,11 @@ def bench_cupy(session: nox.Session) -> None:
 @nox.session(name="mutate", default=False)
 def mutate(session: nox.Session) -> None:
     """mutmut over the core modules ([tool.mutmut] in pyproject.toml) against the NumPy and
-    array-api-strict suites, then tests/mutation/report.md. Positional arguments are mutant name
+    array-api-strict suites, then tools/mutation/report.md. Positional arguments are mutant name
     globs ("xmlp.io.checkpoint*"): only those are run, the report still covers every result so far.
 
     Low priority and one worker: the machine is shared. Results are kept in mutants/ between
-    runs, and in git (tests/mutation/results.json, restored where mutants/ has none); a mutant
+    runs, and in git (tools/mutation/results.json, restored where mutants/ has none); a mutant
     is run again only when its function changed, or when named here.
     """
     # dask: the Dask-only branches run too; torch: the requires-grad and tensor-copy mutants
@@ -227,12 +227,12 @@ def mutate(session: nox.Session) -> None:
     env = {"XMLP_BACKENDS": "numpy,array_api_strict", "PYTHONHASHSEED": "0"}
     nice = ["nice", "-n", "19"] if shutil.which("nice") else []
     # a clone without mutants/ starts from the committed results: only functions changed
-    # since then run (tests/mutation/results.py)
-    session.run("python", "tests/mutation/results.py", "restore")
+    # since then run (tools/mutation/results.py)
+    session.run("python", "tools/mutation/results.py", "restore")
     started = time.monotonic()
     session.run(*nice, "mutmut", "run", "--max-children", "1", *session.posargs, env=env,
                 external=bool(nice))
     seconds = round(time.monotonic() - started)
-    session.run("python", "tests/mutation/report.py", "--runtime", str(seconds),
+    session.run("python", "tools/mutation/report.py", "--runtime", str(seconds),
                 "--command", " ".join(["nox -s mutate", *(["--", *session.posargs]
                                                           if session.posargs else [])]))

@@ -10,8 +10,9 @@ skip per other backend:
   backends, e.g. one comparing two of them, is collected only when all of them are active.
 * ``@pytest.mark.xp_only("numpy", "array_api_strict")``: the ``xp`` cases of a test are limited
   to those backends (the test is not collected in other backends' sessions).
-* ``tests/test_<backend>.py`` and ``tests/test_<backend>_*.py`` (test_dask.py...) are collected
-  only where that backend is active, so they may import it at the top.
+* ``test_<backend>.py`` and ``test_<backend>_*.py`` in any folder of tests/ (backend/test_dask.py,
+  training/test_dask_streaming.py...) are collected only where that backend is active, so they
+  may import it at the top.
 
 A backend named in XMLP_BACKENDS that cannot run here (not installed, CuPy without a GPU) is a
 usage error that says why, rather than a page of skips. Unset, the backends that cannot run
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-# scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's array API support,
+# scikit-learn's array API dispatch (tests/sklearn/) needs SciPy's array API support,
 # which SciPy reads once, when it is first imported: set it before anything imports SciPy.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
@@ -163,7 +164,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """test_dask.py, test_jax_*.py...: only where that backend is active."""
+    """test_dask.py, test_jax_*.py... (in any folder): only where that backend is active."""
     stem = collection_path.stem
     if collection_path.suffix == ".py" and stem.startswith("test_"):
         for name in ALL_BACKENDS:
@@ -244,13 +245,13 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:
         torch.set_num_threads(1)
     # The docs' examples are left out, as in the backend sessions (nox -s examples runs them):
     # they test the pages, and would make every mutant of the core modules run them.
-    collect_ignore = ["test_docs_examples.py"]
+    collect_ignore = ["docs/test_examples.py"]
 
 
 def _fastest_first_under_mutmut(items: list[pytest.Item]) -> None:
-    """Under mutmut (``nox -s mutate``, tests/mutation/README.md): the fastest tests first, by
+    """Under mutmut (``nox -s mutate``, tools/mutation/README.md): the fastest tests first, by
     the durations mutmut recorded, so that a mutant's first failure comes early (it stops at
-    the first failure). Order is free: no test depends on another (test_docs_examples.py,
+    the first failure). Order is free: no test depends on another (docs/test_examples.py,
     whose blocks run in page order, is left out of mutmut's runs in pyproject.toml)."""
     if not os.environ.get("MUTANT_UNDER_TEST") or not os.path.exists("mutmut-stats.json"):
         return

@@ -17,10 +17,10 @@ import pytest
 
 import xmlp
 import xmlp.nn.losses
-from conftest import tolerances
-from reference import cross_entropy
-from test_errors import foreign, ns_name, rejects
-from test_loss_messages import refuses_unknown_sizes
+from tests.conftest import tolerances
+from tests.reference import cross_entropy
+from tests.test_errors import foreign, ns_name, rejects
+from tests.test_loss_messages import refuses_unknown_sizes
 
 CHECKED = ("numpy", "array_api_strict", "torch:cpu")  # labels read without a sync
 METHODS = pytest.mark.parametrize("method", ["forward", "predict"])

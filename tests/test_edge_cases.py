@@ -16,7 +16,7 @@ import numpy as np
 from array_api_compat import device
 
 import xmlp
-from reference import mlp_step
+from tests.reference import mlp_step
 
 
 def test_relu_gradient_at_zero_is_zero():
@@ -197,7 +197,7 @@ def test_gradient_on_another_device_is_rejected_before_any_update():
 def test_mlp_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_when_rejected():
     """A sub-layer's own forward (another batch size) breaks the chain MLP.forward left; the
     backward that this makes fail must leave every layer as it was (the snapshot path)."""
-    from test_errors import rejects
+    from tests.test_errors import rejects
 
     gen = np.random.default_rng(3)
     for sub, grad_rows in (("linear1", 5), ("activation", 5), ("linear2", 3)):
@@ -215,7 +215,7 @@ def test_sequential_backward_after_a_sub_layer_ran_on_its_own_changes_nothing_wh
     of one forward through the whole chain. A layer's own forward (another batch size) breaks
     the chain, and the backward this makes fail leaves every layer as it was; with two Linear
     layers the only link of the chain is the broken one."""
-    from test_errors import rejects
+    from tests.test_errors import rejects
 
     gen = np.random.default_rng(3)
     cases = [  # (layers, the one that runs on its own, its input width, rows of the gradient)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from test_training import PoisonedLoss
+from tests.training.test_fit import PoisonedLoss
 
 
 def make_data(n: int = 10, in_dim: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -490,7 +490,7 @@ def test_unknown_dask_sizes_are_value_errors():
 
 @pytest.mark.parametrize("epoch", [1, 2, 3])
 def test_fit_nonfinite_loss_message(epoch):
-    from test_training import PoisonedLoss
+    from tests.training.test_fit import PoisonedLoss
 
     kept = "to their initial values" if epoch == 1 else f"after epoch {epoch - 1}"
     got = message(FloatingPointError, lambda: xmlp.fit(

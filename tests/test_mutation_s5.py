@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from conftest import backend
+from tests.conftest import backend
 from xmlp.ops import numpy_fast as _dispatch
 from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 

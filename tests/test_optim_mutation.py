@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from reference import adam_reference, sgd_reference
+from tests.reference import adam_reference, sgd_reference
 
 
 class Tagged(np.ndarray):

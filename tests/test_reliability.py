@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xmlp
-from test_errors import data, used_linear, used_mlp
+from tests.test_errors import data, used_linear, used_mlp
 from xmlp.backend import check_learning_rate, make_rng, to_host
 from xmlp.ops import numpy_fast as _dispatch
 from xmlp.ops.numpy_fast import NumpyOps, PortableOps
