@@ -103,8 +103,8 @@ def test_update_through_the_slow_path_matches_reference():
         loss = xmlp.MSELoss()
         loss.forward(model.forward(x), t)
         model.backward(loss.backward())
-        for module in model._modules():
-            for name in module._param_names:
+        for module in model.modules():
+            for name in module.param_names:
                 grad = getattr(module, "grad_" + name)
                 setattr(module, "grad_" + name, grad.view(Tagged))
         model.update_params(0.1)

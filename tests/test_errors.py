@@ -37,7 +37,7 @@ def state(obj: Any) -> dict[tuple[int, str], tuple[Any, np.ndarray | None]]:
     """Every attribute of obj and its sub-modules: the object itself, and a host copy of the
     values when it is an array (so an in-place change is caught as well as a rebinding)."""
     out = {}
-    for module in obj._modules():
+    for module in obj.modules():
         for name, value in vars(module).items():
             host = to_host(value) if array_api_compat.is_array_api_obj(value) else None
             out[(id(module), name)] = (value, host)
@@ -250,7 +250,7 @@ def test_update_before_backward(xp, kind):
         model = xmlp.Sequential(xmlp.Linear(3, 4, rng=0, **kw), xmlp.Linear(4, 2, rng=1, **kw))
     else:
         model = used_mlp(xp, kind)
-        model._clear_state()
+        model.clear_state()
     first = next(iter(model.named_parameters()))[0]
     rejects(xmlp.NoGradientError, model, lambda: model.update_params(0.1),
             "update_params", repr(first), "backward()")
@@ -302,7 +302,7 @@ def test_update_rejected_midway_changes_no_parameter(xp, kind):
     """The *last* layer's gradient is bad, so an update that went layer by layer without
     checking first would already have changed the first layer."""
     model = used_mlp(xp, kind)
-    last = [m for m in model._modules() if isinstance(m, xmlp.Linear)][-1]
+    last = [m for m in model.modules() if isinstance(m, xmlp.Linear)][-1]
     prefix = "linear2" if kind == "mlp" else "4"
     good = last.grad_weights
 
@@ -381,7 +381,7 @@ def test_container_backward_rejected_by_an_earlier_layer(xp, kind):
     """The first layer's state was cleared (``to()`` on it alone does that), so backward runs
     through the last layers and then fails: those keep their previous gradients too."""
     model = used_mlp(xp, kind)
-    linears = [m for m in model._modules() if isinstance(m, xmlp.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, xmlp.Linear)]
     linears[0].to()
     rejects(xmlp.ForwardNotCalledError, model, lambda: model.backward(data(xp, (5, 2), seed=7)),
             "Perform forward pass first.")
@@ -392,7 +392,7 @@ def test_container_forward_rejected_by_a_later_layer(xp, kind):
     """The last layer was moved to float32 on its own, so forward runs through the first
     layers and then fails: those keep the x and output of the previous forward."""
     model = used_mlp(xp, kind)
-    last = [m for m in model._modules() if isinstance(m, xmlp.Linear)][-1]
+    last = [m for m in model.modules() if isinstance(m, xmlp.Linear)][-1]
     last.to(dtype=xp.float32)
     rejects(TypeError, model, lambda: model.forward(data(xp, (5, 3), seed=7)),
             "float64", "float32")
@@ -570,7 +570,7 @@ def test_dask_checks_compute_nothing():
 
 def test_sequential_trusts_only_layers_that_declare_chain_safety():
     """Sequential skips its snapshot only around layers whose own class declares
-    ``_chain_safe``: a Linear subclass that rejects more (and does not say otherwise) is not
+    ``chain_safe``: a Linear subclass that rejects more (and does not say otherwise) is not
     trusted, so a pass it rejects midway still leaves the earlier layers as they were."""
 
     class Picky(xmlp.Linear):
@@ -609,7 +609,7 @@ def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
     calls = []
 
     class Logged(xmlp.Linear):
-        _chain_safe = True
+        chain_safe = True
 
         def forward(self, x):
             calls.append(("forward", id(self)))

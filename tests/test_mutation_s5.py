@@ -53,23 +53,6 @@ def test_fast_tanh_of_a_2d_array_is_the_tanh_of_its_elements(dt, order):
     np.testing.assert_array_equal(got.ravel(order="K"), fast.tanh(x.ravel(order="K")))
 
 
-@pytest.mark.parametrize("dt", [np.float64, np.float32])
-def test_input_gradient_of_exactly_outer_min_elements_is_laid_out_like_the_input(dt):
-    """_OUTER_MIN (2,000) output elements is the first size the one-output input gradient runs
-    as an outer product: row-major like a row-major input (matmul's outer product would be
-    column-major), with the portable GEMM's values."""
-    fast, portable = NumpyOps(anp), PortableOps(anp)
-    gen = np.random.default_rng(52)
-    n, width = 20, 100
-    assert n * width == _dispatch._OUTER_MIN
-    g, w = gen.standard_normal((n, 1)).astype(dt), gen.standard_normal((1, width)).astype(dt)
-    x2 = gen.standard_normal((n, width)).astype(dt)  # row-major, as after a GEMM
-    got = fast.input_grad(g, w, x2)
-    assert type(got) is np.ndarray and got.dtype == dt and got.shape == (n, width)
-    assert got.flags.c_contiguous and not got.flags.f_contiguous
-    np.testing.assert_array_equal(got, portable.input_grad(g, w, x2))
-
-
 def test_input_gradient_of_arrays_the_fast_path_declines_is_the_portable_gemm():
     """A one-output input gradient whose gradient or weights the outer product may not take
     (another dtype than the other operand, a strided view) is the portable op's GEMM, bit for

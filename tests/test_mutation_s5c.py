@@ -276,17 +276,17 @@ def test_activation_keeps_the_ops_of_its_first_input_after_fast_paths_are_turned
     """set_fast_paths applies to activation inputs first seen from then on: a Tanh that has
     seen a float64 array keeps computing same-spec inputs with the ops it chose then (here the
     fast tanh, which differs from NumPy's in the last bits), it does not re-resolve them."""
-    before = _dispatch._fast_paths
+    before = xmlp.ops._fast_paths
     x = np.linspace(-4.0, 4.0, 20_001).reshape(1, -1)  # long: the vectorized tanh
     fast_tanh = NumpyOps(anp).tanh(x)
     assert not np.array_equal(fast_tanh, np.tanh(x))  # the two are distinguishable
     try:
-        _dispatch.set_fast_paths(True)
+        xmlp.ops.set_fast_paths(True)
         act = xmlp.Tanh()
         first = act.forward(x)
-        _dispatch.set_fast_paths(False)
+        xmlp.ops.set_fast_paths(False)
         again = getattr(act, method)(x.copy())
     finally:
-        _dispatch.set_fast_paths(before)
+        xmlp.ops.set_fast_paths(before)
     np.testing.assert_array_equal(first, fast_tanh)
     np.testing.assert_array_equal(again, fast_tanh)

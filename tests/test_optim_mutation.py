@@ -49,8 +49,8 @@ def test_steps_accept_gradients_of_an_array_subclass(name, kwargs):
         loss.forward(model.forward(x), t)
         model.backward(loss.backward())
         grads = []
-        for module in model._modules():
-            for leaf in module._param_names:
+        for module in model.modules():
+            for leaf in module.param_names:
                 grad = getattr(module, "grad_" + leaf)
                 grads.append(np.array(grad))
                 setattr(module, "grad_" + leaf, grad.view(Tagged))

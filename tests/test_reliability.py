@@ -46,7 +46,7 @@ def state(obj: Any) -> dict[tuple[int, str], tuple[Any, np.ndarray | None]]:
 
     out: dict[tuple[int, str], tuple[Any, np.ndarray | None]] = {}
     lazy = []
-    for module in obj._modules():
+    for module in obj.modules():
         for name, value in vars(module).items():
             if array_api_compat.is_dask_array(value):
                 lazy.append(((id(module), name), value))
@@ -171,10 +171,10 @@ def test_float16_mse_does_not_overflow_on_the_fast_path():
     losses = []
     for enabled in (True, False):
         try:
-            _dispatch.set_fast_paths(enabled)
+            xmlp.ops.set_fast_paths(enabled)
             losses.append(xmlp.MSELoss().forward(y, t))
         finally:
-            _dispatch.set_fast_paths(True)
+            xmlp.ops.set_fast_paths(True)
     assert losses[0] == losses[1] == np.float16(10000.0)
 
 
@@ -206,13 +206,13 @@ def test_training_is_identical_with_and_without_fast_paths(dtype, layout):
     results = []
     for enabled in (True, False):
         try:
-            _dispatch.set_fast_paths(enabled)
+            xmlp.ops.set_fast_paths(enabled)
             model = xmlp.MLP(6, 16, 2, rng=2, dtype=dtype, init="xavier")
             history = xmlp.fit(model, x, t, epochs=3, lr=0.05, batch_size=16, shuffle=True,
                                rng=3, progress=False)
             results.append((history, [p.copy() for p in model.parameters()]))
         finally:
-            _dispatch.set_fast_paths(True)
+            xmlp.ops.set_fast_paths(True)
     (h_fast, p_fast), (h_port, p_port) = results
     for a, b in zip(p_fast, p_port, strict=True):
         assert a.dtype == np.dtype(dtype)
@@ -412,7 +412,7 @@ def _replacements(xp: Any, shape: tuple[int, ...]) -> dict[str, tuple[Any, type,
 ])
 def test_parameter_replaced_by_hand_is_caught_by_the_next_call(xp, kind, which):
     model = used_linear(xp) if kind == "linear" else used_mlp(xp, kind)
-    last = [m for m in model._modules() if isinstance(m, xmlp.Linear)][-1]
+    last = [m for m in model.modules() if isinstance(m, xmlp.Linear)][-1]
     table = _replacements(xp, tuple(last.weights.shape))
     assert which in table, f"{xp.name} has no {which} replacement"
     replacement, error, word = table[which]

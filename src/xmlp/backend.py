@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
+import sys
 import warnings
 from typing import Any
 
@@ -28,8 +29,10 @@ __all__ = [
     "floating_spec",
     "make_rng",
     "namespace_name",
+    "namespace_or_none",
     "native_dtype",
     "persist_parameters",
+    "positive_int",
     "reads_are_free",
     "resolve_namespace",
     "short_repr",
@@ -175,7 +178,7 @@ def reads_are_free(a: Any) -> bool:
         return True
     if array_api_compat.is_torch_array(a):
         return a.device.type == "cpu"
-    return array_api_compat.is_array_api_strict_namespace(_namespace_or_none(a))
+    return array_api_compat.is_array_api_strict_namespace(namespace_or_none(a))
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -226,6 +229,21 @@ def check_learning_rate(learning_rate: Any) -> float:
         shown = short_repr(learning_rate) if math.isinf(lr) else repr(lr)
         raise ValueError(f"learning_rate must be finite and >= 0, got {shown}")
     return lr
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int from 1 to ``sys.maxsize`` (the most that ``range()``, tqdm and an
+    array axis can count): a count of epochs, samples or rounds. NumPy ints are taken, bools
+    are not. TypeError for anything else, ValueError out of range; the message begins with
+    ``name`` (e.g. "fit: epochs") and names the limit only for a value above it."""
+    what = f"{name} must be a positive int" if name else "must be a positive int"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what}, got {short_repr(value)}")
+    number = int(value)
+    if not 1 <= number <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if number > 0 else ""
+        raise ValueError(f"{what}{limit}, got {short_repr(value)}")
+    return number
 
 
 class ArraySpec:
@@ -326,7 +344,7 @@ class ArraySpec:
         autograd graph."""
         if getattr(a, "requires_grad", False):
             a = a.detach()
-        if type(a) is self.array_type or _namespace_or_none(a) is self.xp:
+        if type(a) is self.array_type or namespace_or_none(a) is self.xp:
             moved = a
             if self.check_device and array_api_compat.device(a) != self.device:
                 moved = array_api_compat.to_device(a, self.device)
@@ -365,7 +383,7 @@ class ArraySpec:
             pass
         else:
             return None
-        other = _namespace_or_none(a)
+        other = namespace_or_none(a)
         if other is None:
             return f"is a {type(a).__name__}, not an array"
         if other is not self.xp:
@@ -392,7 +410,7 @@ class ArraySpec:
         (e.g. "y" for MSELoss's target), so the message does not suggest moving a model.
         """
         if type(a) is not self.array_type:
-            other = _namespace_or_none(a)
+            other = namespace_or_none(a)
             if other is None:
                 raise TypeError(
                     f"{owner}: {what} must be a {self.name} array, got {type(a).__name__}. "
@@ -471,7 +489,7 @@ def _reference(against: str | None) -> tuple[bool, str]:
     return (True, "the parameters are") if against is None else (False, f"{against} is")
 
 
-def _namespace_or_none(a: Any) -> Any:
+def namespace_or_none(a: Any) -> Any:
     if not is_array_api_obj(a):
         return None
     try:
@@ -492,7 +510,7 @@ def floating_spec(a: Any, owner: str, what: str, *, converting: bool = False) ->
     """Spec of an input to a parameter-free layer; TypeError unless it is a real floating array
     that can be used as it is (native byte order, no autograd). ``converting``: ``a`` will be
     copied into the spec (initial weights), so only its kind matters."""
-    if _namespace_or_none(a) is None:
+    if namespace_or_none(a) is None:
         raise TypeError(f"{owner}: {what} must be an array, got {type(a).__name__}.")
     name = dtype_name(a.dtype)
     if name not in _FLOAT_NAMES:
@@ -520,7 +538,7 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
     import dask
 
     persisted = dask.persist(*arrays)
-    model._assign_parameters(
+    model.assign_parameters(
         {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
     )
     return tuple(persisted[len(named):])
@@ -537,7 +555,7 @@ def adopt(spec: ArraySpec, a: Any) -> Any:
     """
     refuse_masked(a, "fit", "a chunk of the Dask data")  # np.asarray would drop its mask
     floating = dtype_name(a.dtype) in _FLOAT_NAMES
-    if not isinstance(a, np.ndarray) and _namespace_or_none(a) is spec.xp:
+    if not isinstance(a, np.ndarray) and namespace_or_none(a) is spec.xp:
         if spec.check_device and array_api_compat.device(a) != spec.device:
             a = array_api_compat.to_device(a, spec.device)
         return spec.xp.astype(a, spec.dtype) if floating and a.dtype != spec.dtype else a

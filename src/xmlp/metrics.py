@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import dtype_name, floating_spec
-from .nn.losses import _check_place
+from .nn.target_checks import check_target_place
 
 __all__ = ["accuracy"]
 
@@ -30,7 +30,7 @@ def accuracy(logits: Any, labels: Any) -> Any:
         raise ValueError("accuracy: logits must have shape (..., C) with ndim >= 1, got 0-d")
     if 0 in shape:
         raise ValueError(f"accuracy: logits are empty (shape {shape})")
-    _check_place(spec, labels, "accuracy")
+    check_target_place(spec, labels, "accuracy")
     labels_shape = tuple(labels.shape)
     if xp.isdtype(labels.dtype, "integral"):
         if labels_shape != shape[:-1]:

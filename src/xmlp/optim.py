@@ -69,7 +69,7 @@ class Optimizer:
             )
         self.model = model
         self._holders = _holders(model)
-        self._slots = [(module, leaf) for module in self._holders for leaf in module._param_names]
+        self._slots = [(module, leaf) for module in self._holders for leaf in module.param_names]
         self._names = [name for name, _ in model.named_parameters()]
         if not self._slots:
             raise ValueError(f"{owner}: the {type(model).__name__} has no parameters to optimize")
@@ -103,8 +103,8 @@ class Optimizer:
         owner = f"{type(self).__name__}.step"
         model = self.model
         holders: list[Module] = []
-        if not model._grads_ok(holders):
-            model._check_grads(owner)  # raises for a missing or mismatched gradient
+        if not model.grads_ok(holders):
+            model.check_grads(owner)  # raises for a missing or mismatched gradient
             holders = _holders(model)  # accepted anyway (an array subclass, say)
         if len(holders) != len(self._holders) or any(
             a is not b for a, b in zip(holders, self._holders, strict=True)
@@ -137,7 +137,7 @@ class Optimizer:
         raise NotImplementedError
 
     def _new_state(self) -> tuple[list[list[Any]], list[ArraySpec]]:
-        specs = [module._spec for module, _ in self._slots]
+        specs = [module.spec for module, _ in self._slots]
         state = [
             [spec.xp.zeros_like(getattr(module, leaf)) for _ in self._state_keys]
             for (module, leaf), spec in zip(self._slots, specs, strict=True)
@@ -147,9 +147,9 @@ class Optimizer:
     def _check_state_place(self, owner: str) -> None:
         assert self._specs is not None
         for (module, _), spec in zip(self._slots, self._specs, strict=True):
-            if not module._spec.same_place(spec):
+            if not module.spec.same_place(spec):
                 raise TypeError(
-                    f"{owner}: the parameters are now {module._spec.describe()} but this "
+                    f"{owner}: the parameters are now {module.spec.describe()} but this "
                     f"optimizer's state is {spec.describe()} (the model was moved with .to() "
                     "after steps were taken). Carry the state over with "
                     "opt.load_state_dict(opt.state_dict()), which makes it where the parameters "
@@ -240,9 +240,9 @@ class Optimizer:
                     if tuple(host.shape) != shape:
                         raise ValueError(f"{owner}: {name}.{key} has shape {tuple(host.shape)} "
                                          f"but the parameter {shape}")
-                    arrays.append(module._spec.from_host(host))
+                    arrays.append(module.spec.from_host(host))
                 new_state.append(arrays)
-                new_specs.append(module._spec)
+                new_specs.append(module.spec)
         elif steps and keys:
             raise ValueError(f"{owner}: step_count is {steps} but the state dict holds no state")
         self._set_hyperparameters(dict(hyper))
@@ -283,7 +283,7 @@ class Optimizer:
 
 def _holders(model: Module) -> list[Module]:
     """The modules holding parameters, in named_parameters() order."""
-    return [m for m in model._modules() if m._param_names]
+    return [m for m in model.modules() if m.param_names]
 
 
 class SGD(Optimizer):
@@ -320,7 +320,7 @@ class SGD(Optimizer):
         lr, momentum, nesterov, decay = self.lr, self.momentum, self.nesterov, self.weight_decay
         assert self._state is not None
         for (module, leaf), state in zip(self._slots, self._state, strict=True):
-            ops = module._spec.ops
+            ops = module.spec.ops
             param, grad = getattr(module, leaf), getattr(module, "grad_" + leaf)
             if momentum:
                 param, state[0] = ops.sgd_momentum(param, grad, state[0], lr, momentum,
@@ -374,7 +374,7 @@ class Adam(Optimizer):
         ops = self._group_ops
         if ops is None:  # parameters of several namespaces: one at a time
             for (module, leaf), state in zip(slots, self._state, strict=True):
-                param, state[0], state[1] = module._spec.ops.adam(
+                param, state[0], state[1] = module.spec.ops.adam(
                     getattr(module, leaf), getattr(module, "grad_" + leaf), state[0], state[1],
                     lr, beta1, beta2, eps, decay, decoupled, bias1, bias2_sqrt)
                 setattr(module, leaf, param)

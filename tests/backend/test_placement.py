@@ -78,7 +78,7 @@ def _made_arrays(model: xmlp.Module, x: Any, t: Any) -> dict[str, Any]:
     made["loss.predict"] = loss.predict(made["output"], t)
     made["grad_output"] = loss.backward()
     made["grad_x"] = model.backward(made["grad_output"])
-    for i, module in enumerate(model._modules()):
+    for i, module in enumerate(model.modules()):
         for attr in ("output", "grad_input"):
             if getattr(module, attr, None) is not None:
                 made[f"{i}.{attr}"] = getattr(module, attr)
@@ -297,7 +297,7 @@ def _target(name: str, dev: Any) -> tuple[Backend, Any]:
 
 
 def _state_cleared(model: xmlp.Module) -> bool:
-    modules = list(model._modules())
+    modules = list(model.modules())
     stored = [getattr(m, a, None) for m in modules for a in ("x", "output", "grad_input")]
     return all(s is None for s in stored) and all(g is None for _, g in model.named_grads())
 

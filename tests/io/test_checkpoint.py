@@ -91,7 +91,7 @@ class Scale(xmlp.Module):
     """A hand-written layer with a parameter and no ArraySpec: load makes each value like the
     array it replaces (its namespace, device and dtype)."""
 
-    _param_names = ("scale",)
+    param_names = ("scale",)
 
     def __init__(self, scale):
         self.scale = scale

@@ -390,11 +390,11 @@ def test_hostile_files_change_nothing_on_every_backend(xp, tmp_path):
     for kind, make in HOSTILE.items():
         path = tmp_path / f"{kind}.npz"
         path.write_bytes(make())
-        attrs = [dict(vars(m)) for m in model._modules()]
+        attrs = [dict(vars(m)) for m in model.modules()]
         with pytest.raises(ValueError) as info:
             xmlp.load(model, path)
         assert type(info.value) is ValueError, (kind, repr(info.value))
-        for m, kept in zip(model._modules(), attrs, strict=True):
+        for m, kept in zip(model.modules(), attrs, strict=True):
             assert vars(m).keys() == kept.keys(), kind
             assert all(vars(m)[k] is v for k, v in kept.items()), kind
     assert_unchanged(before, model)

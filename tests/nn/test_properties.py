@@ -142,7 +142,7 @@ def test_mlp_gradients_through_mse(pxp, lead, n_in, hidden, n_out, dtype, seed):
     names = [name for name, _ in ref.named_parameters()]
 
     def loss(x_, values):
-        ref._assign_parameters({n: xp.from_numpy(v) for n, v in zip(names, values, strict=True)})
+        ref.assign_parameters({n: xp.from_numpy(v) for n, v in zip(names, values, strict=True)})
         return float(ref_loss.predict(ref.predict(xp.from_numpy(x_)), xp.from_numpy(t)))
 
     assert_grad(xp, grad_x, central_differences(lambda a: loss(a, params), x), dtype)

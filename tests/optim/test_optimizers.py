@@ -123,7 +123,7 @@ def test_state_dict_resumes_exactly(xp, case):
         for a in entry.values():
             assert type(a) is np.ndarray  # plain host data
     resumed = make_model(xp, seed=99)  # other weights: they come from the first model
-    resumed._assign_parameters({n: xp.from_numpy(xp.to_numpy(p))
+    resumed.assign_parameters({n: xp.from_numpy(xp.to_numpy(p))
                                 for n, p in first.named_parameters()})
     name, kwargs = CASES[case]
     fresh = getattr(xmlp.optim, name)(resumed, **{**kwargs, "lr": 123.0})
@@ -373,7 +373,7 @@ def _mixed_ops_model(xp, start):
     for a user who toggles the fast paths between building two layers of one model."""
     from xmlp.ops import numpy_fast as _dispatch
 
-    was = _dispatch._fast_paths
+    was = xmlp.ops._fast_paths
 
     def linear(w, b):
         return xmlp.Linear(w.shape[1], w.shape[0], xp.from_numpy(w), xp.from_numpy(b),
@@ -381,10 +381,10 @@ def _mixed_ops_model(xp, start):
 
     try:
         first = linear(*start[:2])
-        _dispatch.set_fast_paths(not was)
+        xmlp.ops.set_fast_paths(not was)
         second = linear(*start[2:])
     finally:
-        _dispatch.set_fast_paths(was)
+        xmlp.ops.set_fast_paths(was)
     return xmlp.Sequential(first, xmlp.Tanh(), second)
 
 
@@ -399,7 +399,7 @@ def test_adam_steps_layers_of_different_ops_one_parameter_at_a_time(xp, case):
     start = [xp.to_numpy(p).astype(np.float64) for p in uniform.parameters()]
     model = _mixed_ops_model(xp, start)
     first, second = model.layers[0], model.layers[2]
-    assert first._spec.ops is not second._spec.ops
+    assert first.spec.ops is not second.spec.ops
     opt = getattr(xmlp.optim, name)(model, **kwargs)
     grads, lrs = gradients(), learning_rates(kwargs["lr"])
     for i in range(STEPS):
@@ -429,14 +429,14 @@ def test_small_numpy_models_take_the_packed_adam(monkeypatch):
     array), never the per-parameter adam: the two round v differently in the last bits."""
     from xmlp.ops import numpy_fast as _dispatch
 
-    was = _dispatch._fast_paths
-    _dispatch.set_fast_paths(True)
+    was = xmlp.ops._fast_paths
+    xmlp.ops.set_fast_paths(True)
     try:
         model = xmlp.MLP(3, 5, 4, rng=0)
     finally:
-        _dispatch.set_fast_paths(was)
-    ops = model.linear1._spec.ops
-    assert isinstance(ops, _dispatch.NumpyOps) and model.linear2._spec.ops is ops
+        xmlp.ops.set_fast_paths(was)
+    ops = model.linear1.spec.ops
+    assert isinstance(ops, _dispatch.NumpyOps) and model.linear2.spec.ops is ops
     calls = []
 
     def per_parameter(*args):

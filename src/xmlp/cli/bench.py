@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .commands import count_option
+
 __all__ = ["add_arguments", "main", "run"]
 
 _BACKEND_CHOICES = ("numpy", "array_api_strict", "torch", "torch:cpu", "torch:cuda", "jax",
@@ -43,13 +45,6 @@ def _shape(text: str) -> tuple[int, int, int, int]:
         raise argparse.ArgumentTypeError(
             f"shape must be batch,in,hidden,out (4 positive ints), got {text!r}")
     return dims
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= sys.maxsize:
-        raise argparse.ArgumentTypeError(f"must be >= 1 and <= {sys.maxsize}, got {text:.40}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -82,14 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="write bench.json, bench.md, gemm.png, step.png, machine.json and "
                              "machine.md there (default: print the tables only)")
-    parser.add_argument("--rounds", type=_positive_int, metavar="N",
+    parser.add_argument("--rounds", type=count_option, metavar="N",
                         help="interleaved rounds per group; the median is reported (default: "
                              "quick 5, full 7, fewer but at least 3 for groups that would time "
                              "more than 5 s quick, 60 s full)")
     parser.add_argument("--min-time", type=_seconds, metavar="S",
                         help="calls per sample are chosen so a sample lasts at least S seconds "
                              "(quick 0.02, full 0.05)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=count_option, metavar="N",
                         help="limit every library's thread pool to N threads (BLAS and OpenMP "
                              "through threadpoolctl, torch.set_num_threads, Dask's workers; "
                              "XLA's with N = 1 only): for comparisons that a "

@@ -422,7 +422,7 @@ class Workload:
             if sync is not None:
                 out = list(sync(out))
             if be.lazy:  # keep the graph from growing step after step
-                model._assign_parameters(dict(zip(names, out[2:], strict=True)))
+                model.assign_parameters(dict(zip(names, out[2:], strict=True)))
             last[0] = out[0]
 
         return fn, lambda: bool(math.isfinite(float(last[0]))), model

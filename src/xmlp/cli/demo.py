@@ -29,7 +29,7 @@ from ..nn.containers import MLP
 from ..nn.losses import CrossEntropyLoss
 from ..optim import Adam
 from ..training.loop import History, fit
-from .commands import CommandError
+from .commands import CommandError, count_option
 
 __all__ = ["BACKENDS", "DEFAULT_SEED", "DIGITS_SPLIT_SEED", "TASK_DEFAULTS", "add_arguments",
            "check_output_file", "import_backend", "make_digits_figure", "make_figure", "run"]
@@ -50,14 +50,6 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _EXTRAS = {"cupy": "cupy", "torch": "torch", "jax": "jax", "dask": "dask",
            "array_api_strict": "strict"}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= sys.maxsize:
-        raise argparse.ArgumentTypeError(
-            f"must be a positive integer up to {sys.maxsize}, got {text:.40}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -85,15 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device of that library: cpu, cuda:0, gpu... (default: its default)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64",
                         help="parameter and data dtype (default: float64)")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=count_option, default=None,
                         help="passes over the training data (default: 150 for regression, "
                         "20 for digits)")
     parser.add_argument("--lr", type=_learning_rate, default=None,
                         help="learning rate: of SGD for regression (default 0.1), of Adam for "
                         "digits (default 0.01)")
-    parser.add_argument("--hidden", type=_positive_int, default=None,
+    parser.add_argument("--hidden", type=count_option, default=None,
                         help="hidden units (default: 10 for regression, 64 for digits)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=count_option, default=None,
                         help="samples per step (default: full batch for regression, 32 for "
                         "digits)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,

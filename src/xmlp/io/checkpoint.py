@@ -416,15 +416,15 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"load: the optimizer state in {target!r} does not fit: {exc}") \
                 from exc
-    model._assign_parameters(values)
-    model._clear_state()
+    model.assign_parameters(values)
+    model.clear_state()
     return model
 
 
 def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
     """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
     replaced by hand with another dtype), or the current array's for a layer without one."""
-    module, _ = model._owner(name)
+    module, _ = model.owner_of(name)
     spec = getattr(module, "_spec", None)
     return spec if isinstance(spec, ArraySpec) else ArraySpec.of(current)
 

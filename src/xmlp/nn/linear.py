@@ -15,7 +15,7 @@ from ..backend import (
     resolve_namespace,
     short_repr,
 )
-from ..errors import ForwardNotCalledError
+from .checks import check_grad_output, check_input_like
 from .module import Module
 
 __all__ = ["Linear"]
@@ -44,11 +44,11 @@ class Linear(Module):
             ``rng`` gives the same weights on every backend.
     """
 
-    _param_names = ("weights", "biases")
-    _state_names = ("x", "output", "grad_input", "_x2")
-    # Sequential may skip its snapshot around a chain of such layers: forward and backward
-    # reject nothing another chain-safe layer of the same place hands them (models.py)
-    _chain_safe = True
+    param_names = ("weights", "biases")
+    state_names = ("x", "output", "grad_input")
+    # a container may run a chain of such layers after checking only its first input: they
+    # reject nothing another chain-safe layer of the same place hands them (containers.py)
+    chain_safe = True
 
     def __init__(
         self,
@@ -78,8 +78,7 @@ class Linear(Module):
             raise ValueError(f"Linear: init must be one of {_INITS}, got {short_repr(init)}")
         self.input_dim = input_dim
         self.output_dim = output_dim
-        self._w_shape, self._b_shape = (output_dim, input_dim), (output_dim,)
-        self._spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
+        self.spec = _spec_from(initial_weights, initial_biases, xp, device, dtype)
         w_shape, b_shape = (output_dim, input_dim), (output_dim,)
         for label, given, shape in (
             ("initial_weights", initial_weights, w_shape),
@@ -91,7 +90,7 @@ class Linear(Module):
                     f"got {tuple(given.shape)}"
                 )
         generator = make_rng(rng)
-        spec = self._spec
+        spec = self.spec
         if initial_weights is not None:
             self.weights = spec.convert(initial_weights)
         else:
@@ -106,138 +105,71 @@ class Linear(Module):
             self.biases = spec.zeros(b_shape)
         self.x: Any = None
         self.output: Any = None
-        self._x2: Any = None
         self.grad_weights: Any = None
         self.grad_biases: Any = None
         self.grad_input: Any = None
 
-    # where the parameters live
-    @property
-    def xp(self) -> Any:
-        return self._spec.xp
-
-    @property
-    def device(self) -> Any:
-        return self._spec.device
-
-    @property
-    def dtype(self) -> Any:
-        return self._spec.dtype
-
     def __repr__(self) -> str:
-        return f"Linear({self.input_dim}, {self.output_dim}, {self._spec.describe()})"
+        return f"Linear({self.input_dim}, {self.output_dim}, {self.spec.describe()})"
 
-    # -- passes ------------------------------------------------------------------------------
-    def _label(self, method: str) -> str:
-        return f"Linear({self.input_dim}, {self.output_dim}).{method}"
+    # -- the boundary: run by Module before each pass ------------------------------------------
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weights": (self.output_dim, self.input_dim), "biases": (self.output_dim,)}
 
-    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"weights": self._w_shape, "biases": self._b_shape}
-
-    def _params_ok(self) -> bool:
-        # Module._params_ok unrolled for two parameters: every forward and backward runs it.
-        spec, w, b = self._spec, self.weights, self.biases
+    def params_ok(self) -> bool:
+        # Module.params_ok unrolled for the usual case: every pass runs it
+        spec, w, b = self.spec, self.weights, self.biases
         if (type(w) is spec.array_type and type(b) is spec.array_type and w.dtype == spec.dtype
                 and b.dtype == spec.dtype and not spec.check_device
-                and w.shape == self._w_shape and b.shape == self._b_shape):
+                and w.shape == (self.output_dim, self.input_dim) and b.shape == (self.output_dim,)):
             return True  # NumPy: one device, no autograd
-        return super()._params_ok()
+        return super().params_ok()
 
-    def _check_input(self, x: Any, method: str, params: bool = True) -> None:
-        """Every check of a forward/predict input, and of the parameters unless the caller
-        (MLP's fast path) has just checked them."""
-        spec = self._spec
-        if params and not self._params_ok():
-            self._check_params(self._label(method))
-        # The usual case (same array type and dtype, one device) builds no message: every
-        # forward runs this.
-        if type(x) is not spec.array_type or x.dtype != spec.dtype or spec.check_device:
-            spec.check(x, self._label(method), "x")
-        shape = x.shape  # read once: on NumPy each read builds a new tuple
-        if not shape or shape[-1] != self.input_dim:
-            owner = self._label(method)
-            raise ValueError(
-                f"{owner}: x must have shape (..., {self.input_dim}) (input_dim features), "
-                f"got {tuple(shape)}"
-            )
-        if None in shape or shape[0] != shape[0]:  # an unknown size: Dask's nan
-            owner = self._label(method)
-            raise ValueError(
-                f"{owner}: x has an unknown size, shape {tuple(x.shape)}; on Dask call "
-                "x.compute_chunk_sizes() first (needed after boolean indexing, for instance)."
-            )
-        if 0 in shape:
-            raise ValueError(f"{self._label(method)}: x is an empty batch (shape "
-                             f"{tuple(shape)}); pass at least one sample")
+    def check(self, method: str, *args: Any) -> None:
+        """x: an array of the parameters' namespace, device and dtype, shape (..., input_dim);
+        grad_output: the output's; the parameters as the layer made them."""
+        owner = f"Linear({self.input_dim}, {self.output_dim}).{method}"
+        if not self.params_ok():
+            self.check_params(owner)
+        if method == "backward":
+            check_grad_output(self.output, args[0], owner, against=None)
+        else:
+            check_input_like(self.spec, args[0], owner, self.input_dim)
 
-    def _check_grad_output(self, grad_output: Any, params: bool = True) -> None:
-        if self._x2 is None:
-            raise ForwardNotCalledError("Perform forward pass first.")
-        spec = self._spec
-        if params and not self._params_ok():
-            self._check_params(self._label("backward"))
-        if (type(grad_output) is not spec.array_type or grad_output.dtype != spec.dtype
-                or spec.check_device):
-            spec.check(grad_output, self._label("backward"), "grad_output")
-        if grad_output.shape != self.output.shape:
-            owner = self._label("backward")
-            raise ValueError(
-                f"{owner}: grad_output must have the output's shape {tuple(self.output.shape)}, "
-                f"got {tuple(grad_output.shape)}"
-            )
-
-    def _affine(self, x: Any) -> tuple[Any, Any]:
-        """(x folded to 2-D, output in x's leading shape): one GEMM whatever the batch dims."""
-        xp = self._spec.xp
-        x2 = x if x.ndim == 2 else xp.reshape(x, (-1, self.input_dim))
-        out = self._spec.ops.affine(x2, self.weights, self.biases)
-        if x.ndim != 2:
-            out = xp.reshape(out, (*x.shape[:-1], self.output_dim))
-        return x2, out
-
+    # -- the math ------------------------------------------------------------------------------
     def forward(self, x: Any) -> Any:
-        """x (..., input_dim) -> output (..., output_dim); stores ``x`` and ``output``."""
-        self._check_input(x, "forward")
-        return self._forward(x)
-
-    def _forward(self, x: Any) -> Any:
-        """forward on an input (and parameters) already checked."""
-        x2, out = self._affine(x)
-        self.x, self._x2, self.output = x, x2, out
-        return out
+        """x (..., input_dim) -> output = x @ weights.T + biases (..., output_dim); stores
+        ``x`` and ``output``."""
+        self.x = x
+        self.output = self._affine(x)
+        return self.output
 
     def predict(self, x: Any) -> Any:
-        """Same as forward, but stores nothing (inference)."""
-        self._check_input(x, "predict")
-        return self._affine(x)[1]
+        """x @ weights.T + biases, storing nothing (inference)."""
+        return self._affine(x)
 
     def backward(self, grad_output: Any) -> Any:
-        """grad_output (..., output_dim) -> grad_input (..., input_dim).
+        """grad_output (..., output_dim) -> grad_input = grad_output @ weights (..., input_dim).
 
-        Sets ``grad_weights`` (output_dim, input_dim), summed over all leading dims,
-        ``grad_biases`` (output_dim,) and ``grad_input``.
+        Sets ``grad_weights`` = grad_output.T @ x (output_dim, input_dim), summed over all
+        leading dims, and ``grad_biases`` = grad_output summed over them (output_dim,).
         """
-        self._check_grad_output(grad_output)
-        return self._backward(grad_output)
+        ops = self.spec.ops
+        g2, x2 = self._rows(grad_output), self._rows(self.x)
+        self.grad_weights = ops.matmul(g2.T, x2)
+        self.grad_biases = ops.sum_rows(g2)
+        self.grad_input = self._unfold(ops.matmul(g2, self.weights), self.x)
+        return self.grad_input
 
-    def _backward(self, grad_output: Any) -> Any:
-        """backward on a grad_output (and parameters) already checked."""
-        xp, ops = self._spec.xp, self._spec.ops
-        g2 = grad_output
-        if grad_output.ndim != 2:
-            g2 = xp.reshape(grad_output, (-1, self.output_dim))
-        grad_weights = ops.matmul(g2.T, self._x2)
-        grad_biases = ops.sum_rows(g2)
-        grad_input = ops.input_grad(g2, self.weights, self._x2)
-        if grad_output.ndim != 2:
-            grad_input = xp.reshape(grad_input, tuple(self.x.shape))
-        self.grad_weights, self.grad_biases, self.grad_input = grad_weights, grad_biases, grad_input
-        return grad_input
+    def _affine(self, x: Any) -> Any:
+        return self._unfold(self.spec.ops.affine(self._rows(x), self.weights, self.biases), x)
 
-    def _apply_update(self, learning_rate: float) -> None:
-        ops = self._spec.ops
-        self.weights = ops.sgd(self.weights, self.grad_weights, learning_rate)
-        self.biases = ops.sgd(self.biases, self.grad_biases, learning_rate)
+    # Leading dims fold into one, so any batch shape is one GEMM (2-D arrays pass as they are).
+    def _rows(self, a: Any) -> Any:
+        return a if a.ndim == 2 else self.spec.xp.reshape(a, (-1, a.shape[-1]))
+
+    def _unfold(self, a2: Any, like: Any) -> Any:
+        return a2 if like.ndim == 2 else self.spec.xp.reshape(a2, (*like.shape[:-1], a2.shape[-1]))
 
 
 def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> ArraySpec:

@@ -8,14 +8,17 @@ parameters, ``update_params(learning_rate)``. Parameters and their gradients are
 
 from __future__ import annotations
 
+import functools
+import warnings
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import array_api_compat
 
-from ..backend import ArraySpec, check_learning_rate, dtype_name
+from ..backend import ArraySpec, check_learning_rate, dtype_name, floating_spec
 from ..errors import NoGradientError
+from .checks import check_floating_input, check_grad_output, check_input_like
 
 __all__ = ["Module"]
 
@@ -24,16 +27,46 @@ _OWNERS: weakref.WeakKeyDictionary[Module, weakref.ref[Module]] = weakref.WeakKe
 
 
 class Module:
-    """Base class: parameter listing, ``to()``, and all-or-nothing updates.
+    """Base class of every layer, model and loss.
 
-    Subclasses with parameters set ``_param_names`` (e.g. ``("weights", "biases")``); their
-    gradients live in ``"grad_" + name``. Containers override :meth:`named_children`.
+    A layer writes its math: ``forward(x)``, ``backward(grad_output)`` and ``predict(x)``,
+    storing what backward needs (``x``, ``output``) and its gradients in ``grad_<name>`` for
+    each parameter named in ``param_names``. The base class checks what each of those is
+    handed before the math runs (:meth:`check`, O(1): types, dtypes, devices and shapes), so a
+    rejected call changes nothing, and gives every layer ``update_params``,
+    ``named_parameters`` / ``named_grads``, ``to()``, and a place in optimizers, :func:`fit`,
+    :func:`save` / :func:`load` and :class:`Sequential`.
+
+    The namespace, device and dtype of a layer with parameters are those of its parameter
+    arrays (:attr:`spec`). ``grad_<name>`` reads None until the first ``backward``.
     """
 
-    _param_names: tuple[str, ...] = ()
-    _spec: ArraySpec  # set by layers that hold parameters
-    # Attributes that hold what the last forward/backward stored; cleared by to().
-    _state_names: tuple[str, ...] = ()
+    param_names: tuple[str, ...] = ()
+    # what layers store (annotations only: a layer that never sets them has none)
+    x: Any
+    output: Any
+    grad_input: Any
+    # Attributes that hold what the last forward/backward stored; cleared by to() and load().
+    state_names: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("_param_names")
+        if legacy is not None and "param_names" not in cls.__dict__:
+            warnings.warn(
+                f"{cls.__name__}._param_names is deprecated; declare the parameters as "
+                f"param_names = {tuple(legacy)!r}", DeprecationWarning, stacklevel=2)
+            cls.param_names = tuple(legacy)
+        for method in ("forward", "backward", "predict"):
+            math = cls.__dict__.get(method)
+            if callable(math) and not hasattr(math, "math"):
+                setattr(cls, method, _checked(method, math))
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for attributes never set: a gradient before the first backward
+        if name.startswith("grad_") and name[5:] in type(self).param_names:
+            return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- the protocol (subclasses define these) ----------------------------------------------
     def forward(self, x: Any) -> Any:
@@ -48,6 +81,67 @@ class Module:
         """Forward without storing anything (inference)."""
         raise NotImplementedError
 
+    # -- the boundary ------------------------------------------------------------------------
+    def check(self, method: str, *args: Any) -> None:
+        """Raise, changing nothing, unless ``args`` can be handed to ``method``'s math.
+
+        The default: ``forward(x)`` / ``predict(x)`` take an array of the parameters'
+        namespace, device and dtype (any real floating array for a layer without parameters)
+        of ndim >= 1, not empty; ``backward(grad_output)`` comes after a forward, with a
+        gradient like that forward's ``output`` (when the layer stores one). Layers add
+        their own rules by overriding it (and calling ``super().check``)."""
+        owner = f"{type(self).__name__}.{method}"
+        if method == "backward" and len(args) == 1:
+            if self.param_names:
+                self.check_params(owner)
+            if "output" in self.__dict__:  # a layer that stores no output is not checked
+                check_grad_output(self.output, args[0], owner,
+                                  against=None if self.param_names else "the forward input")
+        elif len(args) == 1:
+            if self.param_names:
+                self.check_params(owner)
+                check_input_like(self.spec, args[0], owner)
+            else:
+                check_floating_input(args[0], owner)
+
+    def run_checked(self, method: str, math: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """:meth:`check`, then the math. Containers change how their children are run."""
+        self.check(method, *args)
+        return math(self, *args)
+
+    @property
+    def spec(self) -> ArraySpec:
+        """Namespace, device and dtype of the parameters (fixed when first read: a parameter
+        replaced by hand by another kind of array is refused by the next call)."""
+        spec = self.__dict__.get("_place")
+        if spec is None:
+            if not self.param_names:
+                raise AttributeError(f"{type(self).__name__} has no parameters, so no spec")
+            first = getattr(self, self.param_names[0])
+            spec = floating_spec(first, type(self).__name__, repr(self.param_names[0]),
+                                 converting=True)
+            self.__dict__["_place"] = spec
+        return spec
+
+    @spec.setter
+    def spec(self, value: ArraySpec) -> None:
+        self.__dict__["_place"] = value
+
+    @property
+    def xp(self) -> Any:
+        """The parameters' namespace."""
+        return self.spec.xp
+
+    @property
+    def device(self) -> Any:
+        """The parameters' device."""
+        return self.spec.device
+
+    @property
+    def dtype(self) -> Any:
+        """The parameters' dtype."""
+        return self.spec.dtype
+
     # -- listing ---------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Direct sub-layers with their names ("linear1", or "0" in a Sequential)."""
@@ -55,7 +149,7 @@ class Module:
 
     def named_parameters(self) -> Iterator[tuple[str, Any]]:
         """("weights", array), ... and ("linear1.weights", array), ... for containers."""
-        for name in self._param_names:
+        for name in self.param_names:
             yield name, getattr(self, name)
         for prefix, child in self.named_children():
             for name, value in child.named_parameters():
@@ -63,7 +157,7 @@ class Module:
 
     def named_grads(self) -> Iterator[tuple[str, Any]]:
         """Gradients under the same names as :meth:`named_parameters` (None before backward)."""
-        for name in self._param_names:
+        for name in self.param_names:
             yield name, getattr(self, "grad_" + name)
         for prefix, child in self.named_children():
             for name, value in child.named_grads():
@@ -72,7 +166,7 @@ class Module:
     def parameters(self) -> list[Any]:
         return [value for _, value in self.named_parameters()]
 
-    def _owner(self, name: str) -> tuple[Module, str]:
+    def owner_of(self, name: str) -> tuple[Module, str]:
         """The module holding parameter ``name`` and its local name."""
         module: Module = self
         *path, leaf = name.split(".")
@@ -81,17 +175,17 @@ class Module:
             if part not in children:
                 raise KeyError(name)
             module = children[part]
-        if leaf not in module._param_names:
+        if leaf not in module.param_names:
             raise KeyError(name)
         return module, leaf
 
-    def _named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module ("" or ``prefix``) and every sub-module."""
         yield prefix, self
         for name, child in self.named_children():
-            yield from child._named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def _adopt(self, children: Iterable[tuple[str, Module]]) -> None:
+    def adopt_children(self, children: Iterable[tuple[str, Module]]) -> None:
         """Make this model the owner of ``children``; ValueError, before anything is recorded,
         if one module object appears twice among them (at any depth) or already belongs to
         another model that is still alive.
@@ -103,7 +197,7 @@ class Module:
         children = list(children)
         shared = _first_shared(
             [(f"{name}.{sub}" if sub else name, m)
-             for name, child in children for sub, m in child._named_modules()])
+             for name, child in children for sub, m in child.named_modules()])
         if shared:
             raise ValueError(
                 f"{type(self).__name__}: {shared}; xmlp layers hold the state of their last "
@@ -124,10 +218,10 @@ class Module:
             if _hashable(child):
                 _OWNERS[child] = weakref.ref(self)
 
-    def _check_unshared(self, owner: str) -> None:
+    def check_unshared(self, owner: str) -> None:
         """ValueError if a module object appears twice in this model (put there by hand after
         construction, e.g. ``seq.layers.append(seq.layers[0])``)."""
-        shared = _first_shared(list(self._named_modules()))
+        shared = _first_shared(list(self.named_modules()))
         if shared:
             raise ValueError(
                 f"{owner}: {shared}; a layer object can be used once in one model (each use "
@@ -135,29 +229,29 @@ class Module:
                 "applied twice). Make another layer (copy.deepcopy(layer))."
             )
 
-    def _assign_parameters(self, values: dict[str, Any]) -> None:
+    def assign_parameters(self, values: dict[str, Any]) -> None:
         """Rebind parameters by name. Callers have already checked names, shapes and specs."""
         for name, value in values.items():
-            module, leaf = self._owner(name)
+            module, leaf = self.owner_of(name)
             setattr(module, leaf, value)
 
     # -- state -----------------------------------------------------------------------------
-    def _modules(self) -> Iterator[Module]:
+    def modules(self) -> Iterator[Module]:
         yield self
         for _, child in self.named_children():
-            yield from child._modules()
+            yield from child.modules()
 
-    def _clear_state(self) -> None:
+    def clear_state(self) -> None:
         """Forget stored activations and gradients (after to() or load())."""
-        for module in self._modules():
-            for name in module._state_names:
+        for module in self.modules():
+            for name in module.state_names:
                 setattr(module, name, None)
-            for name in module._param_names:
+            for name in module.param_names:
                 setattr(module, "grad_" + name, None)
 
     def _snapshot(self) -> list[tuple[Module, dict[str, Any]]]:
         """Shallow copies of every module's attributes, to undo a rejected call."""
-        return [(m, dict(m.__dict__)) for m in self._modules()]
+        return [(m, dict(m.__dict__)) for m in self.modules()]
 
     @staticmethod
     def _restore(snapshot: list[tuple[Module, dict[str, Any]]]) -> None:
@@ -166,30 +260,30 @@ class Module:
             module.__dict__.update(attrs)
 
     # -- parameters replaced by hand ---------------------------------------------------------
-    def _param_shapes(self) -> dict[str, tuple[int, ...]] | None:
+    def param_shapes(self) -> dict[str, tuple[int, ...]] | None:
         """The shape each parameter must have, where the layer knows it (None: any shape)."""
         return None
 
-    def _params_ok(self) -> bool:
+    def params_ok(self) -> bool:
         """Whether every parameter still has this layer's array type, dtype and device and
         records no autograd graph (O(1), no data read). A parameter replaced by hand with
         another array is caught here by the next call, before it changes anything."""
-        spec = self._spec
-        for local in self._param_names:
+        spec = self.spec
+        for local in self.param_names:
             p = getattr(self, local)
             if (type(p) is not spec.array_type or p.dtype != spec.dtype
                     or (spec.check_device and array_api_compat.device(p) != spec.device)
                     or (spec.autograd and p.requires_grad)):
                 return False
-        shapes = self._param_shapes()
+        shapes = self.param_shapes()
         return shapes is None or all(getattr(self, n).shape == shapes[n] for n in shapes)
 
-    def _check_params(self, owner: str, prefix: str = "") -> None:
+    def check_params(self, owner: str, prefix: str = "") -> None:
         """TypeError (type, namespace, dtype, byte order, device, autograd) or ValueError
         (shape) naming the first parameter that does not fit this layer any more."""
-        spec = self._spec
-        shapes = self._param_shapes() or {}
-        for local in self._param_names:
+        spec = self.spec
+        shapes = self.param_shapes() or {}
+        for local in self.param_names:
             p = getattr(self, local)
             label = repr(prefix + local)
             problem = spec.mismatch(p)
@@ -207,19 +301,19 @@ class Module:
                 )
 
     # -- training --------------------------------------------------------------------------
-    def _check_grads(self, owner: str | None = None) -> None:
+    def check_grads(self, owner: str | None = None) -> None:
         """NoGradientError (a RuntimeError) naming the first parameter without a gradient;
         ValueError / TypeError for a parameter or a gradient (set by hand) whose shape,
         namespace, dtype or device is not the layer's, so that an update never stops half-way
         and never trains a model of mixed dtypes. ``owner`` names the caller in messages
         (default "<Model>.update_params")."""
-        if self._grads_ok([]):
+        if self.grads_ok([]):
             return
         # Slow path, for the message: find the first bad parameter or gradient by its name.
         owner = owner or f"{type(self).__name__}.update_params"
-        for prefix, module in self._named_modules():
-            if module._param_names:
-                module._check_params(owner, f"{prefix}." if prefix else "")
+        for prefix, module in self.named_modules():
+            if module.param_names:
+                module.check_params(owner, f"{prefix}." if prefix else "")
         grads = dict(self.named_grads())
         for name, param in self.named_parameters():
             grad = grads[name]
@@ -227,23 +321,23 @@ class Module:
                 raise NoGradientError(
                     f"{owner}: no gradient for {name!r}; call backward() after forward() first."
                 )
-            module, _ = self._owner(name)
-            module._spec.check(grad, owner, f"the gradient for {name!r}")
+            module, _ = self.owner_of(name)
+            module.spec.check(grad, owner, f"the gradient for {name!r}")
             if tuple(grad.shape) != tuple(param.shape):
                 raise ValueError(
                     f"{owner}: the gradient for {name!r} must have the parameter's shape "
                     f"{tuple(param.shape)}, got {tuple(grad.shape)}"
                 )
 
-    def _grads_ok(self, holders: list[Module]) -> bool:
+    def grads_ok(self, holders: list[Module]) -> bool:
         """Whether every gradient is there with its parameter's type, dtype and shape (and
         the device is not in doubt), appending each module that holds parameters to
         ``holders``. Runs every training step, so it builds no names."""
-        names = self._param_names
+        names = self.param_names
         if names:
-            if not self._params_ok():  # first: a parameter replaced by hand may be no array
+            if not self.params_ok():  # first: a parameter replaced by hand may be no array
                 return False
-            spec = self._spec
+            spec = self.spec
             for local in names:
                 grad = getattr(self, "grad_" + local)
                 if (grad is None or type(grad) is not spec.array_type
@@ -253,14 +347,9 @@ class Module:
                     return False
             holders.append(self)
         for _, child in self.named_children():
-            if not child._grads_ok(holders):
+            if not child.grads_ok(holders):
                 return False
         return True
-
-    def _apply_update(self, learning_rate: float) -> None:
-        """The SGD step on validated input; containers apply it child by child."""
-        for _, child in self.named_children():
-            child._apply_update(learning_rate)
 
     def update_params(self, learning_rate: float) -> None:
         """One SGD step, ``p -= learning_rate * grad_p``, for every parameter.
@@ -270,14 +359,17 @@ class Module:
         lr = check_learning_rate(learning_rate)
         holders: list[Module] = []
         # the walk that checks the gradients finds the layers: no second walk
-        if not self._grads_ok(holders):
-            self._check_grads()  # raises for a missing or mismatched gradient or parameter
+        if not self.grads_ok(holders):
+            self.check_grads()  # raises for a missing or mismatched gradient or parameter
             # the rest (an array subclass, say) is accepted
-            holders = [m for m in self._modules() if m._param_names]
+            holders = [m for m in self.modules() if m.param_names]
         if len(holders) > 1 and _has_duplicates(holders):
-            self._check_unshared(f"{type(self).__name__}.update_params")
-        for module in holders:
-            module._apply_update(lr)
+            self.check_unshared(f"{type(self).__name__}.update_params")
+        for module in holders:  # p - lr * grad_p, in place where the array type allows
+            sgd = module.spec.ops.sgd
+            for name in module.param_names:
+                setattr(module, name, sgd(getattr(module, name), getattr(module, "grad_" + name),
+                                          lr))
 
     def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
         """Move every parameter to namespace ``xp`` (None: keep), ``device`` and ``dtype``.
@@ -289,16 +381,16 @@ class Module:
         made before any is assigned, so a failed move changes nothing.
         """
         plans = []
-        for module in self._modules():
-            if module._param_names:
-                spec = module._spec.moved(xp, device, dtype)
-                values = {n: spec.convert(getattr(module, n)) for n in module._param_names}
+        for module in self.modules():
+            if module.param_names:
+                spec = module.spec.moved(xp, device, dtype)
+                values = {n: spec.convert(getattr(module, n)) for n in module.param_names}
                 plans.append((module, spec, values))
         for module, spec, values in plans:
-            module._spec = spec
+            module.spec = spec
             for name, value in values.items():
                 setattr(module, name, value)
-        self._clear_state()
+        self.clear_state()
         return self
 
     def __repr__(self) -> str:
@@ -326,3 +418,22 @@ def _first_shared(named: list[tuple[str, Module]]) -> str | None:
         seen[id(module)] = name
     return None
 
+
+
+def _checked(method: str, math: Callable[..., Any]) -> Callable[..., Any]:
+    """The public ``method``: the base class's checks, then the layer's ``math`` (kept as
+    ``.math``, which containers and compiled steps call once the boundary is checked)."""
+
+    @functools.wraps(math)
+    def public(self: Module, *args: Any) -> Any:
+        return self.run_checked(method, math, args)
+
+    public.math = math  # type: ignore[attr-defined]
+    return public
+
+
+def math_of(module: Module, method: str) -> Callable[..., Any]:
+    """``module``'s ``method`` without the boundary checks (the caller has made them)."""
+    public = getattr(type(module), method)
+    math = getattr(public, "math", None)
+    return getattr(module, method) if math is None else functools.partial(math, module)

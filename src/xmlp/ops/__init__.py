@@ -10,9 +10,10 @@ from typing import Any
 from .numpy_fast import NumpyOps
 from .portable import PortableOps
 
-__all__ = ["NumpyOps", "PortableOps", "ops_for", "set_fast_paths"]
+__all__ = ["NumpyOps", "PortableOps", "ops_for", "ops_like", "set_fast_paths"]
 
 _cache: dict[int, PortableOps] = {}
+_by_type: dict[type, PortableOps] = {}
 # XMLP_FAST_PATHS=0 turns every fast path off (to compare, or to rule them out when debugging).
 _fast_paths = os.environ.get("XMLP_FAST_PATHS", "1").strip().lower() not in ("0", "false", "no")
 
@@ -29,8 +30,19 @@ def ops_for(xp: Any) -> PortableOps:
     return ops
 
 
+def ops_like(a: Any) -> PortableOps:
+    """The ops for array ``a``'s namespace (looked up by its type once, then cached)."""
+    ops = _by_type.get(type(a))
+    if ops is None:
+        from array_api_compat import array_namespace
+
+        ops = _by_type[type(a)] = ops_for(array_namespace(a))
+    return ops
+
+
 def set_fast_paths(enabled: bool) -> None:
     """Turn fast paths on or off for layers built (and activation inputs first seen) from now on."""
     global _fast_paths
     _fast_paths = bool(enabled)
     _cache.clear()
+    _by_type.clear()

@@ -166,18 +166,6 @@ class NumpyOps(PortableOps):
                 return np.ascontiguousarray(np.matmul(b.T, a.T).T)
         return np.matmul(a, b)
 
-    def input_grad(self, g2: Any, weights: Any, x2: Any) -> Any:
-        # One output ((N, 1) @ (1, in), an outer product): laid out like the input x2, which
-        # the activation before this layer pairs it with elementwise (a row-major input by a
-        # column-major gradient is a strided pass: (200, 100) float32 ReLU gradient 12.4 us
-        # against 6.8 us). The same products either way.
-        if (g2.ndim == 2 and g2.shape[1] == 1 and type(x2) is self._ndarray
-                and x2.flags.c_contiguous and not x2.flags.f_contiguous
-                and g2.shape[0] * weights.shape[1] >= _OUTER_MIN and self.takes(g2, weights)
-                and _laid(g2, weights)):
-            return self.np.multiply(g2, weights)
-        return self.matmul(g2, weights)
-
     def affine(self, x2: Any, weights: Any, biases: Any) -> Any:
         if not self.takes(x2, weights, biases):
             return super().affine(x2, weights, biases)

@@ -25,11 +25,6 @@ class PortableOps:
         """(N, in) @ (out, in).T + (out,) -> (N, out): one GEMM with a transpose flag."""
         return self.xp.matmul(x2, weights.T) + biases
 
-    def input_grad(self, g2: Any, weights: Any, x2: Any) -> Any:
-        """A Linear's dL/dx: (N, out) @ (out, in) -> (N, in). ``x2``, the layer's input, only
-        tells the fast paths which memory layout the result is used in."""
-        return self.xp.matmul(g2, weights)
-
     def tanh(self, x: Any) -> Any:
         return self.xp.tanh(x)
 
@@ -92,19 +87,25 @@ class PortableOps:
         return s, e, xp.sum(e, axis=-1, keepdims=True)
 
     def cross_entropy_probs(self, z2: Any, t2: Any) -> tuple[Any, Any]:
-        """(mean over rows of -sum(t * log_softmax(z)), softmax(z)) for targets t2 (N, C)."""
+        """(mean over rows of -sum(t * log_softmax(z)), softmax(z)) for targets t2 (N, C).
+        A class of probability 0 adds nothing, also where its logit is -inf (0 * -inf would
+        be NaN)."""
         xp = self.xp
         s, e, total = self.log_softmax_parts(z2)
-        rows = xp.sum(t2 * (s - xp.log(total)), axis=-1)
+        log_p = s - xp.log(total)
+        rows = xp.sum(xp.where(t2 != 0, t2 * log_p, xp.zeros_like(log_p)), axis=-1)
         return -xp.mean(rows), e / total
 
     def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
         """(mean over rows of -log_softmax(z)[label], softmax(z)) for class indices (N,) of the
-        namespace's indexing dtype. ``valid`` (N,) bool or None: rows where it is False give a
-        NaN loss (labels outside [0, C) on backends where checking them would cost a sync)."""
+        namespace's indexing dtype. The label's column is selected, not multiplied by a
+        one-hot (0 * -inf is NaN: a masked class's logit of -inf must not spoil the row).
+        ``valid`` (N,) bool or None: rows where it is False give a NaN loss (labels outside
+        [0, C) on backends where checking them would cost a sync)."""
         xp = self.xp
         s, e, total = self.log_softmax_parts(z2)
-        picked = xp.sum(self.one_hot(labels, z2.shape[-1], z2.dtype) * s, axis=-1)
+        picked = xp.sum(xp.where(self.is_label(labels, z2.shape[-1]), s, xp.zeros_like(s)),
+                        axis=-1)
         rows = xp.log(total[:, 0]) - picked
         if valid is not None:
             rows = xp.where(valid, rows, xp.full_like(rows, math.nan))
@@ -116,11 +117,15 @@ class PortableOps:
         xp = self.xp
         return int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes
 
-    def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
-        """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
+    def is_label(self, labels: Any, n_classes: int) -> Any:
+        """(N,) class indices -> (N, C) bool: True at the label."""
         xp = self.xp
         classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
-        return xp.astype(xp.reshape(labels, (-1, 1)) == classes, dtype)
+        return xp.reshape(labels, (-1, 1)) == classes
+
+    def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
+        """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
+        return self.xp.astype(self.is_label(labels, n_classes), dtype)
 
     def cross_entropy_grad_probs(self, probs: Any, t2: Any, n: int) -> Any:
         """(softmax * sum(t) - t) / N: the exact gradient, also for targets not summing to 1."""

@@ -230,7 +230,7 @@ class BaseMLP(BaseEstimator):
         new = []
         for layer, value in zip(layers, values, strict=True):
             current = getattr(layer, leaf)
-            converted = layer._spec.convert(value)
+            converted = layer.spec.convert(value)
             if transpose:
                 converted = layer.xp.asarray(converted.T, copy=True)
             if tuple(converted.shape) != tuple(current.shape):
@@ -240,11 +240,11 @@ class BaseMLP(BaseEstimator):
             new.append(converted)
         for layer, value in zip(layers, new, strict=True):
             setattr(layer, leaf, value)
-            layer._clear_state()
+            layer.clear_state()
 
     @property
     def _spec(self) -> ArraySpec:
-        return linears(self.model_)[0]._spec
+        return linears(self.model_)[0].spec
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> BaseMLP:
@@ -413,10 +413,10 @@ class BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping:
-            self.model_._assign_parameters(self._best_params)
+            self.model_.assign_parameters(self._best_params)
         # let go of the last batch's activations and gradients (the model may be pickled,
         # cloned or kept for a long time)
-        self.model_._clear_state()
+        self.model_.clear_state()
 
     def _trigger_stopping(self, msg: str) -> bool:
         """scikit-learn's rule: stop, except with SGD's adaptive schedule, which divides the

@@ -55,7 +55,7 @@ class HalfSquaredError(Module):
     :class:`xmlp.MSELoss` times k / 2 (MSELoss averages over all n * k elements).
     """
 
-    _state_names = ("_scale",)
+    state_names = ("_scale",)
 
     def __init__(self) -> None:
         self.mse = MSELoss()
@@ -80,7 +80,7 @@ class _RawOutputLoss(Module):
     samples of a sum over outputs (``_value``), with gradient ``_grad`` (already divided by
     n). Subclasses define those two on (xp, z, t)."""
 
-    _state_names = ("z", "t", "_seen")
+    state_names = ("z", "t", "_seen")
 
     def __init__(self) -> None:
         self.z: Any = None
@@ -144,7 +144,7 @@ class L2Penalty(Module):
     batch's samples), scikit-learn's penalised loss. The penalty's gradient, ``alpha W / n``,
     is added by the layers themselves; ``backward()`` is the wrapped loss's."""
 
-    _state_names = ()
+    state_names = ()
 
     def __init__(self, loss: Any, layers: list[Any], alpha: float) -> None:
         self.loss = loss
@@ -154,7 +154,7 @@ class L2Penalty(Module):
     def _penalty(self, n: int) -> Any:
         total: Any = None
         for layer in self.layers:
-            squares = layer._spec.ops.sum_squares(layer.weights)
+            squares = layer.spec.ops.sum_squares(layer.weights)
             total = squares if total is None else total + squares
         return total * (0.5 * self.alpha / n)
 

@@ -35,9 +35,7 @@ class L2Linear(Linear):
     (scikit-learn's MLP skips it too). Its ``backward`` returns None.
     """
 
-    # forward and backward are Linear's (checks, then _forward / _backward); _backward adds to
-    # a gradient it made itself: it rejects nothing Linear would not (see Linear._chain_safe)
-    _chain_safe = True
+    chain_safe = True  # it refuses nothing Linear would not (see Linear.chain_safe)
 
     def __init__(self, *args: Any, alpha: float = 0.0, input_layer: bool = False,
                  **kwargs: Any) -> None:
@@ -45,20 +43,20 @@ class L2Linear(Linear):
         self.alpha = float(alpha)
         self.input_layer = bool(input_layer)
 
-    def _backward(self, grad_output: Any) -> Any:  # Linear.backward checks, then calls this
+    def backward(self, grad_output: Any) -> Any:
+        """Linear's gradients plus ``alpha * W / n`` in grad_weights; None for dL/dx on the
+        input layer. The estimators give 2-D batches (n, out)."""
+        ops = self.spec.ops
         if self.input_layer:
-            ops = self._spec.ops
-            g2 = grad_output  # (n, out): the estimators give 2-D batches only
-            self.grad_weights = ops.matmul(g2.T, self._x2)
-            self.grad_biases = ops.sum_rows(g2)
-            grad_input = self.grad_input = None
+            self.grad_weights = ops.matmul(grad_output.T, self.x)
+            self.grad_biases = ops.sum_rows(grad_output)
+            self.grad_input = None
         else:
-            grad_input = super()._backward(grad_output)
+            Linear.backward.math(self, grad_output)  # type: ignore[attr-defined]
         if self.alpha != 0.0:
-            n = self._x2.shape[0]
             # in place on NumPy / CuPy / torch (a fresh array of this step); rebinds on JAX
-            self.grad_weights += (self.alpha / n) * self.weights
-        return grad_input
+            self.grad_weights += (self.alpha / self.x.shape[0]) * self.weights
+        return self.grad_input
 
 
 def glorot_uniform(
