@@ -283,7 +283,7 @@ def test_small_integer_labels_with_many_classes(xp, label_dtype):
 def test_the_indexing_dtype_is_looked_up_when_not_yet_known(xp, monkeypatch):
     """With nothing remembered of any namespace (a fresh process), the labels are cast to the
     namespace's indexing dtype as looked up: int32 labels give the reference's loss."""
-    monkeypatch.setattr(xmlp.nn.losses, "_INDEX_DTYPES", {})
+    monkeypatch.setattr(xmlp.nn.target_checks, "_INDEX_DTYPES", {})
     z = np.random.default_rng(4).standard_normal((4, 3))
     labels = np.array([2, 0, 1, 2], dtype=np.int32)
     for _ in range(2):  # looked up, then remembered
@@ -297,7 +297,7 @@ def test_the_indexing_dtype_of_a_device_without_int64(monkeypatch):
     on the default device, int32 labels there are kept int32 (int64 is not allowed there), and
     still checked. Each device's indexing dtype is looked up anew (nothing remembered yet)."""
     s = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
-    monkeypatch.setattr(xmlp.nn.losses, "_INDEX_DTYPES", {})
+    monkeypatch.setattr(xmlp.nn.target_checks, "_INDEX_DTYPES", {})
     loss = xmlp.CrossEntropyLoss()
     assert float(loss.forward(s.asarray(np.zeros((2, 3))), s.asarray(np.array([0, 1])))) == (
         pytest.approx(math.log(3)))
@@ -317,7 +317,7 @@ def test_numpy_and_torch_each_get_their_own_indexing_dtype(monkeypatch):
     own indexing dtype, so losses on one and then the other both work. Runs wherever torch is
     installed."""
     torch = pytest.importorskip("torch", reason="torch is not installed")
-    monkeypatch.setattr(xmlp.nn.losses, "_INDEX_DTYPES", {})
+    monkeypatch.setattr(xmlp.nn.target_checks, "_INDEX_DTYPES", {})
     z = np.random.default_rng(5).standard_normal((4, 3))
     labels = np.array([2, 0, 1, 2])
     ref = cross_entropy(z, labels)[0]

@@ -579,12 +579,12 @@ def test_sequential_trusts_only_layers_that_declare_chain_safety():
 
     first = xmlp.Linear(3, 4, rng=0)
     model = xmlp.Sequential(first, xmlp.ReLU(), Picky(4, 2, rng=1))
-    assert not model._plain_chain()
+    assert not model.plain("forward")
     with pytest.raises(ValueError, match="Picky"):
         model.forward(np.ones((5, 3)))
     assert first.x is None and first.output is None and model.layers[1].output is None
     plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.ReLU(), xmlp.Linear(4, 2, rng=1))
-    assert plain._plain_chain()
+    assert plain.plain("forward")
 
 
 def test_sequential_that_is_no_plain_chain_undoes_a_forward_a_later_layer_rejects():
@@ -626,7 +626,7 @@ def test_sequential_calls_a_chain_safe_subclass_own_forward_and_backward():
     model = xmlp.Sequential(*layers)
     plain = xmlp.Sequential(xmlp.Linear(3, 4, rng=0), xmlp.Tanh(), xmlp.Linear(4, 4, rng=1),
                             xmlp.ReLU(), xmlp.Linear(4, 2, rng=2))
-    assert model._plain_chain() and plain._plain_chain()
+    assert model.plain("forward") and plain.plain("forward")
     np.testing.assert_array_equal(model.forward(x), plain.forward(x))
     np.testing.assert_array_equal(model.backward(g), plain.backward(g))
     ids = [id(layer) for layer in layers[::2]]

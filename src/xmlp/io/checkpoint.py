@@ -423,10 +423,9 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
 
 def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
     """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
-    replaced by hand with another dtype), or the current array's for a layer without one."""
+    replaced by hand with another dtype)."""
     module, _ = model.owner_of(name)
-    spec = getattr(module, "_spec", None)
-    return spec if isinstance(spec, ArraySpec) else ArraySpec.of(current)
+    return module.spec
 
 
 def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:

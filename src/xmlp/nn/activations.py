@@ -21,8 +21,6 @@ class Activation(Module):
     ``backward`` (dL/dx from dL/dy and the stored ``x`` / ``output``)."""
 
     state_names = ("x", "output", "grad_input")
-    # what a Linear hands it, it accepts (see Linear.chain_safe)
-    chain_safe = True
 
     def __init__(self) -> None:
         self.x: Any = None
@@ -39,6 +37,8 @@ class Activation(Module):
 class Tanh(Activation):
     """y = tanh(x); dL/dx = dL/dy * (1 - y**2), from the stored output."""
 
+    chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
+
     def predict(self, x: Any) -> Any:
         return ops_like(x).tanh(x)
 
@@ -51,6 +51,8 @@ class ReLU(Activation):
     """y = max(x, 0); dL/dx = dL/dy where x > 0, else 0. A NaN input stays NaN (as in
     PyTorch)."""
 
+    chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
+
     def predict(self, x: Any) -> Any:
         return ops_like(x).relu(x)
 
@@ -62,6 +64,8 @@ class ReLU(Activation):
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
     dL/dx = dL/dy * y * (1 - y)."""
+
+    chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
 
     def predict(self, x: Any) -> Any:
         return (ops_like(x).xp.tanh(x * 0.5) + 1) * 0.5
@@ -79,6 +83,8 @@ class Softmax(Activation):
     For training a classifier, give the logits to :class:`xmlp.CrossEntropyLoss` (which applies
     the softmax itself, more stably) and use Softmax for probabilities at prediction time.
     """
+
+    chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
 
     def predict(self, x: Any) -> Any:
         xp = ops_like(x).xp

@@ -125,7 +125,7 @@ class CrossEntropyLoss(Loss):
     def check_pair(self, logits: Any, t: Any, owner: str) -> None:
         """logits: real floating (..., C); t: class indices (...) or probabilities (..., C)
         of the logits' namespace and device; labels in [0, C) where reading them is free."""
-        key = (type(logits), logits.dtype, type(t), getattr(t, "dtype", None))
+        key = (type(logits), getattr(logits, "dtype", None), type(t), getattr(t, "dtype", None))
         if key == self._known and type(logits).__module__ == "numpy":  # one device, no grad
             check_logits_shape(logits, owner)
             if t.shape != logits.shape[:-1]:
