@@ -35,7 +35,7 @@ class Container(Module):
         for layer in layers:  # the previous step's arrays go before new ones are made
             layer.x = layer.output = None
         for layer in layers:
-            x = math_of(layer, "forward")(x)
+            x = math_of(layer, "forward")(layer, x)
         return x
 
     def backward(self, grad_output: Any) -> Any:
@@ -46,13 +46,13 @@ class Container(Module):
             for name in layer.param_names:
                 setattr(layer, "grad_" + name, None)
         for layer in reversed(layers):
-            grad_output = math_of(layer, "backward")(grad_output)
+            grad_output = math_of(layer, "backward")(layer, grad_output)
         return grad_output
 
     def predict(self, x: Any) -> Any:
         """Forward without storing any activation (inference)."""
         for layer in self.children():
-            x = math_of(layer, "predict")(x)
+            x = math_of(layer, "predict")(layer, x)
         return x
 
     # -- the boundary ------------------------------------------------------------------------
@@ -84,25 +84,47 @@ class Container(Module):
         of one place with their parameters as made and dims that chain, no layer listed twice;
         for backward, the stored arrays of one forward through the whole chain. O(layers)."""
         layers = self.children()
-        first = layers[0] if layers else None
-        if not isinstance(first, Linear):
+        linears = self._chain_linears(layers)
+        if linears is None:
             return False
-        spec = first.spec
-        previous: Linear | None = None
-        for layer in layers:
-            if not vars(type(layer)).get("chain_safe", False):
+        spec = linears[0].spec
+        for layer in linears:  # what can change by hand between calls
+            if not ((layer.spec is spec or layer.spec.same_place(spec)) and layer.params_ok()):
                 return False
-            if isinstance(layer, Linear):
-                if not (layer.spec.same_place(spec) and layer.params_ok()):
-                    return False
-                if previous is not None and previous.output_dim != layer.input_dim:
+        if method == "backward":  # the arrays of one forward through the whole chain
+            previous = layers[0]
+            if previous.x is None:
+                return False
+            for layer in layers[1:]:
+                if previous.output is None or layer.x is not previous.output:
                     return False
                 previous = layer
-        if len({id(layer) for layer in layers}) != len(layers):
-            return False
-        return method != "backward" or (
-            first.x is not None
-            and all(a.output is not None and b.x is a.output for a, b in pairwise(layers)))
+        return True
+
+    def _chain_linears(self, layers: list[Module]) -> list[Linear] | None:
+        """The Linear layers of a chain whose classes, order and dims make it plain, else
+        None; remembered for the same layer objects and dims."""
+        cached = self.__dict__.get("_chain")
+        if cached is not None and len(cached[0]) == len(layers):
+            for a, b in zip(cached[0], layers):
+                if a is not b:
+                    break
+            else:
+                for m, (i, o) in zip(cached[1] or (), cached[2]):
+                    if m.input_dim != i or m.output_dim != o:
+                        break
+                else:
+                    return cached[1]  # type: ignore[no-any-return]
+        linears: list[Linear] | None = [m for m in layers if isinstance(m, Linear)]
+        dims = [(m.input_dim, m.output_dim) for m in linears or ()]
+        if (not layers or not isinstance(layers[0], Linear)
+                or len({id(m) for m in layers}) != len(layers)
+                or not all(vars(type(m)).get("chain_safe", False) for m in layers)
+                or any(a.output_dim != b.input_dim
+                       for a, b in pairwise(linears or []))):
+            linears = None
+        self.__dict__["_chain"] = (tuple(layers), linears, dims)
+        return linears
 
     # Dims where they can be read: (input_dim of the first Linear, output_dim of the last).
     def linears(self) -> list[Linear]:

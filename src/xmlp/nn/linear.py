@@ -154,22 +154,22 @@ class Linear(Module):
         Sets ``grad_weights`` = grad_output.T @ x (output_dim, input_dim), summed over all
         leading dims, and ``grad_biases`` = grad_output summed over them (output_dim,).
         """
-        ops = self.spec.ops
-        g2, x2 = self._rows(grad_output), self._rows(self.x)
+        xp, ops, x = self.spec.xp, self.spec.ops, self.x
+        g2, x2 = grad_output, x  # leading dims folded into one: any batch shape is one GEMM
+        if x.ndim != 2:
+            g2, x2 = xp.reshape(g2, (-1, self.output_dim)), xp.reshape(x, (-1, self.input_dim))
         self.grad_weights = ops.matmul(g2.T, x2)
         self.grad_biases = ops.sum_rows(g2)
-        self.grad_input = self._unfold(ops.matmul(g2, self.weights), self.x)
+        grad_input = ops.matmul(g2, self.weights)
+        self.grad_input = grad_input if x.ndim == 2 else xp.reshape(grad_input, x.shape)
         return self.grad_input
 
     def _affine(self, x: Any) -> Any:
-        return self._unfold(self.spec.ops.affine(self._rows(x), self.weights, self.biases), x)
-
-    # Leading dims fold into one, so any batch shape is one GEMM (2-D arrays pass as they are).
-    def _rows(self, a: Any) -> Any:
-        return a if a.ndim == 2 else self.spec.xp.reshape(a, (-1, a.shape[-1]))
-
-    def _unfold(self, a2: Any, like: Any) -> Any:
-        return a2 if like.ndim == 2 else self.spec.xp.reshape(a2, (*like.shape[:-1], a2.shape[-1]))
+        xp, ops = self.spec.xp, self.spec.ops
+        if x.ndim == 2:
+            return ops.affine(x, self.weights, self.biases)
+        out = ops.affine(xp.reshape(x, (-1, self.input_dim)), self.weights, self.biases)
+        return xp.reshape(out, (*x.shape[:-1], self.output_dim))
 
 
 def _spec_from(weights: Any, biases: Any, xp: Any, device: Any, dtype: Any) -> ArraySpec:

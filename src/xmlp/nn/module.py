@@ -42,6 +42,9 @@ class Module:
     """
 
     param_names: tuple[str, ...] = ()
+    # namespace, device and dtype of the parameters: set by the layer, or taken from its
+    # first parameter when first read
+    spec: ArraySpec
     # what layers store (annotations only: a layer that never sets them has none)
     x: Any
     output: Any
@@ -63,9 +66,18 @@ class Module:
                 setattr(cls, method, _checked(method, math))
 
     def __getattr__(self, name: str) -> Any:
-        # only reached for attributes never set: a gradient before the first backward
+        # only reached for attributes never set: a gradient before the first backward, or
+        # the spec of a layer that did not set one
         if name.startswith("grad_") and name[5:] in type(self).param_names:
             return None
+        if name == "spec" and type(self).param_names:
+            # where the parameters live, fixed when first read: a parameter replaced by hand
+            # by another kind of array is then refused by the next call
+            first = getattr(self, type(self).param_names[0])
+            spec = floating_spec(first, type(self).__name__, repr(type(self).param_names[0]),
+                                 converting=True)
+            self.spec = spec
+            return spec
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- the protocol (subclasses define these) ----------------------------------------------
@@ -108,24 +120,6 @@ class Module:
         """:meth:`check`, then the math. Containers change how their children are run."""
         self.check(method, *args)
         return math(self, *args)
-
-    @property
-    def spec(self) -> ArraySpec:
-        """Namespace, device and dtype of the parameters (fixed when first read: a parameter
-        replaced by hand by another kind of array is refused by the next call)."""
-        spec = self.__dict__.get("_place")
-        if spec is None:
-            if not self.param_names:
-                raise AttributeError(f"{type(self).__name__} has no parameters, so no spec")
-            first = getattr(self, self.param_names[0])
-            spec = floating_spec(first, type(self).__name__, repr(self.param_names[0]),
-                                 converting=True)
-            self.__dict__["_place"] = spec
-        return spec
-
-    @spec.setter
-    def spec(self, value: ArraySpec) -> None:
-        self.__dict__["_place"] = value
 
     @property
     def xp(self) -> Any:
@@ -433,7 +427,7 @@ def _checked(method: str, math: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def math_of(module: Module, method: str) -> Callable[..., Any]:
-    """``module``'s ``method`` without the boundary checks (the caller has made them)."""
+    """``module``'s ``method`` without the boundary checks (the caller has made them), as a
+    function of (module, *args)."""
     public = getattr(type(module), method)
-    math = getattr(public, "math", None)
-    return getattr(module, method) if math is None else functools.partial(math, module)
+    return getattr(public, "math", public)  # type: ignore[no-any-return]

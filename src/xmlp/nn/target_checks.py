@@ -31,10 +31,12 @@ __all__ = [
 ]
 
 
-def check_prediction_and_target(y: Any, t: Any, owner: str) -> ArraySpec:
-    """Spec of the prediction ``y``; TypeError unless ``t`` has its namespace, device and
-    dtype, ValueError unless both have one known, non-empty shape of ndim >= 1."""
-    spec = floating_spec(y, owner, "y")
+def check_prediction_and_target(y: Any, t: Any, owner: str,
+                                known: ArraySpec | None = None) -> ArraySpec:
+    """Spec of the prediction ``y`` (``known`` when it holds y: the last call's); TypeError
+    unless ``t`` has its namespace, device and dtype, ValueError unless both have one known,
+    non-empty shape of ndim >= 1."""
+    spec = known if known is not None and known.holds(y) else floating_spec(y, owner, "y")
     if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
         spec.check(t, owner, "t (the target)", against="y (the prediction)")
     shape = y.shape  # read once: on NumPy each read builds a new tuple
