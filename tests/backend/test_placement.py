@@ -15,12 +15,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import array_api_compat
+import array_api_strict as xps
 import numpy as np
 import pytest
 from array_api_compat import array_namespace, device
 
 import xmlp
 from tests.conftest import Backend, backend, tolerances
+from tests.helpers import ns_name, rejects, used_mlp
 from tests.reference import mlp_step
 from xmlp.backend import ArraySpec
 from xmlp.errors import ForwardNotCalledError, NoGradientError
@@ -552,3 +555,74 @@ def test_every_backend_name_points_at_an_extra_that_exists():
     assert {"cupy", "cupy-cuda12", "cupy-cuda13", "torch", "jax", "dask", "strict"} <= extras
     for name, (_, extra) in BACKEND_NAMES.items():
         assert extra is None or extra in extras, (name, extra)
+
+
+# -- Module.to(): bad targets, and what it is not asked to change ------------------------------
+@pytest.mark.parametrize(("kwargs", "word"), [
+    ({"dtype": "int64"}, "real floating"), ({"dtype": "int32"}, "real floating"),
+    ({"dtype": "bool"}, "real floating"), ({"dtype": "complex128"}, "real floating"),
+    ({"xp": "numpi"}, "'numpi' is not a backend name"), ({"xp": 3}, "xp=3"),
+], ids=repr)
+def test_to_rejects_bad_targets_and_changes_nothing(xp, kwargs, word):
+    model = used_mlp(xp)
+    if "dtype" in kwargs and kwargs["dtype"] != "complex128":
+        kwargs = {"dtype": getattr(xp.ns, kwargs["dtype"])}  # the backend's own dtype object
+    rejects(TypeError, model, lambda: model.to(**kwargs), word)
+
+
+def test_to_rejects_unknown_device(xp):
+    model = used_mlp(xp)
+    rejects(TypeError, model, lambda: model.to(device="no-such-device"), "no-such-device",
+            ns_name(xp))
+
+
+def test_to_keeps_what_it_is_not_asked_to_change():
+    dev1 = xps.Device("device1")
+    model = xmlp.MLP(2, 3, 1, xp=xps, device=dev1, rng=0)
+    model.to(dtype="float32")  # the device stays device1
+    assert model.device == dev1 and model.dtype == xps.float32
+    assert all(device(p) == dev1 and p.dtype == xps.float32 for p in model.parameters())
+    small = xmlp.MLP(2, 3, 1, dtype="float32", rng=0)
+    small.to(xps)  # the dtype stays float32
+    assert small.xp is xps and small.dtype == xps.float32
+    assert all(p.dtype == xps.float32 for p in small.parameters())
+
+
+# -- a second device: refused, never moved; shuffled on it -------------------------------------
+def test_other_device_is_rejected_not_moved():
+    strict = pytest.importorskip("array_api_strict")
+    dev1 = strict.Device("device1")
+    layer = xmlp.Linear(3, 2, xp=strict, rng=0)
+    layer.forward(strict.ones((4, 3), dtype=strict.float64))
+    x = strict.ones((4, 3), dtype=strict.float64, device=dev1)
+    rejects(TypeError, layer, lambda: layer.forward(x), "device1", "CPU_DEVICE", "to_device",
+            "never transfers silently")
+    layer.backward(strict.ones((4, 2), dtype=strict.float64))
+    g = strict.ones((4, 2), dtype=strict.float64, device=dev1)
+    layer.forward(strict.ones((4, 3), dtype=strict.float64))
+    rejects(TypeError, layer, lambda: layer.backward(g), "device1", "CPU_DEVICE")
+
+    loss = xmlp.MSELoss()
+    y = strict.ones((4, 2), dtype=strict.float64)
+    rejects(TypeError, loss, lambda: loss.forward(y, g), "device1", "y (the prediction)")
+
+    act = xmlp.Tanh()
+    act.forward(y)
+    rejects(TypeError, act, lambda: act.backward(g), "device1", "the forward input")
+
+    layer.to(device=dev1)  # the way out the message names
+    assert array_api_compat.device(layer.forward(x)) == dev1
+
+
+def test_shuffled_fit_on_a_second_device():
+    """The permutation is made on the data's device (array-api-xps's device1 here)."""
+    dev1 = xps.Device("device1")
+    gen = np.random.default_rng(5)
+    x, t = gen.standard_normal((8, 2)), gen.standard_normal((8, 1))
+    model = xmlp.MLP(2, 3, 1, xp=xps, device=dev1, rng=0)
+    history = xmlp.fit(model, xps.asarray(x, device=dev1), xps.asarray(t, device=dev1),
+                       epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1, progress=False)
+    twin = xmlp.MLP(2, 3, 1, rng=0)
+    assert history == xmlp.fit(twin, x, t, epochs=2, lr=0.1, batch_size=3, shuffle=True, rng=1,
+                               progress=False)
+    assert all(device(p) == dev1 for p in model.parameters())

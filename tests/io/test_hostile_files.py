@@ -1,4 +1,4 @@
-"""xmlp.load against hostile files, and save onto links and existing files (issue 11, class 1).
+"""xmlp.load against hostile files.
 
 Every file that is not a valid xmlp checkpoint raises exactly ``ValueError`` (``OSError`` only
 for the file system) and leaves the model, on every backend, exactly as it was; memory stays
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import struct
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xmlp
-from tests.test_errors import assert_unchanged, state
+from tests.helpers import assert_unchanged, state
 
 SHAPES = {"linear1.weights": (3, 2), "linear1.biases": (3,), "linear2.weights": (1, 3),
           "linear2.biases": (1,)}
@@ -579,107 +578,6 @@ def test_memory_stays_bounded_by_the_file(tmp_path):
     assert done.stdout.split() == ["ValueError"] * len(paths), done.stdout + done.stderr
 
 
-# -- save onto links and existing files --------------------------------------------------------
-def saved_values(path: Any) -> np.ndarray:
-    with np.load(path) as data:
-        return data["linear1.weights"]
-
-
-@pytest.mark.skipif(not hasattr(os, "symlink"), reason="this system has no symbolic links")
-def test_save_through_a_symlink_replaces_its_target(tmp_path):
-    """A link is followed, as open(path, "w") would: the file it points to gets the new
-    checkpoint and the link stays a link."""
-    real_dir = tmp_path / "runs"
-    real_dir.mkdir()
-    real = real_dir / "model.npz"
-    link = tmp_path / "latest.npz"
-    first, second = xmlp.MLP(1, 3, 1, rng=0), xmlp.MLP(1, 3, 1, rng=1)
-    xmlp.save(first, real)
-    try:
-        link.symlink_to(real)
-    except OSError as exc:  # Windows without the privilege
-        pytest.skip(f"cannot make a symbolic link here: {exc}")
-    xmlp.save(second, link)
-    assert link.is_symlink() and os.readlink(link) == str(real)
-    np.testing.assert_array_equal(saved_values(real), second.linear1.weights)
-    assert sorted(os.listdir(real_dir)) == ["model.npz"]  # no temporary file left behind
-    assert sorted(os.listdir(tmp_path)) == ["latest.npz", "runs"]
-    # a dangling link: the file is created where it points
-    dangling = tmp_path / "next.npz"
-    dangling.symlink_to(real_dir / "new.npz")
-    xmlp.save(first, dangling)
-    assert dangling.is_symlink()
-    np.testing.assert_array_equal(saved_values(real_dir / "new.npz"), first.linear1.weights)
-
-
-def _mode_of_a_new_save(path):
-    """The permission bits of a model saved to a new file under umask 0o022."""
-    umask = os.umask(0o022)
-    try:
-        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
-    finally:
-        os.umask(umask)
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
-def test_save_keeps_the_permission_bits_of_an_existing_file(tmp_path):
-    path = tmp_path / "m.npz"
-    path.write_bytes(b"old")
-    path.chmod(0o640)
-    xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    path.chmod(0o600)
-    xmlp.save(xmlp.MLP(1, 3, 1, rng=1), path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _mode_of_a_new_save(tmp_path / "new.npz") == 0o644  # 0o666 minus the umask
-
-
-@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
-def test_save_keeps_the_permission_bits_without_fchmod(tmp_path, monkeypatch):
-    """Where os has no fchmod (Windows), the temporary file gets the old file's bits by
-    os.chmod before it replaces it; a new file still gets the umask's."""
-    monkeypatch.delattr(os, "fchmod")
-    path = tmp_path / "m.npz"
-    path.write_bytes(b"old")
-    path.chmod(0o640)
-    xmlp.save(xmlp.MLP(1, 3, 1, rng=0), path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    np.testing.assert_array_equal(saved_values(path), xmlp.MLP(1, 3, 1, rng=0).linear1.weights)
-    assert _mode_of_a_new_save(tmp_path / "new.npz") == 0o644
-    assert sorted(os.listdir(tmp_path)) == ["m.npz", "new.npz"]
-
-
-@pytest.mark.skipif(not hasattr(os, "symlink"), reason="this system has no symbolic links")
-def test_save_never_writes_through_a_file_at_its_temporary_name(tmp_path, monkeypatch):
-    """The temporary file is created exclusively: a link planted at its name (by another user
-    of a shared directory who guessed it) is refused, not followed."""
-    monkeypatch.setattr(xmlp.io.checkpoint.secrets, "token_hex", lambda *args: "0" * 12)
-    victim = tmp_path / "victim"
-    victim.write_bytes(b"precious")
-    planted = tmp_path / ".m.npz.000000000000.tmp"
-    try:
-        planted.symlink_to(victim)
-    except OSError as exc:  # Windows without the privilege
-        pytest.skip(f"cannot make a symbolic link here: {exc}")
-    with pytest.raises(FileExistsError):
-        xmlp.save(xmlp.MLP(1, 3, 1, rng=0), tmp_path / "m.npz")
-    assert victim.read_bytes() == b"precious"
-    assert sorted(os.listdir(tmp_path)) == [planted.name, "victim"]
-
-
-def test_save_onto_a_directory_writes_nothing(tmp_path):
-    target = tmp_path / "dir"
-    target.mkdir()
-    with pytest.raises(IsADirectoryError):
-        xmlp.save(xmlp.MLP(1, 3, 1), target)
-    assert os.listdir(target) == [] and sorted(os.listdir(tmp_path)) == ["dir"]
-
-
-def test_save_into_a_missing_directory_is_an_oserror(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        xmlp.save(xmlp.MLP(1, 3, 1), tmp_path / "no" / "m.npz")
-    assert os.listdir(tmp_path) == []
 
 
 def test_checkpoint_reader_reads_only_what_is_asked(tmp_path):

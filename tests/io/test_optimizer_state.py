@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from tests.test_errors import rejects
+from tests.helpers import rejects
 
 OPTIMIZERS = {
     "sgd-nesterov": ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),

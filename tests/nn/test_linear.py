@@ -1,20 +1,20 @@
-"""Linear and activations on every backend against the NumPy float64 reference."""
+"""Linear on every backend: forward, backward and update_params against the NumPy float64
+reference; its initial weights (given or drawn; their dtype, device, byte order and
+autograd); its parameters updated in place or rebound."""
 
 from __future__ import annotations
 
 import math
 
+import array_api_strict as strict
 import numpy as np
 import pytest
+from array_api_compat import device
 
 import xmlp
-from tests.conftest import tolerances
+from tests.helpers import assert_matches, layer_kwargs, message
 from tests.reference import linear_backward, linear_forward
-
-
-def _close(xp, got, want, dtype):
-    assert got.dtype == getattr(xp.ns, dtype), f"{got.dtype} != {dtype}"
-    np.testing.assert_allclose(xp.to_numpy(got), want, **tolerances(dtype))
+from xmlp.backend import to_host
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (3,), (2, 4, 3)], ids=["batch", "single", "lead2"])
@@ -30,19 +30,19 @@ def test_linear_matches_reference(xp, dtype, shape):
 
     out = layer.forward(xs)
     assert tuple(out.shape) == (*shape[:-1], 4)
-    _close(xp, out, linear_forward(x, w, b), dtype)
+    assert_matches(xp, out, linear_forward(x, w, b), dtype)
     assert layer.x is xs and layer.output is out
 
     gi = layer.backward(gs)
     gw, gb, gx = linear_backward(x, w, g)
-    _close(xp, layer.grad_weights, gw, dtype)
-    _close(xp, layer.grad_biases, gb, dtype)
-    _close(xp, gi, gx, dtype)
+    assert_matches(xp, layer.grad_weights, gw, dtype)
+    assert_matches(xp, layer.grad_biases, gb, dtype)
+    assert_matches(xp, gi, gx, dtype)
     assert layer.grad_input is gi
 
     layer.update_params(0.5)
-    _close(xp, layer.weights, w - 0.5 * gw, dtype)
-    _close(xp, layer.biases, b - 0.5 * gb, dtype)
+    assert_matches(xp, layer.weights, w - 0.5 * gw, dtype)
+    assert_matches(xp, layer.biases, b - 0.5 * gb, dtype)
 
 
 def test_wide_linear_step_matches_reference(xp, dtype):
@@ -54,12 +54,12 @@ def test_wide_linear_step_matches_reference(xp, dtype):
     x, g = gen.standard_normal((3, 1)), gen.standard_normal((3, n_out))
     layer = xmlp.Linear(1, n_out, xp.from_numpy(w, dtype), xp.from_numpy(b, dtype))
     x, w, b, g = (a.astype(dtype).astype(np.float64) for a in (x, w, b, g))
-    _close(xp, layer.forward(xp.from_numpy(x, dtype)), linear_forward(x, w, b), dtype)
+    assert_matches(xp, layer.forward(xp.from_numpy(x, dtype)), linear_forward(x, w, b), dtype)
     layer.backward(xp.from_numpy(g, dtype))
     gw, gb, _ = linear_backward(x, w, g)
     layer.update_params(0.5)
-    _close(xp, layer.weights, w - 0.5 * gw, dtype)
-    _close(xp, layer.biases, b - 0.5 * gb, dtype)
+    assert_matches(xp, layer.weights, w - 0.5 * gw, dtype)
+    assert_matches(xp, layer.biases, b - 0.5 * gb, dtype)
 
 
 def test_linear_predict_stores_nothing(xp):
@@ -129,29 +129,6 @@ def test_default_dtype_and_float32(xp):
     assert layer.weights.dtype == xp.float32
 
 
-@pytest.mark.parametrize("cls", [xmlp.Tanh, xmlp.ReLU, xmlp.Sigmoid])
-def test_activation_matches_reference(xp, dtype, cls):
-    gen = np.random.default_rng(2)
-    x = gen.standard_normal((4, 3)).astype(dtype).astype(np.float64)
-    g = gen.standard_normal((4, 3)).astype(dtype).astype(np.float64)
-    f = {xmlp.Tanh: np.tanh, xmlp.ReLU: lambda v: np.maximum(v, 0),
-         xmlp.Sigmoid: lambda v: 1 / (1 + np.exp(-v))}[cls]
-    df = {xmlp.Tanh: lambda v: 1 - np.tanh(v) ** 2, xmlp.ReLU: lambda v: (v > 0) * 1.0,
-          xmlp.Sigmoid: lambda v: f(v) * (1 - f(v))}[cls]
-    layer = cls()
-    out = layer.forward(xp.from_numpy(x, dtype))
-    _close(xp, out, f(x), dtype)
-    gi = layer.backward(xp.from_numpy(g, dtype))
-    _close(xp, gi, g * df(x), dtype)
-    np.testing.assert_allclose(xp.to_numpy(layer.predict(xp.from_numpy(x, dtype))), f(x),
-                               **tolerances(dtype))
-
-
-def test_sigmoid_does_not_overflow():
-    out = xmlp.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
-    np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
-
-
 def test_device_cpu_names_the_cpu_device_of_torch_initial_arrays():
     """device="cpu" (as the docs write it) with torch initial arrays on the CPU is the arrays'
     device, not a disagreement (torch.device("cpu") != "cpu" as objects); a device the
@@ -166,3 +143,91 @@ def test_device_cpu_names_the_cpu_device_of_torch_initial_arrays():
         xmlp.Linear(2, 3, initial_weights=w, device="meta")
     assert str(info.value) == ("Linear: device='meta' disagrees with initial_weights on cpu; "
                                "move the arrays first or leave device out.")
+
+
+# -- the initial weights -----------------------------------------------------------------------
+def test_initial_weights_are_copied_in_the_dtype_asked_for(xp):
+    """Linear(initial_weights=float64 arrays, dtype=float32) holds float32 copies: dtype= wins
+    over the arrays' dtype (their namespace and device are kept)."""
+    gen = np.random.default_rng(0)
+    w, b = gen.standard_normal((2, 3)), gen.standard_normal(2)
+    layer = xmlp.Linear(3, 2, xp.from_numpy(w, "float64"), xp.from_numpy(b, "float64"),
+                        dtype=xp.float32)
+    assert layer.dtype == xp.float32
+    assert layer.weights.dtype == xp.float32 and layer.biases.dtype == xp.float32
+    np.testing.assert_array_equal(to_host(layer.weights), w.astype(np.float32))
+    np.testing.assert_array_equal(to_host(layer.biases), b.astype(np.float32))
+
+
+def test_zero_biases_are_made_where_the_weights_live():
+    dev1 = strict.Device("device1")
+    for init in ("xavier", "he"):
+        layer = xmlp.Linear(3, 4, xp=strict, device=dev1, dtype="float32", rng=0, init=init)
+        assert layer.biases.dtype == strict.float32 and device(layer.biases) == dev1
+
+
+def test_layer_from_big_endian_weights_is_native_and_takes_ordinary_input():
+    w, b = np.arange(6.0).reshape(2, 3), np.array([0.5, -0.5])
+    layer = xmlp.Linear(3, 2, w.astype(">f8"), b.astype(">f8"))
+    assert layer.dtype == np.float64 and layer.weights.dtype.isnative
+    assert layer.biases.dtype.isnative
+    x = np.ones((4, 3))
+    np.testing.assert_array_equal(layer.forward(x), xmlp.Linear(3, 2, w, b).forward(x))
+    layer.backward(np.ones((4, 2)))
+    layer.update_params(0.1)  # trains as a float64 layer
+    assert layer.weights.dtype == np.float64 and layer.weights.dtype.isnative
+    f32 = xmlp.Linear(3, 2, w.astype(">f4"), b.astype(">f4"))
+    assert f32.dtype == np.float32 and f32.weights.dtype.isnative
+    assert xmlp.MLP(1, 2, 1, dtype=np.dtype(">f4")).dtype == np.float32
+    model = xmlp.MLP(1, 2, 1).to(dtype=np.dtype(">f4"))
+    assert all(p.dtype == np.float32 and p.dtype.isnative for p in model.parameters())
+
+
+@pytest.mark.xp_only("torch")  # only torch tensors record an autograd graph
+def test_initial_weights_that_require_grad_are_copied_as_values(xp):
+    torch = xp.module
+    w = torch.ones((2, 3), dtype=torch.float64, device=xp.device, requires_grad=True)
+    b = torch.zeros(2, dtype=torch.float64, device=xp.device, requires_grad=True)
+    model = xmlp.Sequential(xmlp.Linear(3, 2, w * 1, b * 1), xmlp.Tanh(),
+                            xmlp.Linear(2, 1, rng=0, **layer_kwargs(xp)))
+    x = xp.from_numpy(np.ones((4, 3)))
+    loss = xmlp.MSELoss()
+    for _ in range(3):
+        loss.forward(model.forward(x), xp.from_numpy(np.zeros((4, 1))))
+        model.backward(loss.backward())
+        model.update_params(0.1)
+    for p in model.parameters():
+        assert not p.requires_grad and p.grad_fn is None
+    for g in (g for _, g in model.named_grads()):
+        assert not g.requires_grad
+    assert w.grad is None  # nothing flowed back into the caller's graph
+
+
+def test_a_new_layer_has_no_gradients_and_no_grad_input():
+    """Before backward every gradient is None (named_grads says so, and update_params names
+    the first missing one even when another was set by hand), and so is grad_input."""
+    lin = xmlp.Linear(3, 4, rng=0)
+    assert dict(lin.named_grads()) == {"weights": None, "biases": None}
+    assert lin.grad_weights is None and lin.grad_biases is None and lin.grad_input is None
+    lin.grad_weights = np.zeros((4, 3))
+    assert message(xmlp.NoGradientError, lambda: lin.update_params(0.1)) == (
+        "Linear.update_params: no gradient for 'biases'; call backward() after forward() first.")
+
+
+def test_numpy_integer_dims_are_fine():
+    layer = xmlp.Linear(np.int64(3), np.int32(2), rng=0)
+    assert type(layer.input_dim) is int and layer.weights.shape == (2, 3)
+
+
+# -- update_params -----------------------------------------------------------------------------
+def test_readonly_parameter_is_updated_by_rebinding():
+    layer = xmlp.Linear(3, 2, rng=0)
+    w = layer.weights.copy()
+    w.flags.writeable = False
+    layer.weights = w
+    layer.forward(np.ones((4, 3)))
+    layer.backward(np.ones((4, 2)))
+    layer.update_params(0.1)
+    np.testing.assert_array_equal(w, xmlp.Linear(3, 2, rng=0).weights)  # w untouched
+    np.testing.assert_array_equal(layer.weights, w - 0.1 * layer.grad_weights)
+    assert layer.weights.flags.writeable

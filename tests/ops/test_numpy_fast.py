@@ -255,7 +255,7 @@ def test_few_row_products_equal_the_exact_product(shape):
             assert np.all(np.abs(got - want) <= bound + np.finfo(dt).eps * np.abs(want))
 
 
-# -- classification and optimizers (issue 10) ------------------------------------------------
+# -- classification and optimizers -------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(7, 3), (1, 1), (100, 10), (300, 16), (300, 17),
                                    (1000, 200)])
 def test_cross_entropy_fast_path_equals_portable(shape, dt):

@@ -1,5 +1,5 @@
 """xmlp.optim on every backend: SGD, Adam and AdamW against a NumPy float64 reference of
-torch.optim's formulas and against torch.optim itself, state, schedules, bad input (issue 10)."""
+torch.optim's formulas and against torch.optim itself, state, schedules, bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 import xmlp
 from tests.conftest import tolerances
+from tests.helpers import HUGE_INT, Tagged, int_id, rejects
 from tests.reference import adam_reference, sgd_reference
-from tests.test_errors import rejects
 
 STEPS = 20
 # (optimizer, keyword arguments); lr is changed half-way (a schedule) in the tests below
@@ -178,13 +178,8 @@ def test_repr_and_defaults():
     ({"lr": -0.1}, ValueError, ["lr", ">= 0"]),
     ({"lr": math.nan}, ValueError, ["lr"]),
     ({"lr": "0.1"}, TypeError, ["lr", "str"]),
-    ({"betas": (0.9, 1.0)}, ValueError, ["betas[1]", "[0, 1)"]),
-    ({"betas": (-0.1, 0.9)}, ValueError, ["betas[0]", "[0, 1)"]),
     ({"betas": 0.9}, TypeError, ["pair"]),
     ({"betas": (0.9, 0.99, 0.9)}, TypeError, ["pair"]),
-    ({"eps": -1e-8}, ValueError, ["eps"]),
-    ({"weight_decay": -0.01}, ValueError, ["weight_decay"]),
-    ({"weight_decay": True}, TypeError, ["weight_decay", "bool"]),
 ])
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 def test_adam_rejects_bad_hyperparameters(name, kwargs, exc, words):
@@ -230,13 +225,6 @@ def test_hyperparameters_of_every_real_type_become_floats():
     assert all(type(v) is float for v in (opt.lr, *opt.betas, opt.eps, opt.weight_decay))
     sgd = xmlp.optim.SGD(model, lr=10**300, momentum=Fraction(1, 2))
     assert sgd.lr == 1e300 and sgd.momentum == 0.5
-
-
-def test_rejects_what_is_not_a_model():
-    with pytest.raises(TypeError, match=r"xmlp\.Module"):
-        xmlp.optim.Adam([np.zeros(3)])
-    with pytest.raises(ValueError, match="no parameters"):
-        xmlp.optim.SGD(xmlp.Sequential(xmlp.Tanh()), lr=0.1)
 
 
 def test_bad_lr_assignment_keeps_the_old_one():
@@ -371,7 +359,6 @@ def _mixed_ops_model(xp, start):
     after xmlp.ops.numpy_fast.set_fast_paths was called: its ops are another object than the first
     one's (on NumPy the portable ops beside the fast ones; elsewhere a second portable ops), as
     for a user who toggles the fast paths between building two layers of one model."""
-    from xmlp.ops import numpy_fast as _dispatch
 
     was = xmlp.ops._fast_paths
 
@@ -478,3 +465,115 @@ def test_adam_hyperparameter_messages_name_each_one(name, kwargs, exc, message):
     with pytest.raises(exc) as info:
         getattr(xmlp.optim, name)(xmlp.MLP(2, 3, 1, rng=0), **kwargs)
     assert str(info.value) == f"{name}: {message}"
+
+
+# -- whole messages, checked steps, the state dict's arrays ------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_construction_messages_name_the_optimizer_and_what_was_passed(name):
+    """The whole message: the optimizer's class, the type passed instead of a model, and the
+    model class that holds no parameters."""
+    cls = getattr(xmlp.optim, name)
+    with pytest.raises(TypeError) as info:
+        cls([np.zeros(3)], lr=0.1)
+    assert str(info.value) == (
+        f"{name}: model must be an xmlp.Module (its parameters are listed by "
+        "named_parameters()), got list")
+    with pytest.raises(ValueError) as info:
+        cls(xmlp.Sequential(xmlp.Tanh()), lr=0.1)
+    assert str(info.value) == f"{name}: the Sequential has no parameters to optimize"
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("SGD", {"lr": 0.1, "momentum": 0.9}),
+    ("Adam", {"lr": 0.01}),
+])
+def test_steps_accept_gradients_of_an_array_subclass(name, kwargs):
+    """Gradients of an ndarray subclass (accepted by the checked path, as update_params does)
+    update every parameter as plain gradients would, over several steps."""
+    gen = np.random.default_rng(3)
+    x, t = gen.standard_normal((6, 2)), gen.standard_normal((6, 1))
+    model = xmlp.Sequential(xmlp.Linear(2, 3, rng=1), xmlp.Tanh(), xmlp.Linear(3, 1, rng=2))
+    opt = getattr(xmlp.optim, name)(model, **kwargs)
+    params = [np.array(p) for p in model.parameters()]
+    steps = []
+    for _ in range(3):
+        loss = xmlp.MSELoss()
+        loss.forward(model.forward(x), t)
+        model.backward(loss.backward())
+        grads = []
+        for module in model.modules():
+            for leaf in module.param_names:
+                grad = getattr(module, "grad_" + leaf)
+                grads.append(np.array(grad))
+                setattr(module, "grad_" + leaf, grad.view(Tagged))
+        steps.append(grads)  # plain copies of this step's gradients, for the reference
+        opt.step()
+    assert opt.step_count == 3
+    lrs = [kwargs["lr"]] * 3
+    rest = {k: v for k, v in kwargs.items() if k != "lr"}
+    if name == "SGD":
+        want = sgd_reference(params, steps, lrs, **rest)[0]
+    else:
+        want = adam_reference(params, steps, lrs, **rest)[0]
+    for got, ref in zip(model.parameters(), want, strict=True):
+        assert type(got) is np.ndarray
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_model_moved_after_steps_message_in_full():
+    """The whole message: where the parameters and the state are, why, and the way out."""
+    model = xmlp.MLP(2, 3, 1, rng=0)
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    x = np.ones((4, 2))
+    model.forward(x)
+    model.backward(np.ones((4, 1)))
+    opt.step()
+    model.to(dtype="float32")
+    model.forward(x.astype(np.float32))
+    model.backward(np.ones((4, 1), np.float32))
+    with pytest.raises(TypeError) as info:
+        opt.step()
+    assert str(info.value) == (
+        "Adam.step: the parameters are now numpy float32 on cpu but this optimizer's state is "
+        "numpy float64 on cpu (the model was moved with .to() after steps were taken). Carry "
+        "the state over with opt.load_state_dict(opt.state_dict()), which makes it where the "
+        "parameters are now; xmlp never transfers silently.")
+    assert opt.step_count == 1
+
+
+def test_loaded_optimizer_state_is_a_copy_of_the_dict(xp):
+    """load_state_dict copies the state dict's arrays: changing the dict afterwards does not
+    change the optimizer's state (which it updates in place on NumPy)."""
+    model = xmlp.MLP(3, 5, 4, xp=xp.module, device=xp.device, dtype="float64", rng=0)
+    gen = np.random.default_rng(1)
+    for layer in (model.linear1, model.linear2):
+        layer.grad_weights = xp.from_numpy(gen.standard_normal(tuple(layer.weights.shape)))
+        layer.grad_biases = xp.from_numpy(gen.standard_normal(tuple(layer.biases.shape)))
+    opt = xmlp.optim.SGD(model, lr=0.1, momentum=0.9)
+    opt.step()
+    saved = opt.state_dict()
+    want = {name: {k: a.copy() for k, a in entry.items()} for name, entry in saved["state"].items()}
+    fresh = xmlp.optim.SGD(model, lr=0.1, momentum=0.9)
+    fresh.load_state_dict(saved)
+    for entry in saved["state"].values():
+        for a in entry.values():
+            a[...] = 123.0
+    got = fresh.state_dict()["state"]
+    assert got.keys() == want.keys()
+    for name, entry in want.items():
+        for key, a in entry.items():
+            np.testing.assert_array_equal(got[name][key], a)
+
+
+# -- numbers beyond the float range ------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda m, v: xmlp.optim.SGD(m, lr=v), lambda m, v: xmlp.optim.SGD(m, lr=0.1, momentum=v),
+    lambda m, v: xmlp.optim.SGD(m, lr=0.1, weight_decay=v), lambda m, v: xmlp.optim.Adam(m, lr=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, eps=v),
+    lambda m, v: xmlp.optim.Adam(m, lr=0.1, betas=(v, 0.9)),
+], ids=["sgd-lr", "momentum", "weight_decay", "adam-lr", "eps", "beta1"])
+@pytest.mark.parametrize("value", [HUGE_INT, -HUGE_INT, Fraction(HUGE_INT, 7)], ids=int_id)
+def test_optimizer_hyperparameters_beyond_the_float_range(make, value):
+    with pytest.raises(ValueError) as info:
+        make(xmlp.MLP(1, 2, 1), value)
+    assert type(info.value) is ValueError

@@ -33,7 +33,8 @@ META = {
     "exit_code_by_key": {
         "xmlp.io.checkpoint.x_save__mutmut_1": 1, "xmlp.io.checkpoint.x_save__mutmut_2": 0,
         "xmlp.io.checkpoint.x_save__mutmut_3": None,
-        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": 33,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": 33,
     },
     "hash_by_function_name": {"x_save": "0123456789ab", "xǁCheckpointǁload": "ba9876543210"},
     "type_check_error_by_key": {}, "durations_by_key": {"xmlp.io.checkpoint.x_save__mutmut_1": 0.5},
@@ -148,5 +149,6 @@ def test_forget_survivors_marks_every_mutant_not_killed_as_not_run(results, tmp_
     assert codes == {
         "xmlp.io.checkpoint.x_save__mutmut_1": 1, "xmlp.io.checkpoint.x_save__mutmut_2": None,
         "xmlp.io.checkpoint.x_save__mutmut_3": None,
-        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36, "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": None,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_1": 36,
+        "xmlp.io.checkpoint.xǁCheckpointǁload__mutmut_2": None,
     }

@@ -9,26 +9,14 @@ import pytest
 
 import xmlp
 from tests.conftest import tolerances
+from tests.helpers import PoisonedLoss, host_params, make_data
 from tests.reference import mlp_step
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-# One data shape (10, 2) and one model shape (2 -> 5 -> 1) almost everywhere: JAX compiles each
-# op once per shape, so shared shapes keep the suite fast.
-def make_data(n: int = 10, in_dim: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    gen = np.random.default_rng(seed)
-    x = gen.standard_normal((n, in_dim))
-    t = np.sin(x.sum(axis=1, keepdims=True)) + 0.1 * gen.standard_normal((n, 1))
-    return x, t
-
-
 def make_model(xp, dtype="float64", hidden=5, seed=7, in_dim=2):
     return xmlp.MLP(in_dim, hidden, 1, xp=xp.module, device=xp.device, dtype=dtype, rng=seed)
-
-
-def host_params(xp, model) -> list[np.ndarray]:
-    return [xp.to_numpy(p) for p in model.parameters()]
 
 
 def reference_fit(params, x, t, *, epochs, lr, batch_size=None, orders=None):
@@ -48,21 +36,6 @@ def reference_fit(params, x, t, *, epochs, lr, batch_size=None, orders=None):
         history.append(total / n)
         batch_losses.append(losses)
     return history, params, batch_losses
-
-
-class PoisonedLoss(xmlp.MSELoss):
-    """MSE whose target turns NaN from the ``poison``-th forward call on."""
-
-    def __init__(self, poison: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.poison = poison
-
-    def forward(self, y, t):
-        self.calls += 1
-        if self.calls >= self.poison:
-            t = t * math.nan
-        return super().forward(y, t)
 
 
 # -- results -----------------------------------------------------------------------------------

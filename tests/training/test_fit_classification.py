@@ -1,5 +1,5 @@
 """fit with an optimizer, validation data and CrossEntropyLoss on every backend; History; the
-restore of parameters and optimizer state on a non-finite epoch; bad arguments (issue 10)."""
+restore of parameters and optimizer state on a non-finite epoch; bad arguments; models on Dask."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import xmlp
+from tests.helpers import make_data as regression_data
+from tests.helpers import rejects
 from tests.reference import adam_reference, cross_entropy, sgd_reference
-from tests.test_errors import rejects
 
 N, IN, HIDDEN, CLASSES = 12, 3, 5, 4
 
@@ -286,3 +287,55 @@ def test_accuracy_counts_the_last_axis_with_any_integer_labels():
         assert history.accuracy == [pytest.approx(want)]
         assert history.val_accuracy == [pytest.approx(want)]
     assert 0 < want < 1
+
+
+# -- validation data and the shuffle -----------------------------------------------------------
+def test_validation_draws_nothing_from_the_shuffling_generator():
+    """Validation batches are taken in order: with shuffle=True and a seed, training with
+    validation data visits the same orders, and ends with the same weights, as without it."""
+    x, t = regression_data(10)
+    xv, tv = regression_data(7, seed=1)
+    kwargs = {"epochs": 3, "lr": 0.1, "batch_size": 3, "shuffle": True, "rng": 5,
+              "progress": False}
+    plain_model, val_model = xmlp.MLP(2, 5, 1, rng=7), xmlp.MLP(2, 5, 1, rng=7)
+    plain = xmlp.fit(plain_model, x, t, **kwargs)
+    validated = xmlp.fit(val_model, x, t, validation_data=(xv, tv), **kwargs)
+    assert list(validated) == list(plain)
+    for p, q in zip(val_model.parameters(), plain_model.parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert len(validated.val_loss) == 3
+
+
+# -- models on Dask ----------------------------------------------------------------------------
+def test_a_dask_classifier_over_many_batches_matches_numpy():
+    """A model on Dask, plain SGD, 10 mini-batches an epoch (persisted every 4 steps): each
+    epoch's loss and accuracy count every batch, as on NumPy. Runs wherever Dask is
+    installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((20, 2))
+    labels = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5).astype(np.int64)
+    kwargs = {"epochs": 2, "lr": 0.5, "batch_size": 2, "loss": xmlp.CrossEntropyLoss(),
+              "progress": False}
+    ref = xmlp.fit(xmlp.MLP(2, 4, 3, rng=7), x, labels, **kwargs)
+    model = xmlp.MLP(2, 4, 3, xp=da, rng=7)
+    got = xmlp.fit(model, da.from_array(x, chunks=(10, 2)), da.from_array(labels, chunks=10),
+                   **kwargs)
+    assert list(got) == pytest.approx(list(ref), rel=1e-12)
+    assert got.accuracy == ref.accuracy
+    assert 0 < ref.accuracy[0] < 1
+
+
+def test_the_optimizer_state_of_a_dask_model_is_persisted_each_epoch():
+    """Adam on a model on Dask: after fit, its state arrays are persisted (one in-memory task
+    per chunk), not the graphs of the epoch's steps. Runs wherever Dask is installed."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x, t = regression_data(16)
+    model = xmlp.MLP(2, 5, 1, xp=da, rng=7)
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    xmlp.fit(model, da.from_array(x, chunks=(4, 2)), da.from_array(t, chunks=(4, 1)),
+             epochs=2, optimizer=opt, batch_size=4, progress=False)
+    state = opt._state_arrays()
+    assert len(state) == 8  # two arrays for each of the 4 parameters
+    for a in state:
+        assert len(a.__dask_graph__()) == a.npartitions

@@ -1,29 +1,24 @@
-"""Tests written to kill surviving mutants of NumpyOps.affine/matmul (xmlp.ops.numpy_fast), to_host
-(xmlp.backend) and _Activation._input_spec found in the session-5 mutation run. Plain NumPy
-for NumpyOps; to_host is checked on array_api_strict, and on torch and Dask through
-pytest.importorskip (so these run wherever they are installed, whatever XMLP_BACKENDS says)."""
+"""The NumPy fast paths of the products (matmul, affine, the input gradient) against the
+portable ops: float64 products of few rows are the plain GEMM bit for bit; what a fast path
+declines (operands of mixed dtypes, strided views) is the portable GEMM's result, laid out
+as it lays it out; an outer product is laid out like the input it stands for."""
 
 from __future__ import annotations
-
-import sys
-import types
 
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
 
-import xmlp
-from xmlp.backend import to_host
 from xmlp.ops import numpy_fast as _dispatch
 from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 
+# -- matmul and affine -------------------------------------------------------------------------
 def _bits(a):
     """The bit patterns of a float array: equal only where every value and zero sign is."""
     return a.view(np.dtype(f"u{a.dtype.itemsize}"))
 
 
-# -- NumpyOps.matmul / affine: what the fast paths decline is the portable GEMM ---------------
 # float64 products always run as the plain GEMM (the swapped _FEW_ROWS product is float32
 # only); on OpenBLAS the swapped float64 GEMM rounds differently for these shapes.
 FEW_ROWS_F64 = [(64, 256, 513), (64, 300, 100), (64, 100, 100), (63, 257, 513)]
@@ -158,135 +153,27 @@ def test_one_wide_affine_of_a_strided_array_is_row_major(strided, dt):
     np.testing.assert_array_equal(got, portable.affine(x, w, b))
 
 
-# -- to_host ------------------------------------------------------------------------------
-class _FakeCupyArray:
-    """A stand-in for cupy.ndarray (the two things to_host relies on): NumPy's implicit
-    conversion is refused with CuPy's TypeError, and .get() copies the data to the host."""
-
-    def __init__(self, host):
-        self._host = host
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use "
-                        "`.get()` to construct a NumPy array explicitly.")
-
-    def get(self):
-        return np.array(self._host, copy=True)
-
-
-def test_to_host_fetches_a_cupy_array_with_get(monkeypatch):
-    """A CuPy array (here a stand-in, registered as cupy.ndarray) comes to the host through
-    .get(): CuPy refuses NumPy's implicit conversion."""
-    fake = types.ModuleType("cupy")
-    fake.ndarray = _FakeCupyArray
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    host = np.arange(6.0).reshape(2, 3)
-    got = to_host(_FakeCupyArray(host))
-    assert type(got) is np.ndarray and got.dtype == np.float64
-    np.testing.assert_array_equal(got, host)
-    assert not np.shares_memory(got, host)
-
-
-def test_to_host_detaches_a_torch_tensor_that_requires_grad():
-    """A tensor recording autograd (NumPy's conversion refuses it) comes back detached: a
-    NumPy copy of its values, which writing does not change the tensor."""
-    torch = pytest.importorskip("torch", reason="torch is not installed here")
-    t = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64).reshape(2, 3).requires_grad_()
-    got = to_host(t)
-    assert type(got) is np.ndarray and got.dtype == np.float64 and got.shape == (2, 3)
-    want = t.detach().clone().numpy()
-    np.testing.assert_array_equal(got, want)
-    got[...] = 7.0
-    np.testing.assert_array_equal(t.detach().numpy(), want)
-
-
-@pytest.mark.parametrize("what", ["matrix", "0-d reduction"])
-def test_to_host_computes_a_dask_array_into_a_numpy_array(what):
-    """A Dask array is computed into a NumPy array: a matrix, and a 0-d reduction (which
-    Dask's compute() returns as a NumPy scalar) as a 0-d ndarray."""
-    da = pytest.importorskip("dask.array", reason="Dask is not installed here")
-    host = np.arange(12.0).reshape(3, 4)
-    d = da.from_array(host, chunks=(2, 4))
-    if what == "0-d reduction":
-        d, host = d.sum(), np.array(host.sum())
-    got = to_host(d)
-    assert type(got) is np.ndarray and got.dtype == np.float64 and got.shape == host.shape
-    np.testing.assert_array_equal(got, host)
-
-
-class _DLPackOnly:
-    """An Array API array of some other library that lives on the host (its namespace's
-    default device) but refuses NumPy's implicit conversion, as CuPy does: only DLPack
-    exports its data, sharing its buffer."""
-
-    def __init__(self, data):
-        self._data = data
-        self.dtype, self.shape = data.dtype, data.shape
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError("implicit conversion to a NumPy array is not supported")
-
-    def __array_namespace__(self, api_version=None):
-        return _HOST_LIB
-
-    def to_device(self, device, /, stream=None):
-        assert device == "host"
-        return self
-
-    def __dlpack__(self, **kwargs):
-        return self._data.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._data.__dlpack_device__()
-
-
-_HOST_LIB = types.ModuleType("hostlib")  # _DLPackOnly's namespace: one device, "host"
-_HOST_LIB.__array_namespace_info__ = lambda: types.SimpleNamespace(default_device=lambda: "host")
-
-
-def test_to_host_of_a_dlpack_only_array_is_a_copy():
-    """An array that only DLPack can export (DLPack shares the buffer) comes back as a NumPy
-    copy: writing it leaves the caller's array alone."""
-    data = np.arange(6.0).reshape(2, 3)
-    got = to_host(_DLPackOnly(data))
-    assert type(got) is np.ndarray and got.dtype == np.float64 and got.shape == (2, 3)
-    np.testing.assert_array_equal(got, np.arange(6.0).reshape(2, 3))
-    assert not np.shares_memory(got, data)
-    got[...] = -1.0
-    np.testing.assert_array_equal(data, np.arange(6.0).reshape(2, 3))
-
-
-@pytest.mark.parametrize("device", ["CPU_DEVICE", "device1", "device2"])
-def test_to_host_of_array_api_strict_arrays_on_any_device_is_a_copy(device):
-    """array-api-strict arrays on every device (NumPy cannot convert those off its CPU
-    device) come back as NumPy copies of their values."""
-    xs = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed here")
-    dev = xs.Device(device)
-    a = xs.asarray([[1.0, -2.0], [3.5, 0.25]], dtype=xs.float64, device=dev)
-    got = to_host(a)
-    assert type(got) is np.ndarray and got.dtype == np.float64
-    np.testing.assert_array_equal(got, [[1.0, -2.0], [3.5, 0.25]])
-    got[...] = 0.0
-    np.testing.assert_array_equal(to_host(a), [[1.0, -2.0], [3.5, 0.25]])
-
-
-# -- activations: the spec of the first input is kept ---------------------------------------
-@pytest.mark.parametrize("method", ["forward", "predict"])
-def test_activation_keeps_the_ops_of_its_first_input_after_fast_paths_are_turned_off(method):
-    """set_fast_paths applies to activation inputs first seen from then on: a Tanh that has
-    seen a float64 array keeps computing same-spec inputs with the ops it chose then (here the
-    fast tanh, which differs from NumPy's in the last bits), it does not re-resolve them."""
-    before = xmlp.ops._fast_paths
-    x = np.linspace(-4.0, 4.0, 20_001).reshape(1, -1)  # long: the vectorized tanh
-    fast_tanh = NumpyOps(anp).tanh(x)
-    assert not np.array_equal(fast_tanh, np.tanh(x))  # the two are distinguishable
-    try:
-        xmlp.ops.set_fast_paths(True)
-        act = xmlp.Tanh()
-        first = act.forward(x)
-        xmlp.ops.set_fast_paths(False)
-        again = getattr(act, method)(x.copy())
-    finally:
-        xmlp.ops.set_fast_paths(before)
-    np.testing.assert_array_equal(first, fast_tanh)
-    np.testing.assert_array_equal(again, fast_tanh)
+# -- the input gradient ------------------------------------------------------------------------
+def test_input_gradient_of_arrays_the_fast_path_declines_is_the_portable_gemm():
+    """A one-output input gradient whose gradient or weights the outer product may not take
+    (another dtype than the other operand, a strided view) is the portable op's GEMM, bit for
+    bit: signs of zeros included (the GEMM adds each product to +0, so (-1) * 0 gives +0 there,
+    -0 in an elementwise product)."""
+    fast, portable = NumpyOps(anp), PortableOps(anp)
+    n, width = 50, 100
+    g = np.tile([[-1.0], [1.0], [-0.0], [0.0], [2.5]], (2 * n // 5, 1))  # (2n, 1)
+    w = np.tile([[0.0, -0.0, 1.0, -3.0]], (1, width // 2))  # (1, 2 * width)
+    x2 = np.ones((n, width))  # row-major
+    cases = {
+        "gradient float32": (g[:n].astype(np.float32), w[:, :width]),
+        "weights float32": (g[:n], w[:, :width].astype(np.float32)),
+        "strided gradient": (g[::2], w[:, :width]),
+        "strided weights": (g[:n], w[:, ::2]),
+    }
+    for case, (g2, weights) in cases.items():
+        assert g2.shape == (n, 1) and weights.shape == (1, width)
+        got, want = fast.input_grad(g2, weights, x2), portable.input_grad(g2, weights, x2)
+        assert type(got) is np.ndarray and got.dtype == want.dtype, case
+        assert got.flags.c_contiguous, case
+        np.testing.assert_array_equal(got, want, err_msg=case)
+        assert np.array_equal(np.signbit(got), np.signbit(want)), case

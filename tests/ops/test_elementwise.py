@@ -1,20 +1,23 @@
-"""Tests written to kill surviving mutants of NumpyOps.tanh, NumpyOps.tanh_grad,
-NumpyOps.sum_rows and ArraySpec.holds found in the session-5 mutation run. Plain NumPy for
-NumpyOps (xmlp.ops.numpy_fast's fast paths are NumPy-only); the two ArraySpec.holds survivors proved
-equivalent (a spec made afresh is the same spec), so none of these tests needs a backend."""
+"""The NumPy fast paths of the elementwise ops and row sums against the portable ops: tanh
+(NumPy's below the documented sizes, the vectorized kernel from there on, its float64
+table made on first use), the tanh gradient laid out like its stored output, row sums of
+every rank, and one thread doing all the work when XMLP_THREADS says one."""
 
 from __future__ import annotations
+
+import threading
 
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
 
 import xmlp
+import xmlp.ops
 from xmlp.ops import numpy_fast as _dispatch
 from xmlp.ops.numpy_fast import NumpyOps, PortableOps
 
 
-# -- NumpyOps.tanh -----------------------------------------------------------------------------
+# -- tanh --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dt, n", [(np.float64, 1024), (np.float32, 16384)],
                          ids=["float64", "float32"])
 def test_tanh_switches_to_the_vectorized_kernel_at_the_documented_sizes(dt, n):
@@ -56,7 +59,21 @@ def test_the_float64_tanh_table_is_built_on_first_use(monkeypatch):
     np.testing.assert_array_equal(fast.tanh(x), got)  # the table made once serves again
 
 
-# -- NumpyOps.tanh_grad ------------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_fast_tanh_of_a_2d_array_is_the_tanh_of_its_elements(dt, order):
+    """tanh is elementwise: a long 2-D array (either memory order) gets, bit for bit, what its
+    elements get as one 1-D array (the same blocked approximation, not NumPy's tanh for some
+    shapes), laid out like the input."""
+    fast = NumpyOps(anp)
+    x = np.asarray(3.0 * np.random.default_rng(51).standard_normal((300, 200)), dt, order=order)
+    got = fast.tanh(x)
+    assert got.dtype == dt and got.shape == x.shape
+    assert got.flags.c_contiguous == (order == "C") and got.flags.f_contiguous == (order == "F")
+    np.testing.assert_array_equal(got.ravel(order="K"), fast.tanh(x.ravel(order="K")))
+
+
+# -- the tanh gradient -------------------------------------------------------------------------
 def test_tanh_gradient_is_laid_out_like_its_stored_output():
     """Tanh after a one-input layer stores a column-major output (docs/performance.md); the
     gradient from a 10-wide layer after it is row-major (a GEMM's). Tanh's grad_input keeps the
@@ -94,7 +111,18 @@ def test_tanh_gradient_is_laid_out_like_its_stored_output():
         np.testing.assert_array_equal(got, portable.tanh_grad(g, y))
 
 
-# -- NumpyOps.sum_rows -------------------------------------------------------------------------
+def test_tanh_grad_with_a_non_contiguous_stored_output():
+    from xmlp.ops.numpy_fast import _LARGE, NumpyOps, PortableOps
+
+    gen = np.random.default_rng(4)
+    g = gen.standard_normal((400, 400))  # contiguous, past _LARGE
+    y = np.tanh(gen.standard_normal((400, 800)))[:, ::2]  # not contiguous
+    assert g.size >= _LARGE and not y.flags.c_contiguous
+    np.testing.assert_allclose(NumpyOps(np).tanh_grad(g, y), PortableOps(np).tanh_grad(g, y),
+                               rtol=1e-14)
+
+
+# -- row sums ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 def test_sum_rows_of_other_ranks_sums_over_the_first_axis(dt):
     """The row-sum fast path reads a 2-D column-major array transposed; arrays of other ranks
@@ -108,3 +136,26 @@ def test_sum_rows_of_other_ranks_sums_over_the_first_axis(dt):
         assert got.shape == want.shape == g.shape[1:]
         assert got.dtype == want.dtype == dt
         np.testing.assert_array_equal(got, want)
+
+
+# -- threads -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw", ["1", "0", "-2"])
+def test_one_thread_or_fewer_runs_every_block_on_the_calling_thread(raw, monkeypatch):
+    """XMLP_THREADS=1 (and a 0 or a negative count, read as 1) means one thread: long
+    elementwise work is not split and no thread pool is made."""
+    monkeypatch.setenv("XMLP_THREADS", raw)
+    # restored together (see test_numpy_fast.py::test_the_thread_pool_is_made_once_and_reused)
+    monkeypatch.setattr(_dispatch, "_pool", None)
+    monkeypatch.setattr(_dispatch, "_pool_pid", 0)
+    assert _dispatch._threads() == 1
+    seen = set()
+
+    def kernel(out, a):
+        seen.add(threading.get_ident())
+        np.multiply(a, 2.0, out=out)
+
+    a = np.arange(4 * _dispatch._LARGE, dtype=np.float64)
+    out = _dispatch._blocks(kernel, np.empty_like(a), a)
+    np.testing.assert_array_equal(out, 2.0 * a)
+    assert seen == {threading.get_ident()}
+    assert _dispatch._pool is None
