@@ -105,6 +105,11 @@ def assert_matches(xp: Any, got: Any, want: np.ndarray, dtype: str) -> None:
 
 
 # -- models, data and losses -------------------------------------------------------------------
+def linear34() -> xmlp.Linear:
+    """A NumPy float64 Linear(3, 4), as in docs/errors.md's examples."""
+    return xmlp.Linear(3, 4, rng=0)
+
+
 def layer_kwargs(xp: Any, dtype: str = "float64") -> dict[str, Any]:
     """The ``xp=``, ``device=`` and ``dtype=`` of a layer made on backend case ``xp``."""
     return {"xp": xp.module, "device": xp.device, "dtype": getattr(xp.ns, dtype)}

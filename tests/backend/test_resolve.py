@@ -6,9 +6,7 @@ whatever XMLP_BACKENDS says."""
 
 from __future__ import annotations
 
-import sys
 import types
-from typing import Any
 
 import array_api_strict as strict
 import numpy as np
@@ -63,9 +61,6 @@ def test_moving_to_a_bad_device_or_dtype_names_the_device_and_the_reason():
 
 
 def test_device_message_lists_the_devices():
-    got = message(TypeError, lambda: xmlp.Linear(3, 4, device="gpu"))
-    assert got.startswith("numpy cannot make arrays on device='gpu' (")
-    assert got.endswith("). Its devices: ['cpu'].")
     got = message(TypeError, lambda: xmlp.Linear(3, 4, xp=strict, device="nope"))
     assert got.startswith("array_api_strict cannot make arrays on device='nope' (")
     assert ". Its devices: [array_api_strict.Device('CPU_DEVICE'), " in got
@@ -156,41 +151,14 @@ def test_a_namespace_that_hands_out_another_dtype_is_refused():
             "jax.config.update('jax_enable_x64', True) first (or set JAX_ENABLE_X64=1).")
 
 
-# -- namespaces --------------------------------------------------------------------------------
-def test_namespace_messages(monkeypatch):
-    names = "'numpy', 'cupy', 'torch', 'jax', 'dask', 'array_api_strict'"
-    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp="numpi")) == (
-        "xp='numpi' is not a backend name xmlp knows; use one of 'numpy', 'cupy', 'torch', "
-        "'jax', 'jax.numpy', 'dask', 'dask.array', 'array_api_strict' or pass the array module "
-        "itself.")
-    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp=3)) == (
-        "xp=3 is not an array namespace xmlp can use. Pass an array module (numpy, cupy, torch, "
-        f"jax.numpy, dask.array, array_api_strict) or its name ({names}).")
-
-    class Broken:
-        __name__ = "broken"
-
-        def asarray(self, value: Any) -> Any:
-            raise RuntimeError("no device")
-
-    assert message(TypeError, lambda: xmlp.Linear(3, 4, xp=Broken())) == (
-        "xp=broken could not make an array here: RuntimeError: no device. Pass an array module "
-        "such as numpy, cupy, torch, jax.numpy, dask.array or array_api_strict (CuPy also needs "
-        "a working NVIDIA GPU).")
-    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
-    got = message(ModuleNotFoundError, lambda: xmlp.Linear(3, 4, xp="cupy"))
-    assert got.startswith("xp='cupy' needs cupy, which is not installed here (")
-    assert got.endswith('); install it with: pip install "xmlp[cupy]"')
 
 
 # -- seeds -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("rng", "error", "shown"), [
     (True, TypeError, "bool: True"),
-    ("seed", TypeError, "str: 'seed'"),
     (1.5, TypeError, "float: 1.5"),
-    (-1, ValueError, "int: -1"),
     (np.int64(-3), ValueError, f"int64: {np.int64(-3)!r}"),
-], ids=["bool", "str", "float", "negative", "negative-numpy-int"])
+], ids=["bool", "float", "negative-numpy-int"])
 def test_rng_messages(rng, error, shown):
     """A bad rng= is refused with the whole message: what is accepted, then the type and value
     given (bool is refused although it is an int; a negative seed is a ValueError)."""

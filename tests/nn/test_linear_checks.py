@@ -16,6 +16,7 @@ from tests.conftest import backend
 from tests.helpers import (
     data,
     foreign,
+    linear34,
     message,
     ns_name,
     rejects,
@@ -203,14 +204,9 @@ def test_an_unknown_init_is_named_with_the_choices():
         "Linear: init must be one of ('normal', 'xavier', 'he'), got 'glorot'")
 
 
-def test_initial_arrays_that_are_not_floating_arrays_are_named():
-    """initial_weights / initial_biases that are no array, or not a floating one, are named in
-    the message, with the owner "Linear"."""
-    assert message(TypeError, lambda: xmlp.Linear(3, 4, [[1.0] * 3] * 4)) == (
-        "Linear: initial_weights must be an array, got list.")
-    assert message(TypeError, lambda: xmlp.Linear(3, 4, np.ones((4, 3), dtype=np.int64))) == (
-        "Linear: initial_weights has dtype int64; xmlp layers take real floating arrays. "
-        "Convert with numpy.astype(x, numpy.float64).")
+def test_initial_biases_that_are_not_floating_arrays_are_named():
+    """initial_biases of an integer dtype are named in the message, with the owner "Linear" (the
+    weights' messages: tests/docs/test_errors.py)."""
     assert message(TypeError, lambda: xmlp.Linear(3, 4, initial_biases=np.arange(4))) == (
         "Linear: initial_biases has dtype int64; xmlp layers take real floating arrays. "
         "Convert with numpy.astype(x, numpy.float64).")
@@ -285,8 +281,6 @@ def test_huge_dims_are_a_value_error():
 
 
 # -- parameters replaced by hand ---------------------------------------------------------------
-def linear34() -> xmlp.Linear:
-    return xmlp.Linear(3, 4, rng=0)
 
 
 def _linear23(xp):
