@@ -12,7 +12,7 @@
 * At the end of a build, a warning (an error under ``-W``) for each public name that did not
   become a documented object.
 
-The functions that compute names import nothing from Sphinx, so tests/test_api_reference.py
+The functions that compute names import nothing from Sphinx, so tests/docs/test_api_reference.py
 can check them without building the site.
 """
 
