@@ -409,7 +409,8 @@ CASES = [
          fit_with_refused_validation_data,
          "fit: validation_data was refused: Linear(3, 5).predict: x must have shape (..., 3) "
          "(input_dim features), got (5, 2)", "validation-data"),
-    Case("A later batch refused in the first epoch", TypeError, fit_on_a_masked_dask_chunk,
+    Case("A streamed Dask chunk refused in the first epoch", TypeError,
+         fit_on_a_masked_dask_chunk,
          f"fit: a chunk of the Dask data {MASKED}", "masked-chunk",
          (pytest.mark.requires_backends("dask"),), named="the model's or loss's error"),
     Case("A bad option value", ExitStatus2, bench_into_a_file,

@@ -160,8 +160,8 @@ def test_a_model_on_dask_keeps_the_data_parallel_route():
     x, t = make_data(16)
     xd, td = da.from_array(x, chunks=(8, 3)), da.from_array(t, chunks=(8, 2))
     model = xmlp.MLP(3, 6, 2, xp=da, rng=7)
-    source = streaming.batch_source(model, xd, td, xp=None, n=16, step=16, full_batch=True,
-                                    shuffle=False, rng=np.random.default_rng(0), epochs=1)
+    source = streaming.batch_source(model, xd, td, xp=None, n=16, step=16, shuffle=False,
+                                    rng=np.random.default_rng(0), epochs=1)
     assert isinstance(source, streaming.MemoryBatches)
     xmlp.fit(model, xd, td, epochs=1, lr=0.1, progress=False)  # full batch, on Dask
     assert all(isinstance(p, da.Array) for p in model.parameters())

@@ -550,10 +550,10 @@ def test_streamed_fit_takes_validation_data_of_the_model_or_of_dask():
 
 def test_streamed_validation_data_is_converted_and_checked_by_the_model():
     """Streamed data is converted to the model's dtype, data in memory is not: each is checked
-    by the model as it reaches it. Validation data in memory is refused on its first batch,
-    before the first step; streamed validation data when the first epoch is validated, and
-    that epoch is undone (parameters written in place back to their values, the optimizer's
-    state and step count; stored activations cleared)."""
+    by the model as it reaches it. Validation data the model refuses is refused before the
+    first step, in memory on its first batch, streamed on a stand-in of its chunks' shape and
+    dtype: the model (parameters, stored activations and gradients) and the optimizer are left
+    as they were."""
     da = pytest.importorskip("dask.array", reason="Dask is not installed")
     x, t = make_data(8, in_dim=1)
     xv, tv = make_data(6, in_dim=1, seed=1)
@@ -589,7 +589,7 @@ def test_streamed_validation_data_is_converted_and_checked_by_the_model():
         "parameters are float32. Convert the input with numpy.astype(x, numpy.float32) or the "
         "model with .to(dtype=numpy.float64).")
     assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    # streamed validation data of the wrong shape: refused after the first epoch, undone
+    # streamed validation data of the wrong shape: refused before the first step
     model = xmlp.MLP(1, 3, 1, rng=0)
     xmlp.fit(model, x, t, epochs=1, lr=0.1, progress=False)  # activations and gradients
     opt = xmlp.optim.Adam(model, lr=0.01)
@@ -604,10 +604,9 @@ def test_streamed_validation_data_is_converted_and_checked_by_the_model():
     assert str(info.value).startswith(
         "fit: validation_data was refused: Linear(1, 3).predict: x must have shape (..., 1)")
     for name, p in model.named_parameters():
-        assert p is held[name][0]  # the same arrays, updated in place and written back
+        assert p is held[name][0]
         np.testing.assert_array_equal(p, held[name][1])
-    # stored activations and gradients are cleared, as after a non-finite epoch
-    assert all(getattr(model.linear1, n) is None for n in attrs)
+    assert all(getattr(model.linear1, n) is a for n, a in attrs.items())
     assert opt.step_count == 1
     for arrays, kept in zip(opt._state_arrays(), state, strict=True):
         for a, b in zip(arrays, kept, strict=True):
@@ -652,8 +651,8 @@ def test_validation_data_on_another_device_is_refused_before_training():
 
 def test_a_batch_refused_in_the_first_epoch_leaves_the_model_as_it_was(xp):
     """A class label out of range in the third training batch, or in the second validation
-    batch: the first epoch has already changed the model when the loss refuses it; fit puts
-    the model and optimizer back as they were before the call."""
+    batch: refused before the first step (fit reads the labels whole where that is free), the
+    model and optimizer as they were before the call."""
     if xp.name not in ("numpy", "array_api_strict", "torch") or xp.device not in (None, "cpu"):
         pytest.skip("labels are range-checked only where reading them costs nothing (NumPy, "
                     "array-api-strict, torch on the CPU)")
@@ -711,7 +710,7 @@ def test_validation_data_in_memory_is_refused_before_the_first_step():
 
     x, t = make_data(8, in_dim=2)
     xv, tv = make_data(6, in_dim=2, seed=1)
-    with pytest.raises(ValueError, match=r"validation_data was refused: MSELoss\.predict"):
+    with pytest.raises(ValueError, match=r"validation_data was refused: \w+\.predict: y and t"):
         xmlp.fit(make_model_np(), x, t, epochs=3, lr=0.1, loss=Counting(), progress=False,
                  validation_data=(xv, tv[:, 0]))
     assert Counting.steps == 0
@@ -737,25 +736,45 @@ def _classes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return gen.standard_normal((n, 3)), np.arange(n) % 4
 
 
-def test_only_the_first_validation_batch_is_probed_before_training():
-    """The probe costs one batch: a label out of range past the first validation batch is
-    found when the first epoch is validated (its three steps have run), and that epoch is
-    undone."""
+def test_labels_past_the_first_batch_are_refused_before_training():
+    """A class label out of range past the first batch, of the training or of the validation
+    data, is refused before the first step: fit reads the labels whole (where that costs no
+    sync), so no step runs and the model is as it was. The index is the label's in y."""
     x, t = _classes(12)
     xv, tv = _classes(8, seed=1)
-    tv[6] = 9
+    bad_t, bad_tv = t.copy(), tv.copy()
+    bad_t[10], bad_tv[6] = 9, 9
+    label = r"\w+\.predict: t holds the label 9 at index {}, outside \[0, 4\) for logits with 4"
+    for labels, val_labels, message in (
+            (bad_t, tv, label.format(10)),
+            (t, bad_tv, "fit: validation_data was refused: " + label.format(6))):
+        model, loss = xmlp.MLP(3, 5, 4, rng=0), _Counting()
+        before = [np.array(p) for p in model.parameters()]
+        with pytest.raises(ValueError, match=message):
+            xmlp.fit(model, x, labels, epochs=2, lr=0.1, batch_size=4, loss=loss,
+                     progress=False, validation_data=(xv, val_labels))
+        assert loss.steps == 0
+        assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(),
+                                                        strict=True))
+
+
+def test_training_data_the_loss_refuses_is_refused_before_the_first_step():
+    """The first training batch goes through model.predict and the loss's predict before any
+    step: targets the loss refuses never reach its forward, and the model keeps what it
+    stored (the activations of its last call) as it was."""
+    x, t = _classes(12)
     model, loss = xmlp.MLP(3, 5, 4, rng=0), _Counting()
-    before = [np.array(p) for p in model.parameters()]
-    with pytest.raises(ValueError, match="validation_data was refused: CrossEntropyLoss"):
-        xmlp.fit(model, x, t, epochs=2, lr=0.1, batch_size=4, loss=loss, progress=False,
-                 validation_data=(xv, tv))
-    assert loss.steps == 3
+    xmlp.fit(model, x, t, epochs=1, lr=0.1, loss=loss, progress=False)
+    stored, before = model.linear1.x, [np.array(p) for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"\w+\.predict: class indices t must have shape"):
+        xmlp.fit(model, x, t[:, None], epochs=1, lr=0.1, loss=loss, progress=False)
+    assert loss.steps == 1 and model.linear1.x is stored
     assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_masked_dask_validation_data_is_refused_in_fit_s_own_words():
-    """A masked chunk of streamed validation data: adopt's message ("fit: ...") as it is,
-    not prefixed again, and the first epoch undone."""
+    """Masked streamed validation data: adopt's message ("fit: ...") as it is, not prefixed
+    again, before the first step (Dask's meta says the chunks are masked)."""
     da = pytest.importorskip("dask.array", reason="Dask is not installed")
     x, t = make_data(8, in_dim=2)
     xv, tv = make_data(6, in_dim=2, seed=1)
@@ -772,7 +791,7 @@ def test_masked_dask_validation_data_is_refused_in_fit_s_own_words():
 
 def test_an_error_after_the_first_epoch_is_validated_undoes_nothing():
     """A callback that raises in epoch 1: the epoch was trained and validated, so it stays
-    (only a refused batch or refused validation data undoes the first epoch)."""
+    (only a streamed chunk refused in the first epoch undoes it)."""
     x, t = make_data(8, in_dim=2)
     xv, tv = make_data(6, in_dim=2, seed=1)
     trained = make_model_np()
@@ -804,39 +823,73 @@ def test_an_interrupted_first_step_leaves_the_model_as_it_was():
     assert model.linear1.x is None and model.linear2.output is None
 
 
-def test_undo_leaves_parameters_it_did_not_change_alone():
-    """Parameters the first epoch did not write in place are not written back: a read-only
-    weight put in by hand (updated by rebinding, not in place) stays as it is, and the
-    refusal is the loss's, not a failed write."""
+def _streamed_labels_refused(model, bad, **kwargs):
+    """fit on 12 samples streamed in chunks of 4 with label 9 at index ``bad`` (a 4-class
+    problem): the loss refuses it in the third batch, after two steps."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
     x, t = _classes(12)
-    bad = t.copy()
-    bad[10] = 9
-    model = xmlp.MLP(3, 5, 4, rng=0)
-    frozen = np.array(model.linear1.weights)
-    frozen.flags.writeable = False
-    model.linear1.weights = frozen
-    with pytest.raises(ValueError, match="t holds the label 9"):
-        xmlp.fit(model, x, bad, epochs=1, lr=0.1, batch_size=4,
-                 loss=xmlp.CrossEntropyLoss(), progress=False)
-    assert model.linear1.weights is frozen
+    t[bad] = 9
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
+        xmlp.fit(model, da.from_array(x, chunks=4), da.from_array(t, chunks=4), epochs=2,
+                 batch_size=4, loss=xmlp.CrossEntropyLoss(), progress=False, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["overflow", "nan"])
-def test_undo_writes_back_parameters_changed_in_place(case):
-    """The first batches change the parameters in place (NumPy), then a later batch is
-    refused: every initial value is written back into the same arrays. "overflow": a huge
-    learning rate turns them into infinities and NaNs; "nan": a NaN put into a weight by hand
-    spreads to every parameter in the first step, and is written back too."""
-    x, t = _classes(12)
-    bad = t.copy()
-    bad[10] = 9
+@pytest.mark.parametrize("case", ["plain", "overflow", "nan"])
+def test_a_streamed_chunk_refused_in_the_first_epoch_is_undone(case):
+    """Streamed chunks are seen only as they are computed: a label out of range in the third
+    chunk is refused after two steps changed the parameters in place (NumPy). Every initial
+    value is written back into the same arrays, and stored activations and gradients are
+    cleared. "overflow": a huge learning rate turns them into infinities and NaNs first; "nan":
+    a NaN put into a weight by hand spreads to every parameter in the first step, and is
+    written back too."""
     model = xmlp.MLP(3, 5, 4, rng=0)
     if case == "nan":
         model.linear1.weights[0, 0] = np.nan
     held = [(p, np.array(p)) for p in model.parameters()]
-    with np.errstate(all="ignore"), pytest.raises(ValueError, match="t holds the label 9"):
-        xmlp.fit(model, x, bad, epochs=1, lr=1e300 if case == "overflow" else 0.1,
-                 batch_size=4, loss=xmlp.CrossEntropyLoss(), progress=False)
+    _streamed_labels_refused(model, 10, lr=1e300 if case == "overflow" else 0.1)
     for (p, values), now in zip(held, model.parameters(), strict=True):
         assert now is p
         np.testing.assert_array_equal(now, values)  # NaN where values has NaN
+    assert model.linear1.x is None and model.linear1.grad_weights is None
+
+
+def test_a_streamed_refusal_puts_the_optimizer_back():
+    """Adam after a first fit: a streamed training chunk, or a streamed validation chunk, refused
+    in the first epoch puts the parameters, Adam's state and its step count back as they were
+    before the call."""
+    da = pytest.importorskip("dask.array", reason="Dask is not installed")
+    x, t = _classes(12)
+    xv, tv = _classes(8, seed=1)
+    tv[6] = 9
+    for val in (None, (da.from_array(xv, chunks=4), da.from_array(tv, chunks=4))):
+        model = xmlp.MLP(3, 5, 4, rng=0)
+        opt = xmlp.optim.Adam(model, lr=0.01)
+        xmlp.fit(model, x, t, epochs=1, batch_size=4, optimizer=opt,
+                 loss=xmlp.CrossEntropyLoss(), progress=False)
+        held = {name: (p, np.array(p)) for name, p in model.named_parameters()}
+        state = [[np.array(a) for a in arrays] for arrays in opt._state_arrays()]
+        if val is None:
+            _streamed_labels_refused(model, 10, optimizer=opt)
+        else:
+            with pytest.raises(ValueError, match=r"fit: validation_data was refused: .*label 9"):
+                xmlp.fit(model, x, t, epochs=2, batch_size=4, optimizer=opt, progress=False,
+                         loss=xmlp.CrossEntropyLoss(), validation_data=val)
+        for name, p in model.named_parameters():
+            assert p is held[name][0]
+            np.testing.assert_array_equal(p, held[name][1])
+        assert opt.step_count == 3
+        for arrays, kept in zip(opt._state_arrays(), state, strict=True):
+            for a, b in zip(arrays, kept, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_undo_leaves_parameters_it_did_not_change_alone():
+    """Parameters the first epoch did not write in place are not written back: a read-only
+    weight put in by hand (updated by rebinding, not in place) stays as it is, and the
+    refusal of a streamed chunk is the loss's, not a failed write."""
+    model = xmlp.MLP(3, 5, 4, rng=0)
+    frozen = np.array(model.linear1.weights)
+    frozen.flags.writeable = False
+    model.linear1.weights = frozen
+    _streamed_labels_refused(model, 10, lr=0.1)
+    assert model.linear1.weights is frozen

@@ -251,22 +251,22 @@ def test_dask_persists_within_long_epochs(monkeypatch):
     epoch, not only at its end: otherwise each step's graph building grows with the steps
     before it."""
     da = pytest.importorskip("dask.array")
-    import xmlp.training.loop
+    import xmlp.training.epoch
 
     calls = []
-    real = xmlp.training.loop.persist_parameters
+    real = xmlp.training.epoch.persist_parameters
 
     def counting(model, *extra):
         calls.append(len(extra))
         return real(model, *extra)
 
-    monkeypatch.setattr(xmlp.training.loop, "persist_parameters", counting)
+    monkeypatch.setattr(xmlp.training.epoch, "persist_parameters", counting)
     x, t = make_data(n=20)
     model = xmlp.MLP(IN, HIDDEN, CLASSES, xp=da, dtype="float64", rng=7)
     opt = xmlp.optim.Adam(model, lr=0.05)
     xmlp.fit(model, da.from_array(x, chunks=(10, IN)), da.from_array(t, chunks=10), epochs=1,
              optimizer=opt, loss=xmlp.CrossEntropyLoss(), batch_size=2, progress=False)
-    steps = xmlp.training.loop._DASK_PERSIST_STEPS
+    steps = xmlp.training.epoch.PERSIST_STEPS
     assert len(calls) == 1 + (10 - 1) // steps  # within the epoch, and once at its end
     assert all(n == 2 + 8 for n in calls[:-1])  # loss and hits sums, Adam's 2 x 4 arrays
     assert all(len(p.dask) == 1 for p in model.parameters())  # persisted: one layer each

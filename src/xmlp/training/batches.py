@@ -24,9 +24,7 @@ be assembled from two chunks.
 from __future__ import annotations
 
 import math
-import numbers
 import queue
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -35,13 +33,14 @@ import array_api_compat
 import numpy as np
 from array_api_compat import array_namespace
 
-from ..backend import ArraySpec, adopt, short_repr
+from ..backend import ArraySpec, adopt, positive_int
 from ..nn.module import Module
 
 __all__ = [
     "MemoryBatches",
     "StreamedBatches",
     "batch_source",
+    "first_batch",
     "model_namespace",
     "plan_chunks",
     "rechunk_for",
@@ -50,26 +49,35 @@ __all__ = [
 
 
 def batch_source(
-    model: Module, x: Any, y: Any, *, xp: Any, n: int, step: int, full_batch: bool,
-    shuffle: bool, rng: np.random.Generator, epochs: int, prefetch: int = 1,
+    model: Module, x: Any, y: Any, *, xp: Any, n: int, step: int, shuffle: bool,
+    rng: np.random.Generator, epochs: int, prefetch: int = 1,
 ) -> MemoryBatches | StreamedBatches:
     """The batches of ``fit``: streamed when x and y are Dask arrays and the model is not.
 
     ``xp`` is the namespace of x and y, ``n`` their number of samples, ``step`` the batch size
-    (``n`` for full batch, which ``full_batch`` says was asked for by batch_size=None).
+    (``n`` for full batch; fit refuses full batch for streamed data before it gets here).
     """
     spec = _model_spec(model)
     if spec is None or not streams(model, x):
         return MemoryBatches(x, y, xp=xp, n=n, step=step, shuffle=shuffle, rng=rng)
-    if full_batch:
-        raise ValueError(
-            f"fit: x and y are Dask arrays and the model is on {spec.describe()}, so fit streams "
-            "the data chunk by chunk; batch_size=None (full batch) would gather all "
-            f"{n} samples in memory at once. Pass a batch_size, or move the model to Dask "
-            "(model.to(dask.array)) for full-batch, data-parallel steps."
-        )
     return StreamedBatches(spec, x, y, n=n, step=step, shuffle=shuffle, rng=rng, epochs=epochs,
                            prefetch=prefetch)
+
+
+def first_batch(model: Module, x: Any, y: Any, k: int) -> tuple[Any, Any] | None:
+    """The first ``k`` samples of ``x`` and ``y`` as fit's first step sees them, for checks
+    against the model before training: slices of data in memory; for streamed Dask data,
+    zeros of the shape, namespace, device and dtype its chunks become (made from Dask's meta,
+    computing nothing; a masked meta is refused as a masked chunk is). None where a streamed
+    array's shape is not known past the sample axis (its chunks are checked as they arrive)."""
+    spec = _model_spec(model)
+    if spec is None or not streams(model, x):
+        return x[:k, ...], y[:k, ...]
+    shapes = [(k, *a.shape[1:]) for a in (x, y)]
+    if any(d is None or math.isnan(d) for shape in shapes for d in shape):
+        return None
+    return (adopt(spec, np.zeros_like(x._meta, shape=shapes[0])),
+            adopt(spec, np.zeros_like(y._meta, shape=shapes[1])))
 
 
 def streams(model: Module, x: Any) -> bool:
@@ -87,9 +95,9 @@ def model_namespace(model: Module) -> Any:
 
 def _model_spec(model: Module) -> ArraySpec | None:
     """Where the model's parameters live (None for a model without parameters)."""
-    for module in model._modules():
-        if module._param_names:
-            return module._spec
+    for module in model.modules():
+        if module.param_names:
+            return module.spec
     return None
 
 
@@ -323,26 +331,15 @@ def rechunk_for(x: Any, batch_size: int, *, samples_per_chunk: int | None = None
             f"rechunk_for: x must be a Dask array, got {type(x).__name__}; in-memory data has "
             "no chunks to plan (pass it to fit as it is)."
         )
-    size = _positive_int(batch_size, "batch_size")
+    size = positive_int(batch_size, "rechunk_for: batch_size")
     known = x.chunks[0] if x.ndim else ()
     if x.ndim < 1 or any(math.isnan(c) for c in known):
         raise ValueError(
             "rechunk_for: x needs a leading sample axis of known chunk sizes, got shape "
             f"{tuple(x.shape)}; call .compute_chunk_sizes() first."
         )
-    target = max(known, default=size) if samples_per_chunk is None else _positive_int(
-        samples_per_chunk, "samples_per_chunk")
+    target = max(known, default=size) if samples_per_chunk is None else positive_int(
+        samples_per_chunk, "rechunk_for: samples_per_chunk")
     per_chunk = size * max(1, round(target / size))
     return x.rechunk({0: per_chunk, **{axis: -1 for axis in range(1, x.ndim)}})
 
-
-def _positive_int(value: Any, label: str) -> int:
-    """A positive int (NumPy ints too) up to sys.maxsize (the largest size an axis can have)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"rechunk_for: {label} must be a positive int, got "
-                        f"{short_repr(value)}")
-    number = int(value)
-    if not 1 <= number <= sys.maxsize:
-        raise ValueError(f"rechunk_for: {label} must be a positive int up to {sys.maxsize}, "
-                         f"got {short_repr(value)}")
-    return number
