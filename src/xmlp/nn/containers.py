@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import operator
+import weakref
 from collections.abc import Iterator
-from itertools import pairwise
 from typing import Any
 
 from ..backend import ArraySpec, make_rng
 from .activations import Tanh
 from .linear import Linear
-from .module import Module, math_of
+from .module import Module
 
 __all__ = ["MLP", "Sequential"]
 
@@ -28,14 +29,15 @@ class Container(Module):
     def children(self) -> list[Module]:
         return [child for _, child in self.named_children()]
 
-    # -- the math ----------------------------------------------------------------------------
+    # -- the math: each layer's own, its checks made at the container's boundary -------------
+    # (``type(layer).forward.math`` is the layer's forward without the checks Module runs)
     def forward(self, x: Any) -> Any:
         """x -> output of the last layer; each layer stores its own x and output."""
         layers = self.children()
         for layer in layers:  # the previous step's arrays go before new ones are made
             layer.x = layer.output = None
         for layer in layers:
-            x = math_of(layer, "forward")(layer, x)
+            x = type(layer).forward.math(layer, x)  # type: ignore[attr-defined]
         return x
 
     def backward(self, grad_output: Any) -> Any:
@@ -46,19 +48,19 @@ class Container(Module):
             for name in layer.param_names:
                 setattr(layer, "grad_" + name, None)
         for layer in reversed(layers):
-            grad_output = math_of(layer, "backward")(layer, grad_output)
+            grad_output = type(layer).backward.math(layer, grad_output)  # type: ignore[attr-defined]
         return grad_output
 
     def predict(self, x: Any) -> Any:
         """Forward without storing any activation (inference)."""
         for layer in self.children():
-            x = math_of(layer, "predict")(layer, x)
+            x = type(layer).predict.math(layer, x)  # type: ignore[attr-defined]
         return x
 
     # -- the boundary ------------------------------------------------------------------------
     def run_checked(self, method: str, math: Any, args: tuple[Any, ...]) -> Any:
         layers = self.children()
-        if self.plain(method):
+        if self.plain(method, layers):
             edge = layers[-1] if method == "backward" else layers[0]
             edge.check(method, *args)
             return math(self, *args)
@@ -77,60 +79,45 @@ class Container(Module):
             raise
         return value
 
-    def plain(self, method: str) -> bool:
+    def plain(self, method: str, layers: list[Module] | None = None) -> bool:
         """Whether the layers form a plain chain, in which only the first layer (the last, for
         backward) can refuse what it is handed: a Linear first, every layer's own class
-        chain-safe (xmlp's Linear and activations; a subclass must say so itself), the Linears
-        of one place with their parameters as made and dims that chain, no layer listed twice;
-        for backward, the stored arrays of one forward through the whole chain. O(layers)."""
-        layers = self.children()
-        linears = self._chain_linears(layers)
+        chain-safe (xmlp's Linear and activations; a subclass must say so itself), no layer
+        listed twice, the Linears of one place with their parameters as made and dims that
+        chain; for backward, the stored arrays of one forward through the whole chain."""
+        layers = self.children() if layers is None else layers
+        known = _CHAINS.get(id(self))  # the classes' verdict, for these layer objects
+        if (known is None or len(known[0]) != len(layers)
+                or not all(map(operator.is_, known[0], layers))):
+            known = (tuple(layers), _chain_safe_linears(layers))
+            if id(self) not in _CHAINS:
+                weakref.finalize(self, _CHAINS.pop, id(self), None)
+            _CHAINS[id(self)] = known
+        linears = known[1]
         if linears is None:
             return False
-        spec = linears[0].spec
+        spec, previous = linears[0].spec, None
         for layer in linears:  # what can change by hand between calls
             if not ((layer.spec is spec or layer.spec.same_place(spec)) and layer.params_ok()):
                 return False
-        if method == "backward":  # the arrays of one forward through the whole chain
-            previous = layers[0]
-            if previous.x is None:
+            if previous is not None and previous.output_dim != layer.input_dim:
                 return False
-            for layer in layers[1:]:
-                if previous.output is None or layer.x is not previous.output:
+            previous = layer
+        if method == "backward":
+            before: Module = layers[0]
+            if before.x is None:
+                return False
+            for after in layers[1:]:
+                if before.output is None or after.x is not before.output:
                     return False
-                previous = layer
+                before = after
         return True
-
-    def _chain_linears(self, layers: list[Module]) -> list[Linear] | None:
-        """The Linear layers of a chain whose classes, order and dims make it plain, else
-        None; remembered for the same layer objects and dims."""
-        cached = self.__dict__.get("_chain")
-        if cached is not None and len(cached[0]) == len(layers):
-            for a, b in zip(cached[0], layers):
-                if a is not b:
-                    break
-            else:
-                for m, (i, o) in zip(cached[1] or (), cached[2]):
-                    if m.input_dim != i or m.output_dim != o:
-                        break
-                else:
-                    return cached[1]  # type: ignore[no-any-return]
-        linears: list[Linear] | None = [m for m in layers if isinstance(m, Linear)]
-        dims = [(m.input_dim, m.output_dim) for m in linears or ()]
-        if (not layers or not isinstance(layers[0], Linear)
-                or len({id(m) for m in layers}) != len(layers)
-                or not all(vars(type(m)).get("chain_safe", False) for m in layers)
-                or any(a.output_dim != b.input_dim
-                       for a, b in pairwise(linears or []))):
-            linears = None
-        self.__dict__["_chain"] = (tuple(layers), linears, dims)
-        return linears
 
     # Dims where they can be read: (input_dim of the first Linear, output_dim of the last).
     def linears(self) -> list[Linear]:
         return [m for m in self.modules() if isinstance(m, Linear)]
 
-    @property  # type: ignore[misc]  # read-only: the first Linear's
+    @property  # type: ignore[override]  # read-only: the first Linear's
     def spec(self) -> ArraySpec:
         return self.linears()[0].spec
 
@@ -221,6 +208,7 @@ class MLP(Container):
         spec = self.linear1.spec
         self.linear2 = Linear(hidden_dim, output_dim, xp=spec.xp, device=spec.device,
                               dtype=spec.dtype, rng=generator, init=init)
+        self.linear2.spec = spec  # the same place: one object, compared by identity
         self.adopt_children(self.named_children())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -234,6 +222,23 @@ class MLP(Container):
     def __repr__(self) -> str:
         l1, l2 = self.linear1, self.linear2
         return f"MLP({l1.input_dim}, {l1.output_dim}, {l2.output_dim}, {l1.spec.describe()})"
+
+
+# id(container) -> (its layers, their Linears if the layers' classes make a plain chain):
+# kept outside the containers, whose attributes are what a refused call must leave as it was
+_CHAINS: dict[int, tuple[tuple[Module, ...], list[Linear] | None]] = {}
+
+
+def _chain_safe_linears(layers: list[Module]) -> list[Linear] | None:
+    """The Linear layers of a chain that starts with one, whose every layer's own class is
+    chain-safe and lists no layer twice; None otherwise."""
+    if not layers or not isinstance(layers[0], Linear):
+        return None
+    if len({id(m) for m in layers}) != len(layers):
+        return None
+    if not all(vars(type(m)).get("chain_safe", False) for m in layers):
+        return None
+    return [m for m in layers if isinstance(m, Linear)]
 
 
 def _check_one_place(layers: tuple[Module, ...]) -> None:

@@ -63,7 +63,7 @@ class Module:
         for method in ("forward", "backward", "predict"):
             math = cls.__dict__.get(method)
             if callable(math) and not hasattr(math, "math"):
-                setattr(cls, method, _checked(method, math))
+                setattr(cls, method, _checked(cls, method, math))
 
     def __getattr__(self, name: str) -> Any:
         # only reached for attributes never set: a gradient before the first backward, or
@@ -117,7 +117,8 @@ class Module:
                 check_floating_input(args[0], owner)
 
     def run_checked(self, method: str, math: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """:meth:`check`, then the math. Containers change how their children are run."""
+        """:meth:`check`, then the math (containers run their children their own way; a
+        layer adds its rules to :meth:`check`)."""
         self.check(method, *args)
         return math(self, *args)
 
@@ -414,13 +415,21 @@ def _first_shared(named: list[tuple[str, Module]]) -> str | None:
 
 
 
-def _checked(method: str, math: Callable[..., Any]) -> Callable[..., Any]:
-    """The public ``method``: the base class's checks, then the layer's ``math`` (kept as
-    ``.math``, which containers and compiled steps call once the boundary is checked)."""
+def _checked(cls: type, method: str, math: Callable[..., Any]) -> Callable[..., Any]:
+    """The public ``method``: the class's checks, then its ``math`` (kept as ``.math``, which
+    containers and compiled steps call once the boundary is checked). A class that runs its
+    own boundary (a container) does it in ``run_checked``."""
+    if cls.run_checked is not Module.run_checked:
 
-    @functools.wraps(math)
-    def public(self: Module, *args: Any) -> Any:
-        return self.run_checked(method, math, args)
+        @functools.wraps(math)
+        def public(self: Module, *args: Any) -> Any:
+            return self.run_checked(method, math, args)
+    else:
+
+        @functools.wraps(math)
+        def public(self: Module, *args: Any) -> Any:
+            self.check(method, *args)
+            return math(self, *args)
 
     public.math = math  # type: ignore[attr-defined]
     return public
