@@ -117,8 +117,8 @@ class Container(Module):
     def linears(self) -> list[Linear]:
         return [m for m in self.modules() if isinstance(m, Linear)]
 
-    @property  # type: ignore[override]  # read-only: the first Linear's
-    def spec(self) -> ArraySpec:
+    @property  # read-only: the first Linear's
+    def spec(self) -> ArraySpec:  # type: ignore[override]
         return self.linears()[0].spec
 
 

@@ -415,7 +415,7 @@ def _first_shared(named: list[tuple[str, Module]]) -> str | None:
 
 
 
-def _checked(cls: type, method: str, math: Callable[..., Any]) -> Callable[..., Any]:
+def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callable[..., Any]:
     """The public ``method``: the class's checks, then its ``math`` (kept as ``.math``, which
     containers and compiled steps call once the boundary is checked). A class that runs its
     own boundary (a container) does it in ``run_checked``."""
@@ -439,4 +439,4 @@ def math_of(module: Module, method: str) -> Callable[..., Any]:
     """``module``'s ``method`` without the boundary checks (the caller has made them), as a
     function of (module, *args)."""
     public = getattr(type(module), method)
-    return getattr(public, "math", public)  # type: ignore[no-any-return]
+    return getattr(public, "math", public)
