@@ -127,7 +127,7 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch
         monkeypatch.setitem(sys.modules, name, None)
     assert main(["demo", "--out", str(tmp_path / "d.png")]) == 2
     out, err = capsys.readouterr()
-    assert 'pip install "xmlp[plot]"' in err
+    assert 'pip install matplotlib (from the xmlp checkout: pip install ".[plot]")' in err
     assert out == ""  # refused before training
     assert not (tmp_path / "d.png").exists()
 
@@ -135,7 +135,8 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch
 def test_missing_backend_says_how_to_install_it(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     assert main(["demo", "--backend", "cupy"]) == 2
-    assert 'pip install "xmlp[cupy]"' in capsys.readouterr().err
+    assert 'pip install cupy-cuda12x (from the xmlp checkout: pip install ".[cupy]")' in (
+        capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("backend", "device"), [

@@ -109,7 +109,7 @@ def skip_reason(source: str) -> str | None:
             return f"needs an NVIDIA GPU ({why}){note}"
     for name in sorted(imported(source) & EXTRAS.keys()):
         if importlib.util.find_spec(name) is None:
-            return f'needs {name}, which is not installed: pip install "xmlp[{EXTRAS[name]}]"'
+            return f'needs {name}, which is not installed: pip install ".[{EXTRAS[name]}]"'
     return None
 
 

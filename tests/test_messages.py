@@ -213,7 +213,8 @@ def test_namespace_messages(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
     got = message(ModuleNotFoundError, lambda: xmlp.Linear(3, 4, xp="cupy"))
     assert got.startswith("xp='cupy' needs cupy, which is not installed here (")
-    assert got.endswith('); install it with: pip install "xmlp[cupy]"')
+    assert got.endswith('); install it with: pip install cupy-cuda12x (from the xmlp checkout: '
+                        'pip install ".[cupy]")')
 
 
 # -- load ------------------------------------------------------------------------------------

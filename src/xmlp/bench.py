@@ -251,7 +251,7 @@ def _limit_threads(n: int) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:
         print("xmlp bench: threadpoolctl is not installed, so --threads cannot limit BLAS "
-              "(pip install 'xmlp[bench]')", file=sys.stderr)
+              "(pip install threadpoolctl)", file=sys.stderr)
     else:
         _limits.append(threadpool_limits(limits=n))
     if "torch" in sys.modules:
@@ -324,7 +324,7 @@ def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
                 written.append(name)
     except ImportError:
         print("xmlp bench: matplotlib is not installed, so no figures "
-              "(pip install 'xmlp[bench]')", file=sys.stderr)
+              "(pip install matplotlib)", file=sys.stderr)
     print(f"wrote {out}/: {', '.join(written)}")
 
 

@@ -122,7 +122,8 @@ def import_backend(name: str, dtype: str = "float64") -> Any:
         return importlib.import_module(name)
     except ImportError as exc:
         extra = _EXTRAS.get(name)
-        hint = f'pip install "xmlp[{extra}]"' if extra else "install it"
+        hint = (f'pip install { {"cupy": "cupy-cuda12x", "torch": "torch==2.13.0"}.get(name, name)}'
+                f' (from the xmlp checkout: pip install ".[{extra}]")' if extra else "install it")
         raise CommandError(f"backend {name} is not available ({exc}); {hint}") from exc
 
 
@@ -159,7 +160,8 @@ def _matplotlib() -> tuple[Any, Any]:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise CommandError(
-            f'the demo plot needs matplotlib ({exc}); install it with: pip install "xmlp[plot]"'
+            f"the demo plot needs matplotlib ({exc}); install it with: pip install matplotlib "
+            '(from the xmlp checkout: pip install ".[plot]")'
         ) from exc
     return Figure, FigureCanvasAgg
 
