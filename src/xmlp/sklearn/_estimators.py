@@ -166,7 +166,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     # -- prediction ------------------------------------------------------------------------
     def predict(self, X: Any) -> Any:
         """Labels (n_samples,) from ``classes_`` (or the indicator matrix (n_samples,
-        n_labels) for multi-label), in X's namespace and device."""
+        n_labels) for multi-label), in X's namespace and device; labels that only NumPy
+        holds (strings, objects) as a NumPy array."""
         z, place = self._raw_outputs(X, "predict")
         idx = self._predicted_indices(z)
         if self._y_type == "multilabel-indicator":
@@ -174,6 +175,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         classes = self.classes_
         if isinstance(classes, np.ndarray):
             labels = classes[to_host(idx)]
+            if classes.dtype.kind not in "iufb":
+                # _define_classes kept them NumPy: no other namespace has such a dtype
+                return labels
         else:
             cplace = Place.of(classes)
             labels = cplace.xp.take(classes, move(idx, cplace), axis=0)
