@@ -73,7 +73,7 @@ def _import_backend(name: str) -> Any:
         raise ModuleNotFoundError(
             f"xp={name!r} needs {module_name}, which is not installed here ({exc}); install "
             "it with: pip install "
-            f'{ {"cupy": "cupy-cuda12x", "torch": "torch==2.13.0"}.get(extra, name.split(".")[0])}'
+            f'{ {"cupy": "cupy-cuda12x", "torch": "torch==2.13.0"}.get(name, name.split(".")[0])}'
             f' (from the xmlp checkout: pip install ".[{extra}]")'
         ) from exc
 
