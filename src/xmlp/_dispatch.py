@@ -105,7 +105,10 @@ class PortableOps:
         """(mean over rows of -sum(t * log_softmax(z)), softmax(z)) for targets t2 (N, C)."""
         xp = self.xp
         s, e, total = self.log_softmax_parts(z2)
-        rows = xp.sum(t2 * (s - xp.log(total)), axis=-1)
+        log_p = s - xp.log(total)
+        # a class of probability 0 adds 0, also where its logit is -inf (log_p -inf, and
+        # 0 * -inf would be NaN): select, then multiply
+        rows = xp.sum(t2 * xp.where(t2 != 0, log_p, xp.zeros_like(log_p)), axis=-1)
         return -xp.mean(rows), e / total
 
     def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
@@ -114,7 +117,12 @@ class PortableOps:
         NaN loss (labels outside [0, C) on backends where checking them would cost a sync)."""
         xp = self.xp
         s, e, total = self.log_softmax_parts(z2)
-        picked = xp.sum(self.one_hot(labels, z2.shape[-1], z2.dtype) * s, axis=-1)
+        # as cross_entropy_probs with t = one_hot: the other classes' s replaced by 0 before
+        # the product, as their s of -inf (a masked class, or float16 logits too far apart)
+        # times 0 would be NaN; the product keeps a NumPy masked array's mask on the labels
+        label_mask = self.label_mask(labels, z2.shape[-1])
+        picked = xp.sum(xp.astype(label_mask, z2.dtype)
+                        * xp.where(label_mask, s, xp.zeros_like(s)), axis=-1)
         rows = xp.log(total[:, 0]) - picked
         if valid is not None:
             rows = xp.where(valid, rows, xp.full_like(rows, math.nan))
@@ -126,11 +134,15 @@ class PortableOps:
         xp = self.xp
         return int(xp.min(labels)) >= 0 and int(xp.max(labels)) < n_classes
 
-    def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
-        """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
+    def label_mask(self, labels: Any, n_classes: int) -> Any:
+        """(N,) class indices -> (N, C) bool: True at the label."""
         xp = self.xp
         classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
-        return xp.astype(xp.reshape(labels, (-1, 1)) == classes, dtype)
+        return xp.reshape(labels, (-1, 1)) == classes
+
+    def one_hot(self, labels: Any, n_classes: int, dtype: Any) -> Any:
+        """(N,) class indices -> (N, C) of ``dtype``: 1 at the label, 0 elsewhere."""
+        return self.xp.astype(self.label_mask(labels, n_classes), dtype)
 
     def cross_entropy_grad_probs(self, probs: Any, t2: Any, n: int) -> Any:
         """(softmax * sum(t) - t) / N: the exact gradient, also for targets not summing to 1."""

@@ -97,7 +97,9 @@ class CrossEntropyLoss(Module):
     - class probabilities of the logits' shape and dtype (one-hot or soft labels).
 
     The loss is the mean over all N = prod(logits.shape[:-1]) samples of
-    ``-sum(t * log_softmax(logits))``, computed with a stable log-sum-exp. ``backward()``
+    ``-sum(t * log_softmax(logits))``, computed with a stable log-sum-exp; a class whose
+    target is 0 adds 0, also where its logit is ``-inf`` (a masked class), on every backend
+    and dtype, so masking classes with ``-inf`` gives a finite loss. ``backward()``
     returns dL/dlogits = (softmax(logits) * sum(t) - t) / N, which is
     (softmax(logits) - onehot(t)) / N for indices and for probabilities that sum to 1.
 
