@@ -201,8 +201,9 @@ def run(args: argparse.Namespace) -> int:
     cores = os.cpu_count() or 1
     if load_before is not None and load_before[0] > 0.5 * cores:
         print(f"xmlp bench: WARNING load average {load_before[0]:.2f} on {cores} CPUs: other "
-              "processes compete for the cores; same-run ratios stay fair, times do not",
-              file=sys.stderr)
+              "processes compete for the cores, which can distort times and ratios alike (a "
+              "library whose threads wait for each other suffers most). "
+              f"{rep.disturbance_advice(args.clock, args.threads)}", file=sys.stderr)
     groups = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
     by_name = {b.name: b for b in [*loaded, *peers.values()]}
     devices = {name: be.device_name() for name, be in by_name.items()}
@@ -226,6 +227,12 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
 
     rep.add_ratios(records)
+    disturbed = rep.disturbances(records, cores=cores, load_before=load_before,
+                                 load_during=[r["load_average"] for r in records],
+                                 others=others, clock=args.clock)
+    advice = rep.disturbance_advice(args.clock, args.threads)
+    for r in records:
+        r["disturbed"] = disturbed
     command = _command(args, names, dtypes, ops)
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
     head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
@@ -233,10 +240,13 @@ def run(args: argparse.Namespace) -> int:
     if args.clock == "cpu":
         head += ("\n\nTimes are CPU seconds of the process (time.process_time) with every "
                  "library on one thread, not elapsed time.")
-    report = rep.markdown_report(records, head, skipped) if records else ""
+    report = rep.markdown_report(records, head, skipped, disturbed, advice) if records else ""
     print(report)  # what bench.md holds: the tables a reader (or the README) quotes
     if args.out is not None and records:
-        _write(rep, args, records, devices, command, load_before, others, report)
+        _write(rep, args, records, devices, command, load_before, others, report, disturbed)
+    if disturbed:
+        print("xmlp bench: WARNING this run was disturbed by other load; its times and ratios "
+              f"are not the libraries' own ({'; '.join(disturbed)}). {advice}", file=sys.stderr)
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
@@ -307,12 +317,12 @@ def _check_out(out: Path) -> None:
 
 def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
            devices: dict[str, str], command: str, load_before: list[float] | None,
-           others: list[float], report: str) -> None:
+           others: list[float], report: str, disturbed: list[str]) -> None:
     import json
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    info = rep.machine_info(devices, command, load_before, others)
+    info = {**rep.machine_info(devices, command, load_before, others), "disturbed": disturbed}
     rep.write_json(records, out / "bench.json")
     (out / "machine.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     (out / "machine.md").write_text(rep.machine_markdown(info), encoding="utf-8")
