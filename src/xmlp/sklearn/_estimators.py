@@ -50,7 +50,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     ``n_outputs_``, ``n_layers_``, ``out_activation_``, ``loss_``, ``loss_curve_``,
     ``best_loss_``, ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``,
     ``coefs_`` / ``intercepts_`` (scikit-learn's layout: coefs_[i] is (fan_in, fan_out), a
-    transposed view of the xmlp Linear's weights) and ``model_``, the trained
+    transposed view of the xmlp Linear's weights; assigning an item, a slice or the whole list
+    sets the network's parameters) and ``model_``, the trained
     :class:`xmlp.Sequential` (raw outputs: logits).
     """
 
