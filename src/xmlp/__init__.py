@@ -18,6 +18,7 @@ from .module import Module
 from .streaming import rechunk_for
 from .training import History, fit
 
+#: The version of this xmlp (PEP 440), as in its package metadata.
 __version__ = "0.2.0"
 
 __all__ = [

@@ -79,7 +79,17 @@ class _Activation(Module):
 
 
 class Tanh(_Activation):
-    """tanh(x); backward uses the stored output: d tanh = 1 - y**2."""
+    """tanh(x); backward uses the stored output: d tanh = 1 - y**2.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.Tanh()
+        >>> print(act.forward(np.array([0.0, 1.0])))
+        [0.         0.76159416]
+        >>> print(act.backward(np.ones(2)))
+        [1.         0.41997434]
+    """
 
     _chain_safe = True  # see Linear._chain_safe
 
@@ -94,7 +104,17 @@ class ReLU(_Activation):
     """max(x, 0); gradient 1 where x > 0, else 0. A NaN input stays NaN (as in PyTorch).
 
     Both passes are one elementwise op on the data (plus the mask's cast): ``where`` with a
-    zeros temporary measured 4-8x slower on NumPy (a data-dependent branch per element)."""
+    zeros temporary measured 4-8x slower on NumPy (a data-dependent branch per element).
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.ReLU()
+        >>> print(act.forward(np.array([-1.0, 0.0, 2.0])))
+        [0. 0. 2.]
+        >>> print(act.backward(np.ones(3)))
+        [0. 0. 1.]
+    """
 
     _chain_safe = True  # see Linear._chain_safe
 
@@ -107,7 +127,17 @@ class ReLU(_Activation):
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
-    backward uses the stored output: y * (1 - y)."""
+    backward uses the stored output: y * (1 - y).
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.Sigmoid()
+        >>> print(act.forward(np.array([0.0, 2.0])))
+        [0.5        0.88079708]
+        >>> print(act.backward(np.ones(2)))
+        [0.25       0.10499359]
+    """
 
     _chain_safe = True  # see Linear._chain_safe
 
@@ -125,6 +155,13 @@ class Softmax(_Activation):
 
     For training a classifier, give the logits to :class:`xmlp.CrossEntropyLoss` (which applies
     the softmax itself, more stably) and use Softmax for probabilities at prediction time.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> probabilities = xmlp.Softmax().predict(np.array([[0.0, np.log(3.0)]]))
+        >>> print(probabilities)
+        [[0.25 0.75]]
     """
 
     _chain_safe = True  # see Linear._chain_safe

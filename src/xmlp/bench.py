@@ -60,7 +60,21 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``xmlp bench`` options. Lists may be repeated flags, several values, or commas."""
+    """Add the ``xmlp bench`` options to ``parser``. Lists may be repeated flags, several
+    values, or commas.
+
+    Args:
+        parser: the parser (or sub-command parser) that gets the options.
+
+    Example:
+        >>> import argparse
+        >>> from xmlp import bench
+        >>> parser = argparse.ArgumentParser(prog="xmlp bench")
+        >>> bench.add_arguments(parser)
+        >>> args = parser.parse_args(["--backend", "numpy", "--shape", "64,8,16,4"])
+        >>> args.backend, args.shape, args.clock
+        (['numpy'], [(64, 8, 16, 4)], 'wall')
+    """
     from ._bench_cases import DTYPES, OPS
 
     parser.add_argument(
@@ -156,7 +170,26 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise."""
+    """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise (2 for
+    bad options).
+
+    Args:
+        args: the options, as :func:`add_arguments` parses them.
+
+    Example:
+        >>> import argparse
+        >>> from xmlp import bench
+        >>> parser = argparse.ArgumentParser(prog="xmlp bench")
+        >>> bench.add_arguments(parser)
+        >>> args = parser.parse_args(["--backend", "numpy", "--op", "mlp_step", "--dtype",
+        ...                           "float64", "--shape", "64,8,16,4", "--quick",
+        ...                           "--rounds", "1", "--min-time", "0", "--no-progress"])
+        >>> status = bench.run(args)
+        # xmlp bench (quick)
+        ...
+        >>> status
+        0
+    """
     from tqdm import tqdm
 
     from . import _bench_cases as bc
@@ -339,7 +372,20 @@ def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m xmlp.bench``: the same as ``xmlp bench``."""
+    """``python -m xmlp.bench``: the same as ``xmlp bench``; returns its exit status.
+
+    Args:
+        argv: the command-line arguments (default: ``sys.argv[1:]``).
+
+    Example:
+        >>> from xmlp import bench
+        >>> bench.main(["--backend", "numpy", "--op", "step_gemms", "--dtype", "float32",
+        ...             "--shape", "64,8,16,4", "--quick", "--rounds", "1",
+        ...             "--min-time", "0", "--no-progress"])
+        # xmlp bench (quick)
+        ...
+        0
+    """
     parser = argparse.ArgumentParser(prog="xmlp bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -28,6 +28,16 @@ class Module:
 
     Subclasses with parameters set ``_param_names`` (e.g. ``("weights", "biases")``); their
     gradients live in ``"grad_" + name``. Containers override :meth:`named_children`.
+
+    Example:
+        >>> import xmlp
+        >>> model = xmlp.MLP(2, 4, 1, rng=0)
+        >>> isinstance(model, xmlp.Module)
+        True
+        >>> [(name, tuple(p.shape)) for name, p in model.named_parameters()][:2]
+        [('linear1.weights', (4, 2)), ('linear1.biases', (4,))]
+        >>> model.to(dtype="float32").linear1.weights.dtype
+        dtype('float32')
     """
 
     _param_names: tuple[str, ...] = ()
