@@ -45,7 +45,7 @@ nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint", "exampl
 # extras of the libraries the pages import (a page importing another one fails the session
 # until it is added here)
 EXAMPLES = "tests/test_docs_examples.py"
-EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "dask"]
+EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "jax", "dask"]
 
 
 def has_nvidia_gpu() -> bool:
