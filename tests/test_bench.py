@@ -502,6 +502,35 @@ def test_bench_cupy_session_without_cupy_measures_the_rest(monkeypatch, tmp_path
     assert ("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json") in session.ran
 
 
+def test_bench_smoke_runs_every_benchmark_script(monkeypatch, tmp_path):
+    """The default bench-smoke session runs each script of benchmarks/ with --smoke (which
+    every script accepts), xmlp bench and the pytest-benchmark suite; commands only recorded."""
+    noxfile = _noxfile()
+    assert "bench-smoke" in noxfile.nox.options.sessions
+    monkeypatch.chdir(ROOT)
+    scripts = noxfile.benchmark_scripts()
+    assert {p.name for p in scripts} >= {"digits_vs.py", "peak.py", "versus.py"}
+    for script in scripts:
+        assert '"--smoke"' in script.read_text(encoding="utf-8"), script.name
+    assert set(noxfile.SMOKE_ARGS) <= {p.name for p in scripts}  # no stale entry
+
+    class Recording(FakeSession):
+        def create_tmp(self) -> str:
+            return str(self.tmp)
+
+        def run(self, *args: str, env: dict[str, str] | None = None) -> None:
+            self.ran.append(args)
+
+    session = Recording(tmp_path, [])
+    noxfile.bench_smoke(session)
+    ran = [args for args in session.ran if args[0] == "python"]
+    assert [args[1] for args in ran] == [str(p) for p in scripts]
+    assert all(args[2] == "--smoke" for args in ran)
+    assert ("python", "benchmarks/peak.py", "--smoke", "--check",
+            f"{tmp_path}/bench/bench.json") in session.ran
+    assert session.ran[0][:2] == ("xmlp", "bench") and session.ran[-1][:1] == ("pytest",)
+
+
 def test_threads_option_limits_every_pool(monkeypatch, tmp_path):
     pytest.importorskip("threadpoolctl")
     from threadpoolctl import threadpool_info
