@@ -184,6 +184,27 @@ class Optimizer:
         same class on a model with the same parameter names and shapes). The arrays are made
         with each parameter's current namespace, device and dtype. Everything is checked
         before anything changes: ValueError / TypeError name the first problem."""
+        steps, hyper, keys = self._check_state_dict(state_dict)
+        stored = state_dict["state"]
+        new_state: list[list[Any]] | None = None
+        new_specs: list[ArraySpec] | None = None
+        if stored:
+            new_state, new_specs = [], []
+            for name, (module, _) in zip(self._names, self._slots, strict=True):
+                entry = stored[name]
+                new_state.append([module._spec.from_host(np.asarray(entry[key]))
+                                  for key in keys])
+                new_specs.append(module._spec)
+        self._set_hyperparameters(dict(hyper))
+        self.step_count = steps
+        self._state, self._specs = new_state, new_specs
+        self._packing, self._packed = None, False
+
+    def _check_state_dict(self, state_dict: Any) -> tuple[int, dict[str, Any], tuple[str, ...]]:
+        """Every check of :meth:`load_state_dict`, changing nothing: (step count,
+        hyperparameters, the state keys they keep). The state arrays are only looked at
+        (dtype and shape), never converted, so ``xmlp.load`` checks a file's optimizer state
+        with placeholders of the declared dtypes and shapes before it reads any of it."""
         owner = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict):
             raise TypeError(f"{owner}: expected a dict from state_dict(), got "
@@ -199,6 +220,7 @@ class Optimizer:
         steps = state_dict["step_count"]
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"{owner}: step_count must be an int >= 0, got {steps!r}")
+        count = int(steps)
         hyper = state_dict["hyperparameters"]
         if not isinstance(hyper, dict) or set(hyper) != set(self._hyperparameters()):
             raise ValueError(
@@ -210,8 +232,6 @@ class Optimizer:
         stored = state_dict["state"]
         if not isinstance(stored, dict):
             raise TypeError(f"{owner}: state must be a dict, got {type(stored).__name__}")
-        new_state: list[list[Any]] | None = None
-        new_specs: list[ArraySpec] | None = None
         keys = trial._state_keys  # what the loaded hyperparameters keep (SGD: momentum or not)
         if stored:
             if not keys:
@@ -222,7 +242,6 @@ class Optimizer:
                     f"{owner}: the state is for parameters {sorted(stored)}, but the "
                     f"{type(self.model).__name__} has {sorted(self._names)}"
                 )
-            new_state, new_specs = [], []
             for name, (module, leaf) in zip(self._names, self._slots, strict=True):
                 entry = stored[name]
                 if not isinstance(entry, dict) or set(entry) != set(keys):
@@ -231,7 +250,6 @@ class Optimizer:
                         f"got {sorted(entry) if isinstance(entry, dict) else entry!r}"
                     )
                 shape = tuple(getattr(module, leaf).shape)
-                arrays = []
                 for key in keys:
                     host = np.asarray(entry[key])
                     if host.dtype.kind not in "fiu":
@@ -240,15 +258,9 @@ class Optimizer:
                     if tuple(host.shape) != shape:
                         raise ValueError(f"{owner}: {name}.{key} has shape {tuple(host.shape)} "
                                          f"but the parameter {shape}")
-                    arrays.append(module._spec.from_host(host))
-                new_state.append(arrays)
-                new_specs.append(module._spec)
-        elif steps and keys:
+        elif count and keys:
             raise ValueError(f"{owner}: step_count is {steps} but the state dict holds no state")
-        self._set_hyperparameters(dict(hyper))
-        self.step_count = int(steps)
-        self._state, self._specs = new_state, new_specs
-        self._packing, self._packed = None, False
+        return count, hyper, keys
 
     # -- for fit: Dask persistence and the restore after a non-finite epoch ------------------
     def _state_arrays(self) -> list[Any]:

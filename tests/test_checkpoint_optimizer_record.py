@@ -1,0 +1,179 @@
+"""A checkpoint's optimizer state against hostile or malformed content: ``xmlp.load(model, path,
+optimizer=opt)`` refuses it with a ValueError that names the problem, before it reads any array
+the optimizer does not need (memory bounded by the model, whatever the file declares), and
+leaves the model and the optimizer as they were."""
+
+from __future__ import annotations
+
+import io
+import json
+import tracemalloc
+import zipfile
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xmlp
+from test_errors import assert_unchanged, rejects, state
+
+BIG = 10_000_000  # float64 elements a crafted member declares: 80 MB, a few dozen kB deflated
+
+
+def trained(xp, name: str = "Adam", **kwargs: Any):
+    """An MLP(2, 3, 1) on ``xp`` and an optimizer that has taken two steps."""
+    model = xmlp.MLP(2, 3, 1, xp=xp.module, device=xp.device, dtype="float64", rng=0)
+    opt = getattr(xmlp.optim, name)(model, **({"lr": 0.1} | kwargs))
+    x = xp.from_numpy(np.linspace(-1, 1, 8).reshape(4, 2))
+    for _ in range(2):
+        model.backward(model.forward(x))
+        opt.step()
+    return model, opt
+
+
+def fresh(xp, name: str = "Adam", **kwargs: Any):
+    model = xmlp.MLP(2, 3, 1, xp=xp.module, device=xp.device, dtype="float64", rng=5)
+    return model, getattr(xmlp.optim, name)(model, **({"lr": 0.1} | kwargs))
+
+
+def saved(xp, path, name: str = "Adam", **kwargs: Any) -> tuple[dict[str, np.ndarray], dict]:
+    """Save a trained model with its optimizer at ``path``; return its arrays and record."""
+    model, opt = trained(xp, name, **kwargs)
+    xmlp.save(model, path, optimizer=opt)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    return arrays, json.loads(str(arrays.pop("__xmlp__")))
+
+
+def opt_snapshot(opt) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The optimizer's attributes and its state dict (host copies)."""
+    return dict(vars(opt)), opt.state_dict()
+
+
+def assert_opt_unchanged(before, opt) -> None:
+    attrs, sd = before
+    now_attrs, now_sd = opt_snapshot(opt)
+    assert now_attrs.keys() == attrs.keys()
+    for key, value in attrs.items():
+        assert now_attrs[key] is value or now_attrs[key] == value, key
+    assert now_sd["step_count"] == sd["step_count"]
+    assert now_sd["hyperparameters"] == sd["hyperparameters"]
+    assert now_sd["state"].keys() == sd["state"].keys()
+    for name, entry in sd["state"].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(now_sd["state"][name][key], value)
+
+
+def refuses(path, xp, *words: str, name: str = "Adam", **kwargs: Any) -> str:
+    """load(..., optimizer=) raises exactly ValueError with ``words`` in the message and
+    changes neither the model nor the optimizer (which has state of its own)."""
+    model, opt = trained(xp, name, **kwargs)
+    before = opt_snapshot(opt)
+    message = rejects(ValueError, model, lambda: xmlp.load(model, path, optimizer=opt), *words)
+    assert_opt_unchanged(before, opt)
+    return message
+
+
+# -- memory: nothing the optimizer does not need is read ----------------------------------------
+def write_with_big_member(path, arrays: dict[str, np.ndarray], record: dict, name: str) -> None:
+    """The checkpoint, deflated, plus a member ``name`` declaring BIG float64 zeros, streamed
+    into the archive (the test never holds them)."""
+    record = {**record, "shapes": {**record["shapes"], name: [BIG]}}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for key, value in {**arrays, "__xmlp__": np.array(json.dumps(record))}.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, value)
+            zf.writestr(f"{key}.npy", buf.getvalue())
+        with zf.open(f"{name}.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": (BIG,)})
+            chunk = bytes(1 << 20)
+            for _ in range(BIG * 8 // len(chunk)):
+                f.write(chunk)
+            f.write(bytes(BIG * 8 % len(chunk)))
+
+
+BIG_MEMBERS = {
+    "a state array of another shape": (
+        "optimizer.linear1.weights.exp_avg", ("linear1.weights.exp_avg", f"({BIG},)", "(3, 2)")),
+    "an extra state key": (
+        "optimizer.linear1.weights.junk", ("the state of 'linear1.weights' must hold",)),
+    "an unknown parameter": (
+        "optimizer.linear9.weights.exp_avg", ("linear9.weights", "but the MLP has")),
+}
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory) -> dict[str, Any]:
+    """Per case of BIG_MEMBERS, a file (written once: the same for every backend)."""
+    import array_api_compat.numpy as anp
+
+    from conftest import Backend
+
+    folder = tmp_path_factory.mktemp("big")
+    files = {}
+    for case, (name, _) in BIG_MEMBERS.items():
+        path = folder / f"{name}.npz"
+        arrays, record = saved(Backend("numpy", np, anp), path)
+        arrays.pop(name, None)  # replaced by the big one
+        write_with_big_member(path, arrays, record, name)
+        assert path.stat().st_size < 1_000_000
+        files[case] = path
+    return files
+
+
+def traced_peak(call) -> tuple[int, BaseException | None]:
+    """The peak of traced memory while ``call()`` runs, and what it raised."""
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:
+        return tracemalloc.get_traced_memory()[1], exc
+    else:
+        return tracemalloc.get_traced_memory()[1], None
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("case", list(BIG_MEMBERS))
+def test_a_large_optimizer_member_is_refused_before_it_is_read(xp, big_files, case):
+    """An 80 MB member deflated into a small file: refused from its header, with a peak of
+    traced memory far below what it declares (reading it would cost twice its size)."""
+    path, words = big_files[case], BIG_MEMBERS[case][1]
+    model, opt = trained(xp)
+    before, opt_before = state(model), opt_snapshot(opt)
+    peak, exc = traced_peak(lambda: xmlp.load(model, path, optimizer=opt))
+    assert type(exc) is ValueError, exc
+    for word in ("load: the optimizer state in", "does not fit", *words):
+        assert word in str(exc)
+    assert peak < 10_000_000, f"peak {peak} bytes for {exc}"
+    assert_unchanged(before, model)
+    assert_opt_unchanged(opt_before, opt)
+    # without optimizer= the optimizer's members are not read at all
+    peak, exc = traced_peak(lambda: xmlp.load(model, path))
+    assert exc is None and peak < 10_000_000
+
+
+def test_a_state_array_of_text_is_refused_before_it_is_read(xp, tmp_path):
+    """The member's dtype kind is checked from its header, as for parameters."""
+    path = tmp_path / "c.npz"
+    arrays, record = saved(xp, path)
+    arrays["optimizer.linear1.biases.exp_avg"] = np.array(["a", "b", "c"])
+    xmlp.io.write_checkpoint(str(path), arrays, record)
+    assert refuses(path, xp) == (
+        f"load: {str(path)!r} is not a readable xmlp checkpoint: "
+        "'optimizer.linear1.biases.exp_avg' has dtype <U1, not a real number type")
+
+
+def test_a_good_file_still_loads_the_optimizer_exactly(xp, tmp_path):
+    path = tmp_path / "c.npz"
+    model, opt = trained(xp)
+    xmlp.save(model, path, optimizer=opt)
+    target, target_opt = fresh(xp)
+    xmlp.load(target, path, optimizer=target_opt)
+    want, got = opt.state_dict(), target_opt.state_dict()
+    assert got["step_count"] == want["step_count"] == 2
+    assert got["hyperparameters"] == want["hyperparameters"]
+    for name, entry in want["state"].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(got["state"][name][key], value)
