@@ -177,3 +177,47 @@ def test_a_good_file_still_loads_the_optimizer_exactly(xp, tmp_path):
     for name, entry in want["state"].items():
         for key, value in entry.items():
             np.testing.assert_array_equal(got["state"][name][key], value)
+
+
+# -- a malformed optimizer record is a ValueError naming the field ------------------------------
+MALFORMED = {
+    "eps-text": ("Adam", {}, ("hyperparameters", "eps"), "x", ("eps must be a real number",)),
+    "lr-null": ("Adam", {}, ("hyperparameters", "lr"), None, ("lr must be a real number",)),
+    "betas-one": ("Adam", {}, ("hyperparameters", "betas"), [0.9], ("betas must be a pair",)),
+    "betas-text": ("Adam", {}, ("hyperparameters", "betas"), ["a", 0.9],
+                   ("betas[0] must be a real number",)),
+    "weight-decay-list": ("AdamW", {}, ("hyperparameters", "weight_decay"), [],
+                          ("weight_decay must be a real number",)),
+    "momentum-text": ("SGD", {"momentum": 0.9}, ("hyperparameters", "momentum"), "0.9",
+                      ("momentum must be a real number",)),
+    "nesterov-text": ("SGD", {"momentum": 0.9}, ("hyperparameters", "nesterov"), "yes",
+                      ("nesterov must be True or False",)),
+    "eps-negative": ("Adam", {}, ("hyperparameters", "eps"), -1.0, ("eps must be",)),
+    "hyperparameters-list": ("Adam", {}, ("hyperparameters",), [1], ("hyperparameters must",)),
+    "step-count-text": ("Adam", {}, ("step_count",), "2", ("step_count must be an int >= 0",)),
+    "class-number": ("Adam", {}, ("optimizer",), 5, ("of a 5 optimizer",)),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_optimizer_record_is_a_value_error(xp, tmp_path, case):
+    name, kwargs, where, value, words = MALFORMED[case]
+    path = tmp_path / "c.npz"
+    arrays, record = saved(xp, path, name, **kwargs)
+    field = record["optimizer"]
+    for key in where[:-1]:
+        field = field[key]
+    field[where[-1]] = value
+    xmlp.io.write_checkpoint(str(path), arrays, record)
+    refuses(path, xp, f"load: the optimizer state in {str(path)!r} does not fit: ", *words,
+            name=name, **kwargs)
+
+
+def test_the_message_for_a_malformed_hyperparameter(xp, tmp_path):
+    path = tmp_path / "c.npz"
+    arrays, record = saved(xp, path)
+    record["optimizer"]["hyperparameters"]["eps"] = "x"
+    xmlp.io.write_checkpoint(str(path), arrays, record)
+    assert refuses(path, xp) == (
+        f"load: the optimizer state in {str(path)!r} does not fit: Adam: eps must be a real "
+        "number, got str: 'x'")

@@ -401,7 +401,9 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
 
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
-            names the first mismatch), or the file is not a readable xmlp checkpoint (corrupt,
+            names the first mismatch), its optimizer state does not fit ``optimizer`` (another
+            class, parameters or shapes, or a malformed field such as ``"eps": "x"``: the
+            message names it), or the file is not a readable xmlp checkpoint (corrupt,
             truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
             record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
@@ -481,11 +483,12 @@ def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
 
 @contextmanager
 def _not_fitting(target: str) -> Iterator[None]:
-    """The optimizer's refusal of the file's state, prefixed."""
+    """The optimizer's refusal of the file's state (ValueError or TypeError) as a ValueError:
+    it is a problem with the file's content."""
     try:
         yield
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"load: the optimizer state in {target!r} does not fit: {exc}") \
+        raise ValueError(f"load: the optimizer state in {target!r} does not fit: {exc}") \
             from exc
 
 
