@@ -1,7 +1,8 @@
 """A checkpoint's optimizer state against hostile or malformed content: ``xmlp.load(model, path,
 optimizer=opt)`` refuses it with a ValueError that names the problem, before it reads any array
 the optimizer does not need (memory bounded by the model, whatever the file declares), and
-leaves the model and the optimizer as they were."""
+leaves the model and the optimizer as they were. Also the bounds of ``step_count`` in
+``Optimizer.load_state_dict`` and ``step()``, which never counts a step that failed."""
 
 from __future__ import annotations
 
@@ -195,6 +196,7 @@ MALFORMED = {
     "eps-negative": ("Adam", {}, ("hyperparameters", "eps"), -1.0, ("eps must be",)),
     "hyperparameters-list": ("Adam", {}, ("hyperparameters",), [1], ("hyperparameters must",)),
     "step-count-text": ("Adam", {}, ("step_count",), "2", ("step_count must be an int >= 0",)),
+    "step-count-huge": ("Adam", {}, ("step_count",), 10**400, ("step_count must be at most",)),
     "class-number": ("Adam", {}, ("optimizer",), 5, ("of a 5 optimizer",)),
 }
 
@@ -221,3 +223,45 @@ def test_the_message_for_a_malformed_hyperparameter(xp, tmp_path):
     assert refuses(path, xp) == (
         f"load: the optimizer state in {str(path)!r} does not fit: Adam: eps must be a real "
         "number, got str: 'x'")
+
+
+# -- step counts ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [2**53 + 1, 10**400], ids=["2**53+1", "10**400"])
+def test_load_state_dict_refuses_an_absurd_step_count(xp, steps):
+    opt = trained(xp)[1]
+    sd = opt.state_dict()
+    before = opt_snapshot(opt)
+    with pytest.raises(ValueError) as info:
+        opt.load_state_dict({**sd, "step_count": steps})
+    assert str(info.value).startswith(
+        "Adam.load_state_dict: step_count must be at most 2**53 = 9007199254740992, got ")
+    assert len(str(info.value)) < 200
+    assert_opt_unchanged(before, opt)
+
+
+def test_the_largest_step_count_loads_and_steps(xp):
+    """2**53 steps: the bias corrections are 1, and a step is a plain (bias-free) Adam step."""
+    model, opt = trained(xp)
+    sd = opt.state_dict()
+    opt.load_state_dict({**sd, "step_count": 2**53})
+    assert opt.step_count == 2**53
+    model.backward(model.forward(xp.from_numpy(np.ones((4, 2)))))
+    opt.step()
+    assert opt.step_count == 2**53 + 1
+    for p in model.parameters():
+        assert np.isfinite(xp.to_numpy(p)).all()
+
+
+@pytest.mark.parametrize("has_state", [True, False], ids=["after-steps", "before-any-step"])
+def test_a_step_that_fails_counts_nothing(xp, has_state):
+    """A step count set by hand beyond the float range: the bias correction overflows, and
+    step() raises before it changes anything (the count, the state, the parameters)."""
+    model, opt = trained(xp) if has_state else fresh(xp)
+    if not has_state:
+        model.backward(model.forward(xp.from_numpy(np.ones((4, 2)))))
+    opt.step_count = 10**400
+    before = opt_snapshot(opt)
+    rejects(OverflowError, model, opt.step)
+    assert_opt_unchanged(before, opt)
+    assert opt.step_count == 10**400
+    assert (opt._state is None) is (not has_state)

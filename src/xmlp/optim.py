@@ -27,6 +27,10 @@ from .module import Module
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
+# The largest step count an optimizer takes (load_state_dict refuses more): 2**53, below which
+# every count is exactly a float, and beta**step a float in [0, 1].
+_MAX_STEPS = 2**53
+
 
 def _number(value: Any, label: str, owner: str, *, upper: float = math.inf,
             upper_open: bool = False) -> float:
@@ -55,7 +59,8 @@ class Optimizer:
     """The shared machinery: the model's parameters, ``lr``, checks, state and state_dict.
 
     Subclasses set ``_state_keys`` (names of the per-parameter state arrays), implement
-    ``_update()`` and list their hyperparameters in ``_hyperparameters()``.
+    ``_update(constants)`` (``constants``: what ``_step_constants(step)`` computed for the step,
+    before anything changed) and list their hyperparameters in ``_hyperparameters()``.
     """
 
     _state_keys: tuple[str, ...] = ()
@@ -113,6 +118,8 @@ class Optimizer:
                 f"{owner}: the {type(model).__name__}'s layers changed since this optimizer was "
                 "built; build a new optimizer for the model as it is now."
             )
+        step = self.step_count + 1
+        constants = self._step_constants(step)  # may fail (OverflowError): nothing changed yet
         if self._state is None:
             self._state, self._specs = self._new_state()
             self._packed = False
@@ -120,8 +127,8 @@ class Optimizer:
             self._check_state_place(owner)
         if not self._packed:
             self._pack()
-        self.step_count += 1
-        self._update()
+        self._update(constants)
+        self.step_count = step
 
     def _pack(self) -> None:
         """Let the ops lay the state out as they update it fastest (one namespace only)."""
@@ -133,7 +140,12 @@ class Optimizer:
             self._state, self._packing = ops.pack_state(self._state)
         self._packed = True
 
-    def _update(self) -> None:
+    def _step_constants(self, step: int) -> Any:
+        """What ``_update`` needs that depends on the count of the step it makes (Adam's bias
+        corrections), computed before anything changes."""
+        return None
+
+    def _update(self, constants: Any) -> None:
         raise NotImplementedError
 
     def _new_state(self) -> tuple[list[list[Any]], list[ArraySpec]]:
@@ -221,6 +233,9 @@ class Optimizer:
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"{owner}: step_count must be an int >= 0, got {steps!r}")
         count = int(steps)
+        if count > _MAX_STEPS:  # beyond, float(step) and the bias corrections lose meaning
+            raise ValueError(f"{owner}: step_count must be at most 2**53 = {_MAX_STEPS}, got "
+                             f"{short_repr(steps)}")
         hyper = state_dict["hyperparameters"]
         if not isinstance(hyper, dict) or set(hyper) != set(self._hyperparameters()):
             raise ValueError(
@@ -328,7 +343,7 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _update(self) -> None:
+    def _update(self, constants: Any) -> None:
         lr, momentum, nesterov, decay = self.lr, self.momentum, self.nesterov, self.weight_decay
         assert self._state is not None
         for (module, leaf), state in zip(self._slots, self._state, strict=True):
@@ -374,12 +389,15 @@ class Adam(Optimizer):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
-    def _update(self) -> None:
+    def _step_constants(self, step: int) -> tuple[float, float]:
+        """The bias corrections of step ``step``: Python floats, as torch computes them from
+        its step count."""
+        beta1, beta2 = self.betas
+        return 1 - beta1**step, (1 - beta2**step) ** 0.5
+
+    def _update(self, constants: tuple[float, float]) -> None:
         lr, (beta1, beta2), eps, decay = self.lr, self.betas, self.eps, self.weight_decay
-        t = self.step_count
-        # Python floats, as torch computes them from its step count
-        bias1 = 1 - beta1**t
-        bias2_sqrt = (1 - beta2**t) ** 0.5
+        bias1, bias2_sqrt = constants
         assert self._state is not None
         decoupled = self._decoupled
         slots = self._slots
