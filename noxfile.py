@@ -33,7 +33,7 @@ nox.options.reuse_existing_virtualenvs = False
 
 # backend -> extras it needs beside "test"
 BACKENDS = {
-    "numpy": [],
+    "numpy": ["dask"],  # dask: the streamed-shuffle tests of a NumPy model on dask.array data
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
