@@ -1,4 +1,4 @@
-"""The ``xmlp`` console command: ``xmlp demo`` and ``xmlp bench``.
+"""The ``xmlp`` console command: ``xmlp demo`` and ``xmlp bench`` (also ``python -m xmlp``).
 
 Subcommand modules are imported only when run, so ``xmlp demo`` never loads benchmark code
 and ``xmlp --help`` loads neither.
@@ -70,4 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m xmlp.cli`` runs this file as a second module, ``__main__``, whose
+    # CommandError is another class than the one the subcommands import from xmlp.cli: run
+    # xmlp.cli's own main, which catches theirs (``python -m xmlp`` does the same).
+    from xmlp.cli import main as _main
+
+    sys.exit(_main())
