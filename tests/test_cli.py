@@ -97,6 +97,32 @@ def test_figure_shows_data_fit_and_loss_curve():
                                                                        "fitted curve"]
 
 
+def test_each_task_writes_its_own_default_png(tmp_path, monkeypatch, capsys):
+    """Without --out the regression writes demo.png and the digits demo digits.png, so running
+    both keeps both pictures; --out still names the file."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--epochs", "2"]) == 0
+    assert "plot written to demo.png" in capsys.readouterr().out
+    regression = (tmp_path / "demo.png").read_bytes()
+    assert main(["demo", "--task", "digits", "--epochs", "1", "--hidden", "8",
+                 "--batch-size", "256"]) == 0
+    assert "plot written to digits.png" in capsys.readouterr().out
+    assert (tmp_path / "digits.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "demo.png").read_bytes() == regression
+    assert main(["demo", "--task", "digits", "--epochs", "1", "--hidden", "8",
+                 "--batch-size", "256", "--out", "other.png"]) == 0
+    assert "plot written to other.png" in capsys.readouterr().out
+    assert (tmp_path / "other.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png", "digits.png", "other.png"]
+
+
+def test_the_help_names_each_default_png(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: demo.png for regression, digits.png for digits" in help_text
+
+
 def test_demo_progress_bar_on_request(tmp_path, capsys):
     assert main(["demo", "--epochs", "3", "--progress", "--out", str(tmp_path / "d.png")]) == 0
     assert "3/3" in capsys.readouterr().err

@@ -2,11 +2,12 @@
 
 ``--task regression`` (the default) is the seed notebook's training cell: ``MLP(1, hidden, 1)``
 on :func:`xmlp.data.generate_data` (y = 2 x**2 + 3 + noise) with full-batch SGD; it prints
-``final loss: <value>`` and writes a PNG with the data points, the fitted curve and the loss
-curve. ``--task digits`` trains a classifier, ``MLP(64, hidden, 10)`` with Adam and
-CrossEntropyLoss, on the 8x8 handwritten digits shipped with xmlp (a fixed stratified 80/20
-split); it prints ``test accuracy: <value>`` and writes a PNG with the loss and accuracy
-curves and the confusion matrix. Backends are imported only when asked for, matplotlib only to
+``final loss: <value>`` and writes a PNG (``demo.png`` unless ``--out`` says otherwise) with the
+data points, the fitted curve and the loss curve. ``--task digits`` trains a
+classifier, ``MLP(64, hidden, 10)`` with Adam and CrossEntropyLoss, on the 8x8 handwritten
+digits shipped with xmlp (a fixed stratified 80/20 split); it prints ``test accuracy:
+<value>`` and writes a PNG (``digits.png`` by default) with the loss and accuracy curves and
+the confusion matrix. Backends are imported only when asked for, matplotlib only to
 plot.
 """
 
@@ -43,10 +44,12 @@ DEFAULT_SEED = 0
 # mean test accuracy was 0.970 (seed 0, the hardest), 0.981, 0.979, 0.975, 0.981: seed 1 is a
 # typical split, not the best one.
 DIGITS_SPLIT_SEED = 1
-#: Each task's default epochs, learning rate, hidden width and batch size (None: full batch).
+#: Each task's default epochs, learning rate, hidden width, batch size (None: full batch) and
+#: PNG (each task its own, so that running both keeps both pictures).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "regression": {"epochs": 150, "lr": 0.1, "hidden": 10, "batch_size": None},
-    "digits": {"epochs": 20, "lr": 0.01, "hidden": 64, "batch_size": 32},
+    "regression": {"epochs": 150, "lr": 0.1, "hidden": 10, "batch_size": None,
+                   "out": "demo.png"},
+    "digits": {"epochs": 20, "lr": 0.01, "hidden": 64, "batch_size": 32, "out": "digits.png"},
 }
 _EXTRAS = {"cupy": "cupy", "torch": "torch", "jax": "jax", "dask": "dask",
            "array_api_strict": "strict"}
@@ -98,8 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "digits)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"seed of the weight init (default: {DEFAULT_SEED})")
-    parser.add_argument("--out", default="demo.png",
-                        help="PNG to write (default: demo.png)")
+    parser.add_argument("--out", default=None,
+                        help="PNG to write (default: demo.png for regression, digits.png for "
+                        "digits)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: only when stderr is a terminal)")
 
