@@ -78,23 +78,27 @@ def test_demo_reports_what_fit_returns(tmp_path, capsys):
     assert final_loss(capsys.readouterr().out) == pytest.approx(history[-1], rel=1e-5)
 
 
-def test_figure_shows_data_fit_and_loss_curve():
+def test_figure_shows_data_fit_true_curve_and_loss_curve():
     x, y = generate_data()
     grid = np.linspace(-1, 1, 7)[:, None]
-    fitted = 2 * grid**2 + 3
+    fitted = 0.5 * grid + 3  # not the truth: the true curve is drawn apart from it
     history = [3.0, 1.0, 0.5, 0.2]
     fig = demo.make_figure(x, y, grid, fitted, history, "title")
     ax_fit, ax_loss = fig.axes
-    data, curve = ax_fit.get_lines()
+    data, curve, truth = ax_fit.get_lines()
     np.testing.assert_array_equal(data.get_xdata(), x[:, 0])
     np.testing.assert_array_equal(data.get_ydata(), y[:, 0])
+    np.testing.assert_array_equal(curve.get_xdata(), grid[:, 0])
     np.testing.assert_array_equal(curve.get_ydata(), fitted[:, 0])
+    np.testing.assert_array_equal(truth.get_xdata(), grid[:, 0])
+    np.testing.assert_allclose(truth.get_ydata(), 2 * grid[:, 0] ** 2 + 3, rtol=1e-15)
+    assert truth.get_linestyle() != curve.get_linestyle()
     (loss_line,) = ax_loss.get_lines()
     np.testing.assert_array_equal(loss_line.get_xdata(), [1, 2, 3, 4])
     np.testing.assert_array_equal(loss_line.get_ydata(), history)
     assert ax_loss.get_yscale() == "log"
-    assert [t.get_text() for t in ax_fit.get_legend().get_texts()] == ["data points",
-                                                                       "fitted curve"]
+    assert [t.get_text() for t in ax_fit.get_legend().get_texts()] == [
+        "data points", "fitted curve", "true curve 2x² + 3"]
 
 
 def test_each_task_writes_its_own_default_png(tmp_path, monkeypatch, capsys):

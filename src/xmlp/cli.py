@@ -29,10 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train a model (the seed's regression, or a digits classifier) and plot it",
         description="--task regression (default): train MLP(1, hidden, 1) on y = 2x^2 + 3 + "
-        "noise, print the final loss and write a PNG (demo.png) with the data, the fitted "
-        "curve and the loss curve. --task digits: train MLP(64, hidden, 10) with Adam and "
-        "cross-entropy on the 8x8 handwritten digits, print the test accuracy and write a PNG "
-        "(digits.png) with the loss and accuracy curves and the confusion matrix.",
+        "noise, print the final loss and write a PNG (demo.png) with the data, the fitted and "
+        "the true curve and the loss curve. --task digits: train MLP(64, hidden, 10) with Adam "
+        "and cross-entropy on the 8x8 handwritten digits, print the test accuracy and write a "
+        "PNG (digits.png) with the loss and accuracy curves and the confusion matrix.",
     )
     from . import demo as demo_module
 

@@ -3,7 +3,7 @@
 ``--task regression`` (the default) is the seed notebook's training cell: ``MLP(1, hidden, 1)``
 on :func:`xmlp.data.generate_data` (y = 2 x**2 + 3 + noise) with full-batch SGD; it prints
 ``final loss: <value>`` and writes a PNG (``demo.png`` unless ``--out`` says otherwise) with the
-data points, the fitted curve and the loss curve. ``--task digits`` trains a
+data points, the fitted and the true curve and the loss curve. ``--task digits`` trains a
 classifier, ``MLP(64, hidden, 10)`` with Adam and CrossEntropyLoss, on the 8x8 handwritten
 digits shipped with xmlp (a fixed stratified 80/20 split); it prints ``test accuracy:
 <value>`` and writes a PNG (``digits.png`` by default) with the loss and accuracy curves and
@@ -183,11 +183,18 @@ def check_output_file(path: str) -> None:
         raise CommandError(f"cannot write {path!r}: permission denied")
 
 
+def _true_curve(x: np.ndarray) -> np.ndarray:
+    """2 x**2 + 3: the regression data without its noise."""
+    return 2 * x**2 + 3
+
+
 def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarray,
                 history: list[float], title: str) -> Any:
     """A matplotlib Figure (Agg canvas, no pyplot state): data and fit left, loss curve right.
 
     x, y: the data (N, 1); grid, fitted: the model's curve (M, 1); history: loss per epoch.
+    The left panel also draws the true curve 2 x**2 + 3 on the grid (what
+    :func:`xmlp.data.generate_data` adds noise to), to judge the fit by.
     """
     figure_cls, canvas_cls = _matplotlib()
     fig = figure_cls(figsize=(10, 4), layout="constrained")
@@ -195,6 +202,7 @@ def make_figure(x: np.ndarray, y: np.ndarray, grid: np.ndarray, fitted: np.ndarr
     ax_fit, ax_loss = fig.subplots(1, 2)
     ax_fit.plot(x[:, 0], y[:, 0], "b.", label="data points")
     ax_fit.plot(grid[:, 0], fitted[:, 0], "r-", label="fitted curve")
+    ax_fit.plot(grid[:, 0], _true_curve(grid[:, 0]), "g--", label="true curve 2x² + 3")
     ax_fit.set(xlabel="input", ylabel="output", title=title)
     ax_fit.grid(True)
     ax_fit.legend()
