@@ -1,11 +1,13 @@
-"""Test matrix: one session per backend; lint, examples, docs and build; benchmarks when named.
+"""Test matrix: one session per backend; lint, examples, docs, build and a smoke run of the
+benchmark scripts; the benchmarks themselves when named.
 
     nox                        # the default set: every tests-* session this machine can run,
-                               # lint, examples, docs and build
+                               # lint, examples, docs, build and bench-smoke
     nox -s tests-torch         # one backend
     nox -s examples            # every ```python block of README.md and docs/
     nox -s docs                # the site, warnings as errors: docs/_build/html/index.html
     nox -s build               # sdist + wheel, twine check, the wheel tried in a fresh venv
+    nox -s bench-smoke         # each script of benchmarks/ in a tiny configuration
     nox -s bench               # CPU benchmarks (never in the default set)
     nox -s bench-cupy          # GPU benchmarks (skips without an NVIDIA GPU)
     nox -s mutate              # mutation testing of the core modules (never in the default set)
@@ -31,7 +33,7 @@ nox.options.reuse_existing_virtualenvs = False
 
 # backend -> extras it needs beside "test"
 BACKENDS = {
-    "numpy": [],
+    "numpy": ["dask"],  # dask: the streamed-shuffle tests of a NumPy model on dask.array data
     "array_api_strict": ["strict"],
     "torch": ["torch"],  # torch==2.13.0, the CPU build (a CUDA build is several GB)
     "jax": ["jax"],
@@ -40,12 +42,12 @@ BACKENDS = {
 }
 
 nox.options.sessions = [f"tests-{name}" for name in BACKENDS] + ["lint", "examples", "docs",
-                                                                  "build"]
+                                                                  "build", "bench-smoke"]
 # the docs examples need several backends at once: their own session runs them, with the
 # extras of the libraries the pages import (a page importing another one fails the session
 # until it is added here)
 EXAMPLES = "tests/docs/test_examples.py"
-EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "dask"]
+EXAMPLE_EXTRAS = ["test", "plot", "strict", "torch", "jax", "dask"]
 
 
 def has_nvidia_gpu() -> bool:
@@ -101,10 +103,12 @@ for _backend in BACKENDS:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy on the package's public API, actionlint on the CI workflow."""
+    """ruff on everything, mypy on the package and on benchmarks/ (a helper a script imports
+    that moves or changes its signature is a type error there), actionlint on the CI workflow."""
     session.install(".[lint]")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "docs", "noxfile.py")
     session.run("mypy")
+    session.run("mypy", "benchmarks")
     _actionlint(session)
 
 
@@ -194,6 +198,41 @@ def _bench(session: nox.Session, backends: list[str], out: str, suite: dict[str,
     session.run("python", "benchmarks/peak.py", "--check", f"{out}/bench.json")
     session.run("pytest", "benchmarks", f"--benchmark-json={out}/pytest-benchmark.json",
                 env=suite)
+
+
+# what each script of benchmarks/ gets besides --smoke in bench-smoke ({tmp}: the session's
+# temporary folder); every other script there gets --smoke alone
+SMOKE_ARGS = {
+    "peak.py": ["--check", "{tmp}/bench/bench.json"],
+    "digits_vs.py": ["--out", "{tmp}/digits"],
+    "sklearn_compare.py": ["--out", "{tmp}/sklearn"],
+    "streaming.py": ["--dask-model", "--out", "{tmp}/streaming"],
+    "versus.py": ["HEAD"],
+}
+
+
+def benchmark_scripts() -> list[Path]:
+    """The scripts of benchmarks/: every .py file but the pytest-benchmark suite's."""
+    return sorted(p for p in Path("benchmarks").glob("*.py")
+                  if p.name != "conftest.py" and not p.name.startswith("test_"))
+
+
+@nox.session(name="bench-smoke")
+def bench_smoke(session: nox.Session) -> None:
+    """Each script of benchmarks/ with --smoke (a tiny configuration: seconds each), `xmlp
+    bench` on one small shape and the pytest-benchmark suite on one case, so that a helper the
+    scripts import cannot move or change without CI noticing. Nothing is measured: the numbers
+    mean nothing. torch is not installed (minutes of downloads for a smoke run), so the
+    scripts leave their PyTorch parts out and say so; `nox -s bench` runs them with it."""
+    session.install(".[bench,sklearn,dask]")
+    tmp = Path(session.create_tmp())
+    session.run("xmlp", "bench", "--backend", "numpy", "--shape", "64,8,16,4", "--quick",
+                "--rounds", "1", "--min-time", "0", "--no-progress", "--out", str(tmp / "bench"))
+    for script in benchmark_scripts():
+        extra = [arg.format(tmp=tmp) for arg in SMOKE_ARGS.get(script.name, [])]
+        session.run("python", str(script), "--smoke", *extra)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "benchmarks",
+                env={"XMLP_BENCH_SHAPES": "8,3,5,2", "XMLP_BENCH_DTYPES": "float64"})
 
 
 @nox.session(name="bench", default=False)

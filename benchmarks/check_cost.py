@@ -1,4 +1,4 @@
-"""What the input checks cost on the seed-sized training step (issue 5).
+"""What the input checks cost on the seed-sized training step.
 
 One step is MLP(1, 10, 1) forward, MSELoss forward and backward, MLP backward and
 update_params, on the seed's batch of 100 samples, float64, NumPy. The same step is timed with
@@ -17,6 +17,7 @@ Two clocks: wall time (what a user sees) and the main thread's CPU time
 the calling thread, so the thread's CPU time is the step's.
 
     python benchmarks/check_cost.py [--rounds 20] [--steps 2000]
+    python benchmarks/check_cost.py --smoke    # a few steps: checks the script works
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def make_step(dtype: str = "float64") -> Callable[[], None]:
     return step
 
 
-def measure(rounds: int, steps: int) -> dict[str, Any]:
+def measure(rounds: int, steps: int, warmup_time: float = 0.5) -> dict[str, Any]:
     """Median microseconds per step with and without checks, in interleaved rounds of
     ``steps`` steps per sample (xmlp bench's timing, :func:`xmlp.cli.bench_timing.interleaved`)."""
     step = make_step()
@@ -102,7 +103,7 @@ def measure(rounds: int, steps: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for clock_name, clock in (("wall", time.perf_counter), ("thread_cpu", time.thread_time)):
         med = interleaved({"on": with_checks, "off": without_checks}, rounds=rounds,
-                          min_time=0.0, warmup_time=0.5, timer=clock)
+                          min_time=0.0, warmup_time=warmup_time, timer=clock)
         on, off = (med[k].seconds / steps * 1e6 for k in ("on", "off"))
         result[clock_name] = {
             "step_us_with_checks": round(on, 2),
@@ -115,12 +116,17 @@ def measure(rounds: int, steps: int) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=2000)
-    args = parser.parse_args()
-    result = measure(args.rounds, args.steps)
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 rounds of 20 steps, no warm-up: checks that the script works "
+                             "(the numbers mean nothing)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.steps = 2, 20
+    result = measure(args.rounds, args.steps, warmup_time=0.0 if args.smoke else 0.5)
     result["numpy"] = np.__version__
     result["python"] = platform.python_version()
     result["blas"] = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}

@@ -12,13 +12,16 @@ accuracy is recorded too, to show the three trained the same kind of model.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/digits_vs.py \\
         --runs 7 --out benchmarks/results/digits-cpu-2core
 
-Needs scikit-learn, torch and threadpoolctl besides xmlp (``pip install ".[bench,torch]"
-scikit-learn``).
+Needs scikit-learn, torch and threadpoolctl besides xmlp (from the xmlp checkout:
+``pip install ".[bench,torch,sklearn]"``). ``--smoke`` runs one epoch once, in float64, to check
+that the script works (``nox -s bench-smoke``): its numbers mean nothing, and it leaves PyTorch
+out where torch is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -32,11 +35,11 @@ from typing import Any
 import numpy as np
 
 import xmlp
-from xmlp.cli.bench_cases import others_cpu_seconds
 from xmlp.cli.bench_report import load_average, machine_info
+from xmlp.cli.bench_timing import others_cpu_seconds
 from xmlp.cli.demo import DIGITS_SPLIT_SEED, TASK_DEFAULTS, digits_data
 
-CONTENDERS = ("xmlp", "sklearn", "torch")
+CONTENDERS: tuple[str, ...] = ("xmlp", "sklearn", "torch")
 
 
 def train_xmlp(data: tuple[np.ndarray, ...], cfg: argparse.Namespace, dtype: str,
@@ -112,35 +115,40 @@ def train_torch(data: tuple[np.ndarray, ...], cfg: argparse.Namespace, dtype: st
 BUILDERS = {"xmlp": train_xmlp, "sklearn": train_sklearn, "torch": train_torch}
 
 
-def set_threads(threads: int | None) -> Any:
+def set_threads(threads: int | None, contenders: tuple[str, ...] = CONTENDERS) -> Any:
     """Load the libraries and limit their BLAS/OpenMP threads (None: each library's default).
     Returns the limiter."""
     # every library that brings a thread pool is loaded first: threadpoolctl limits the pools
     # loaded at the time (scikit-learn brings SciPy's OpenBLAS and its own OpenMP runtime)
     import sklearn.neural_network  # noqa: F401
-    import torch
 
+    torch = __import__("torch") if "torch" in contenders else None
     if threads is None:
         return None
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
     return threadpool_limits(limits=threads)
 
 
-def measure(cfg: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(cfg: argparse.Namespace, contenders: tuple[str, ...] = CONTENDERS
+            ) -> tuple[list[dict[str, Any]], list[float]]:
+    """(a record per dtype and library, CPUs other processes used during each run)."""
     data = digits_data()
     records = []
+    busy_runs: list[float] = []
     for dtype in cfg.dtype:
-        runs = {name: BUILDERS[name](data, cfg, dtype, cfg.seed) for name in CONTENDERS}
+        runs = {name: BUILDERS[name](data, cfg, dtype, cfg.seed) for name in contenders}
         for run in runs.values():  # warm-up: imports, first-call costs, allocator
             run()
-        seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        cpu: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        others: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        accuracy: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        seconds: dict[str, list[float]] = {name: [] for name in contenders}
+        cpu: dict[str, list[float]] = {name: [] for name in contenders}
+        others: dict[str, list[float]] = {name: [] for name in contenders}
+        accuracy: dict[str, list[float]] = {name: [] for name in contenders}
+        count = len(contenders)
         for r in range(cfg.runs):
-            order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]
+            order = contenders[r % count:] + contenders[:r % count]
             for name in order:
                 busy = others_cpu_seconds()
                 own = time.process_time()
@@ -153,9 +161,10 @@ def measure(cfg: argparse.Namespace) -> list[dict[str, Any]]:
                 accuracy[name].append(acc)
                 if busy is not None and after is not None:
                     others[name].append((after - busy) / elapsed)  # CPUs others used meanwhile
+                    busy_runs.append(others[name][-1])
             print(f"{dtype} round {r + 1}/{cfg.runs}: " + ", ".join(
-                f"{n} {seconds[n][-1]:.3f} s" for n in CONTENDERS), file=sys.stderr)
-        for name in CONTENDERS:
+                f"{n} {seconds[n][-1]:.3f} s" for n in contenders), file=sys.stderr)
+        for name in contenders:
             records.append({
                 "contender": name, "dtype": dtype, "runs": cfg.runs,
                 "median_s": statistics.median(seconds[name]), "min_s": min(seconds[name]),
@@ -166,9 +175,9 @@ def measure(cfg: argparse.Namespace) -> list[dict[str, Any]]:
                 "other_cpus_median": statistics.median(others[name]) if others[name] else None,
             })
         base = statistics.median(seconds["xmlp"])
-        for rec in records[-3:]:
+        for rec in records[-count:]:
             rec["vs_xmlp"] = rec["median_s"] / base
-    return records
+    return records, busy_runs
 
 
 LABELS = {"xmlp": "xmlp (NumPy)", "sklearn": "scikit-learn MLPClassifier",
@@ -247,13 +256,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="BLAS/OpenMP threads for all three (default: each library's own)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for digits.json and digits.md (default: print only)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one run of one epoch in float64, PyTorch left out where torch is "
+                             "not installed: checks that the script works, measures nothing")
     cfg = parser.parse_args(argv)
     command = "python benchmarks/digits_vs.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    set_threads(cfg.threads)  # also loads torch, whose threads machine_info reports
+    contenders = CONTENDERS
+    if cfg.smoke:
+        cfg.runs, cfg.epochs, cfg.dtype = 1, 1, ["float64"]
+        if importlib.util.find_spec("torch") is None:
+            print("digits_vs.py --smoke: torch is not installed, PyTorch left out",
+                  file=sys.stderr)
+            contenders = ("xmlp", "sklearn")
+    set_threads(cfg.threads, contenders)  # also loads torch, whose threads machine_info reports
 
     before = load_average()
-    records = measure(cfg)
-    info = machine_info({"xmlp": "cpu", "torch": "cpu"}, command, before)
+    records, others = measure(cfg, contenders)
+    info = machine_info({name: "cpu" for name in contenders}, command, before, others)
     steps = cfg.epochs * -(-len(digits_data()[1]) // cfg.batch_size)
     text = markdown(records, info, cfg, steps)
     print(text)

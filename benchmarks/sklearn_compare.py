@@ -14,6 +14,9 @@ load on a shared machine falls on all of them alike; ratios are taken within a s
 Variants: scikit-learn on float64 data (``sk64``, the reference) and on float32 data
 (``sk32``: scikit-learn keeps float32), xmlp on float64 (``xmlp64``, like for like) and
 xmlp told ``dtype="float32"`` on the same float64 data (``xmlp32``).
+
+``--smoke``: one seed, 2 epochs, a hidden layer of 8 and 200 regression samples, to check that
+the script works (``nox -s bench-smoke``); its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -88,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="BLAS threads for both libraries (default 1: see the notes)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 seed, 2 epochs, hidden 8, 200 regression samples: checks that "
+                             "the script works, measures nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.epochs, args.hidden, args.n_regression = 1, 2, [8], 200
 
     import sklearn
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -13,6 +13,9 @@ flips every round); each run is a fresh model, timed with ``time.perf_counter``;
 samples x epochs / seconds. Ratios are per round, streamed / numpy, then the median: same-run
 ratios, as fair as a shared machine allows. BLAS threads are set with threadpoolctl per
 ``--threads`` value. The load average before and after every case is recorded.
+
+``--smoke``: 2,000 samples, chunks of 500, batches of 100, one round on one thread, to check
+that the script works (``nox -s bench-smoke``); its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ N, FEATURES, HIDDEN, TARGETS = 100_000, 64, 256, 10
 LR = 0.01
 
 
-def data() -> tuple[np.ndarray, np.ndarray]:
+def data(samples: int = N) -> tuple[np.ndarray, np.ndarray]:
     gen = np.random.default_rng(0)
-    x = gen.standard_normal((N, FEATURES))
+    x = gen.standard_normal((samples, FEATURES))
     y = np.tanh(x @ gen.standard_normal((FEATURES, TARGETS)) / 8.0)
     return x, y
 
@@ -54,7 +57,7 @@ def run(route: str, x: Any, y: Any, batch: int | None, epochs: int) -> tuple[flo
     start = time.perf_counter()
     history = xmlp.fit(model, x, y, epochs=epochs, lr=LR, batch_size=batch, progress=False)
     seconds = time.perf_counter() - start
-    return N * epochs / seconds, history[-1]
+    return x.shape[0] * epochs / seconds, history[-1]
 
 
 def measure(routes: list[str], inputs: dict[str, Any], batch: int | None, threads: int,
@@ -68,10 +71,12 @@ def measure(routes: list[str], inputs: dict[str, Any], batch: int | None, thread
     with threadpool_limits(threads):
         for r in range(args.rounds):
             for route in (routes if r % 2 == 0 else routes[::-1]):
-                rate, losses[route] = run(route, *inputs[route], batch, epochs)
+                xs, ys = inputs[route]
+                rate, losses[route] = run(route, xs, ys, batch, epochs)
                 rates[route].append(rate)
         if args.dask_model and "dask_model" not in routes:
-            rate, losses["dask_model"] = run("dask_model", *inputs["dask_model"], batch, epochs)
+            xs, ys = inputs["dask_model"]
+            rate, losses["dask_model"] = run("dask_model", xs, ys, batch, epochs)
             rates["dask_model"] = [rate]
     ratios = [a / b for a, b in zip(rates[routes[1]], rates["numpy"], strict=True)]
     median = {k: statistics.median(v) for k, v in rates.items()}
@@ -111,10 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-model", action="store_true",
                         help="also time the model on Dask arrays: once per mini-batch case "
                              "(slow), and in rounds against NumPy at full batch")
+    parser.add_argument("--samples", type=int, default=N,
+                        help=f"rows of the data set (default {N:,})")
     parser.add_argument("--out", help="directory for streaming.json and streaming.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2,000 samples in chunks of 500, batches of 100, one round on one "
+                             "thread: checks that the script works, measures nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.samples, args.chunk_rows, args.batch, args.threads, args.rounds = (
+            2_000, 500, [100], [1], 1)
 
-    x, y = data()
+    x, y = data(args.samples)
+    n = args.samples
     xd = da.from_array(x, chunks=(args.chunk_rows, FEATURES))
     yd = da.from_array(y, chunks=(args.chunk_rows, TARGETS))
     inputs = {"numpy": (x, y), "streamed": (xd, yd), "dask_model": (xd, yd)}
@@ -127,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         for batch in args.batch:
             cases.append(measure(["numpy", "streamed"], inputs, batch, threads, args))
         if args.dask_model:  # one huge batch: what the Dask model route is for
-            full = {"numpy": (x, y), "dask_model": (da.from_array(x, chunks=(N // 4, FEATURES)),
-                                                    da.from_array(y, chunks=(N // 4, TARGETS)))}
+            full = {"numpy": (x, y), "dask_model": (da.from_array(x, chunks=(n // 4, FEATURES)),
+                                                    da.from_array(y, chunks=(n // 4, TARGETS)))}
             cases.append(measure(["numpy", "dask_model"], full, None, threads, args))
 
     report = {
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "threadpool_info": threadpool_info(),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
-        "shape": [N, FEATURES, HIDDEN, TARGETS], "dtype": "float64", "cases": cases,
+        "shape": [n, FEATURES, HIDDEN, TARGETS], "dtype": "float64", "cases": cases,
     }
     if args.out:
         out = Path(args.out)
@@ -161,7 +175,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Command: `{report['command']}`; environment: {report['env']}.",
         "",
-        "(100,000 x 64) float64 -> MLP(64, 256, 10), MSE, plain SGD, shuffle=False. Samples/s "
+        f"({report['shape'][0]:,} x {FEATURES}) float64 -> MLP({FEATURES}, {HIDDEN}, {TARGETS}), "
+        "MSE, plain SGD, shuffle=False. Samples/s "
         "are medians over rounds, the routes alternating within each round; the ratio is the "
         "median of per-round ratios (its range in brackets). The Dask-model route at mini-batch "
         "sizes ran once per case. 'full' is one full-batch step per epoch (the Dask data in 4 "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
-def test_case(bench_case):
+
+def test_case(bench_case: Callable[[], None]) -> None:
     bench_case()

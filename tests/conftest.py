@@ -104,7 +104,8 @@ def _load(name: str) -> list[Backend] | str:
         else:
             module = importlib.import_module(name)
     except ImportError as exc:
-        return f'not installed ({exc}); pip install "xmlp[{EXTRAS.get(name, name)}]"'
+        return (f'not installed ({exc}); from the xmlp checkout: pip install '
+                f'".[{EXTRAS.get(name, name)}]"')
     if name == "cupy":
         try:
             if module.cuda.runtime.getDeviceCount() < 1:

@@ -11,6 +11,10 @@
   figures), for docs/performance.md to include.
 * At the end of a build, a warning (an error under ``-W``) for each public name that did not
   become a documented object.
+* Signatures and class headers speak of public things only: a private base class
+  (``_Container``, or a class of a private module that is not public elsewhere) is shown as
+  its own public bases, and a bare ``Any`` annotation (an array of any library, a module,
+  a generator...: the docstring says which) is left out rather than shown as ``Any``.
 
 The functions that compute names import nothing from Sphinx, so tests/docs/test_api_reference.py
 can check them without building the site.
@@ -18,8 +22,10 @@ can check them without building the site.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -95,11 +101,65 @@ def _group(obj: Any) -> str:
     return module
 
 
+@functools.cache
+def _public_ids() -> frozenset[int]:
+    """id() of every object the reference documents."""
+    ids = set()
+    for module_name, names in api_sections():
+        module = _import(module_name)
+        ids.update(id(getattr(module, n)) for n in names if hasattr(module, n))
+    return frozenset(ids)
+
+
+def is_private_class(cls: Any) -> bool:
+    """A class the reference does not document: its name starts with ``_``, or xmlp defines
+    it in a private module and no public name is that class."""
+    name = getattr(cls, "__name__", "")
+    module = getattr(cls, "__module__", "") or ""
+    if name.startswith("_"):
+        return True
+    in_private_module = (module.split(".")[0] == PACKAGE
+                         and any(part.startswith("_") for part in module.split(".")))
+    return in_private_module and id(cls) not in _public_ids()
+
+
+def public_bases(bases: list[Any]) -> list[Any]:
+    """``bases`` with each private class replaced by its own bases, recursively, without
+    duplicates; ``[object]`` when nothing public is left."""
+    out: list[Any] = []
+    for base in bases:
+        found = public_bases(list(getattr(base, "__bases__", ()))) if is_private_class(base) \
+            else [base]
+        out += [b for b in found if all(b is not seen for seen in out)]
+    return [b for b in out if b is not object] or [object]
+
+
+# a bare ``Any`` annotation in a signature string, as autodoc writes it (``~typing.Any`` in
+# the short format); ``dict[str, Any]`` and the like are left alone
+_BARE_ANY = re.compile(r":\s*(?:~?typing\.)?Any(?=\s*(?:[,)=]|$))")
+
+
+def drop_bare_any(signature: str | None, return_annotation: str | None
+                  ) -> tuple[str | None, str | None]:
+    """The signature and return annotation without bare ``Any`` annotations."""
+    if signature:
+        signature = _BARE_ANY.sub("", signature)
+    if return_annotation and re.fullmatch(r"(?:~?typing\.)?Any", return_annotation.strip()):
+        return_annotation = ""
+    return signature, return_annotation
+
+
 # -- generated sources -----------------------------------------------------------------------
+def summary_line(module: ModuleType) -> str:
+    """The first paragraph of a module's docstring, on one line ("" without one)."""
+    first = (module.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(first.split())
+
+
 def _summary(module: ModuleType) -> list[str]:
-    """The first line of a module's docstring, as a paragraph."""
-    doc = (module.__doc__ or "").strip().splitlines()
-    return [doc[0], ""] if doc else []
+    """The first paragraph of a module's docstring, as a paragraph."""
+    line = summary_line(module)
+    return [line, ""] if line else []
 
 
 def _autosummary(names: list[str]) -> list[str]:
@@ -142,8 +202,15 @@ def api_sources() -> dict[str, str]:
     index += _heading("API reference", "=")
     index += ["Every public name of xmlp, from its docstring. ``xmlp`` holds what most code "
               "needs; the submodules below add their own names. Shapes are written as tuples: "
-              "``(N, input_dim)`` is a batch of N rows.", "",
-              ".. toctree::", "   :maxdepth: 1", "", *[f"   {p}" for p in toc], ""]
+              "``(N, input_dim)`` is a batch of N rows. A parameter shown without a type takes "
+              "what its description says: an array of any supported library, an array module, "
+              "a device...", "",
+              ".. toctree::", "   :hidden:", "   :maxdepth: 1", "", *[f"   {p}" for p in toc],
+              ""]
+    for (module_name, _), page in zip(sections, toc, strict=True):
+        line = summary_line(_import(module_name)).removeprefix(f"{module_name}: ")
+        index += [f"* :doc:`{module_name} <{page}>`: {line}"]
+    index.append("")
     pages["index.rst"] = "\n".join(index)
     return pages
 
@@ -240,8 +307,19 @@ def _skip_foreign_members(app: Any, what: str, name: str, obj: Any, skip: bool,
     return None
 
 
+def _hide_private_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    bases[:] = public_bases(bases)
+
+
+def _no_bare_any(app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None,
+                 return_annotation: str | None) -> tuple[str | None, str | None]:
+    return drop_bare_any(signature, return_annotation)
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("autodoc-process-bases", _hide_private_bases)
+    app.connect("autodoc-process-signature", _no_bare_any)
     # before Sphinx lists the source files (autosummary writes its stubs from that list)
     app.connect("config-inited", _generate)
     app.connect("source-read", _guide_toc)

@@ -18,6 +18,7 @@ from .nn.module import Module
 from .training.batches import rechunk_for
 from .training.loop import History, fit
 
+#: The version of this xmlp (PEP 440), as in its package metadata.
 __version__ = "0.2.0"
 
 __all__ = [

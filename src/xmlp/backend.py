@@ -75,7 +75,9 @@ def _import_backend(name: str) -> Any:
     except ImportError as exc:
         raise ModuleNotFoundError(
             f"xp={name!r} needs {module_name}, which is not installed here ({exc}); install "
-            f'it with: pip install "xmlp[{extra}]"'
+            "it with: pip install "
+            f'{ {"cupy": "cupy-cuda12x", "torch": "torch==2.13.0"}.get(name, name.split(".")[0])}'
+            f' (from the xmlp checkout: pip install ".[{extra}]")'
         ) from exc
 
 
@@ -530,6 +532,25 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
     into memory and rebind them, so the graph stops growing with every SGD step.
 
     Returns ``extra``, persisted where they are Dask arrays. A no-op for other arrays.
+
+    Args:
+        model: an :class:`xmlp.Module` whose parameters are persisted in place.
+        *extra: more arrays to compute in the same pass (a loss, say).
+
+    Example:
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import xmlp
+        >>> model = xmlp.MLP(1, 4, 1, xp=da, rng=0)
+        >>> loss_fn = xmlp.MSELoss()
+        >>> x = da.from_array(np.linspace(-1, 1, 8).reshape(8, 1), chunks=4)
+        >>> for _ in range(3):
+        ...     loss = loss_fn.forward(model.forward(x), x ** 2)
+        ...     grad_x = model.backward(loss_fn.backward())
+        ...     model.update_params(0.1)
+        ...     (loss,) = xmlp.persist_parameters(model, loss)
+        >>> len(model.linear1.weights.__dask_graph__())   # one computed chunk, not 3 steps
+        1
     """
     named = list(model.named_parameters())
     arrays = [a for _, a in named] + list(extra)

@@ -15,6 +15,15 @@ def generate_data(num_samples: int = 100) -> tuple[np.ndarray, np.ndarray]:
 
     The notebook seeds NumPy's global RNG with 4; this draws the same numbers from a private
     ``RandomState(4)`` so the caller's global random state is left alone.
+
+    Args:
+        num_samples: how many (x, y) pairs; the notebook's 100 by default.
+
+    Example:
+        >>> from xmlp.data import generate_data
+        >>> x, y = generate_data()
+        >>> x.shape, y.shape, x.dtype
+        ((100, 1), (100, 1), dtype('float64'))
     """
     rs = np.random.RandomState(4)
     x = np.linspace(-1, 1, num_samples)
@@ -30,6 +39,12 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     in 0..9. The UCI "Optical Recognition of Handwritten Digits" data (E. Alpaydin and C.
     Kaynak, 1998, https://doi.org/10.24432/C50P49), CC BY 4.0, in scikit-learn's copy: see
     ``xmlp/_data/README.md``.
+
+    Example:
+        >>> from xmlp.data import load_digits
+        >>> images, labels = load_digits()
+        >>> images.shape, labels.shape, int(images.max()), sorted(set(labels.tolist()))
+        ((1797, 64), (1797,), 16, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     """
     with resources.files("xmlp").joinpath("_data/digits.csv.gz").open("rb") as raw, \
             gzip.open(raw, "rt") as text:
@@ -41,7 +56,20 @@ def stratified_split(labels: np.ndarray, test_fraction: float = 0.2,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, test indices), each sorted: ``round(test_fraction * count)`` samples of
     every class go to the test part, drawn with ``numpy.random.default_rng(seed)``, so each
-    class keeps its share in both parts."""
+    class keeps its share in both parts.
+
+    Args:
+        labels: (N,) class labels.
+        test_fraction: the share of each class that goes to the test part.
+        seed: the seed of the draw.
+
+    Example:
+        >>> from xmlp.data import load_digits, stratified_split
+        >>> images, labels = load_digits()
+        >>> train, test = stratified_split(labels, 0.2, seed=0)
+        >>> len(train), len(test)
+        (1438, 359)
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise TypeError(f"stratified_split: labels must be 1-D integers, got {labels.dtype} "

@@ -22,6 +22,13 @@ def accuracy(logits: Any, labels: Any) -> Any:
 
     Ties go to the first largest logit, as ``argmax`` breaks them. Labels outside [0, C)
     simply never match.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> logits = np.array([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0]])
+        >>> float(xmlp.accuracy(logits, np.array([0, 1, 1])))
+        0.6666666666666666
     """
     spec = floating_spec(logits, "accuracy", "logits")
     xp = spec.xp

@@ -27,6 +27,10 @@ from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
+# The largest step count an optimizer takes (load_state_dict refuses more): 2**53, below which
+# every count is exactly a float, and beta**step a float in [0, 1].
+_MAX_STEPS = 2**53
+
 
 def _number(value: Any, label: str, owner: str, *, upper: float = math.inf,
             upper_open: bool = False) -> float:
@@ -55,7 +59,8 @@ class Optimizer:
     """The shared machinery: the model's parameters, ``lr``, checks, state and state_dict.
 
     Subclasses set ``_state_keys`` (names of the per-parameter state arrays), implement
-    ``_update()`` and list their hyperparameters in ``_hyperparameters()``.
+    ``_update(constants)`` (``constants``: what ``_step_constants(step)`` computed for the step,
+    before anything changed) and list their hyperparameters in ``_hyperparameters()``.
     """
 
     _state_keys: tuple[str, ...] = ()
@@ -78,7 +83,7 @@ class Optimizer:
         # per parameter, the arrays named by _state_keys; made on the first step
         self._state: list[list[Any]] | None = None
         self._specs: list[ArraySpec] | None = None  # where the state lives, per parameter
-        # how the ops laid the state out for speed (see _dispatch.pack_state); None: as made,
+        # how the ops laid the state out for speed (see PortableOps.pack_state); None: as made,
         # reset whenever _state is replaced
         self._packing: Any = None
         self._packed = False
@@ -113,6 +118,8 @@ class Optimizer:
                 f"{owner}: the {type(model).__name__}'s layers changed since this optimizer was "
                 "built; build a new optimizer for the model as it is now."
             )
+        step = self.step_count + 1
+        constants = self._step_constants(step)  # may fail (OverflowError): nothing changed yet
         if self._state is None:
             self._state, self._specs = self._new_state()
             self._packed = False
@@ -120,8 +127,8 @@ class Optimizer:
             self._check_state_place(owner)
         if not self._packed:
             self._pack()
-        self.step_count += 1
-        self._update()
+        self._update(constants)
+        self.step_count = step
 
     def _pack(self) -> None:
         """Let the ops lay the state out as they update it fastest (one namespace only)."""
@@ -133,7 +140,12 @@ class Optimizer:
             self._state, self._packing = ops.pack_state(self._state)
         self._packed = True
 
-    def _update(self) -> None:
+    def _step_constants(self, step: int) -> Any:
+        """What ``_update`` needs that depends on the count of the step it makes (Adam's bias
+        corrections), computed before anything changes."""
+        return None
+
+    def _update(self, constants: Any) -> None:
         raise NotImplementedError
 
     def _new_state(self) -> tuple[list[list[Any]], list[ArraySpec]]:
@@ -184,6 +196,27 @@ class Optimizer:
         same class on a model with the same parameter names and shapes). The arrays are made
         with each parameter's current namespace, device and dtype. Everything is checked
         before anything changes: ValueError / TypeError name the first problem."""
+        steps, hyper, keys = self._check_state_dict(state_dict)
+        stored = state_dict["state"]
+        new_state: list[list[Any]] | None = None
+        new_specs: list[ArraySpec] | None = None
+        if stored:
+            new_state, new_specs = [], []
+            for name, (module, _) in zip(self._names, self._slots, strict=True):
+                entry = stored[name]
+                new_state.append([module.spec.from_host(np.asarray(entry[key]))
+                                  for key in keys])
+                new_specs.append(module.spec)
+        self._set_hyperparameters(dict(hyper))
+        self.step_count = steps
+        self._state, self._specs = new_state, new_specs
+        self._packing, self._packed = None, False
+
+    def _check_state_dict(self, state_dict: Any) -> tuple[int, dict[str, Any], tuple[str, ...]]:
+        """Every check of :meth:`load_state_dict`, changing nothing: (step count,
+        hyperparameters, the state keys they keep). The state arrays are only looked at
+        (dtype and shape), never converted, so ``xmlp.load`` checks a file's optimizer state
+        with placeholders of the declared dtypes and shapes before it reads any of it."""
         owner = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict):
             raise TypeError(f"{owner}: expected a dict from state_dict(), got "
@@ -199,6 +232,10 @@ class Optimizer:
         steps = state_dict["step_count"]
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"{owner}: step_count must be an int >= 0, got {steps!r}")
+        count = int(steps)
+        if count > _MAX_STEPS:  # beyond, float(step) and the bias corrections lose meaning
+            raise ValueError(f"{owner}: step_count must be at most 2**53 = {_MAX_STEPS}, got "
+                             f"{short_repr(steps)}")
         hyper = state_dict["hyperparameters"]
         if not isinstance(hyper, dict) or set(hyper) != set(self._hyperparameters()):
             raise ValueError(
@@ -210,8 +247,6 @@ class Optimizer:
         stored = state_dict["state"]
         if not isinstance(stored, dict):
             raise TypeError(f"{owner}: state must be a dict, got {type(stored).__name__}")
-        new_state: list[list[Any]] | None = None
-        new_specs: list[ArraySpec] | None = None
         keys = trial._state_keys  # what the loaded hyperparameters keep (SGD: momentum or not)
         if stored:
             if not keys:
@@ -222,7 +257,6 @@ class Optimizer:
                     f"{owner}: the state is for parameters {sorted(stored)}, but the "
                     f"{type(self.model).__name__} has {sorted(self._names)}"
                 )
-            new_state, new_specs = [], []
             for name, (module, leaf) in zip(self._names, self._slots, strict=True):
                 entry = stored[name]
                 if not isinstance(entry, dict) or set(entry) != set(keys):
@@ -231,7 +265,6 @@ class Optimizer:
                         f"got {sorted(entry) if isinstance(entry, dict) else entry!r}"
                     )
                 shape = tuple(getattr(module, leaf).shape)
-                arrays = []
                 for key in keys:
                     host = np.asarray(entry[key])
                     if host.dtype.kind not in "fiu":
@@ -240,15 +273,9 @@ class Optimizer:
                     if tuple(host.shape) != shape:
                         raise ValueError(f"{owner}: {name}.{key} has shape {tuple(host.shape)} "
                                          f"but the parameter {shape}")
-                    arrays.append(module.spec.from_host(host))
-                new_state.append(arrays)
-                new_specs.append(module.spec)
-        elif steps and keys:
+        elif count and keys:
             raise ValueError(f"{owner}: step_count is {steps} but the state dict holds no state")
-        self._set_hyperparameters(dict(hyper))
-        self.step_count = int(steps)
-        self._state, self._specs = new_state, new_specs
-        self._packing, self._packed = None, False
+        return count, hyper, keys
 
     # -- for fit: Dask persistence and the restore after a non-finite epoch ------------------
     def _state_arrays(self) -> list[Any]:
@@ -316,7 +343,7 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _update(self) -> None:
+    def _update(self, constants: Any) -> None:
         lr, momentum, nesterov, decay = self.lr, self.momentum, self.nesterov, self.weight_decay
         assert self._state is not None
         for (module, leaf), state in zip(self._slots, self._state, strict=True):
@@ -362,12 +389,15 @@ class Adam(Optimizer):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
-    def _update(self) -> None:
+    def _step_constants(self, step: int) -> tuple[float, float]:
+        """The bias corrections of step ``step``: Python floats, as torch computes them from
+        its step count."""
+        beta1, beta2 = self.betas
+        return 1 - beta1**step, (1 - beta2**step) ** 0.5
+
+    def _update(self, constants: tuple[float, float]) -> None:
         lr, (beta1, beta2), eps, decay = self.lr, self.betas, self.eps, self.weight_decay
-        t = self.step_count
-        # Python floats, as torch computes them from its step count
-        bias1 = 1 - beta1**t
-        bias2_sqrt = (1 - beta2**t) ** 0.5
+        bias1, bias2_sqrt = constants
         assert self._state is not None
         decoupled = self._decoupled
         slots = self._slots

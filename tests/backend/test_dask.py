@@ -172,7 +172,7 @@ def test_unknown_batch_size_is_a_clear_error():
 def test_seed_training_on_a_local_cluster_matches_numpy():
     """Two worker processes, one thread each: the same code, the same weights as NumPy."""
     distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed "
-                                      '(pip install "xmlp[dask]" brings it)')
+                                      '(pip install ".[dask]" brings it)')
     x, y, _, _ = _seed_data(chunk=50)
     want, want_loss = _numpy_seed_run()
     # dashboard_address=":0": the scheduler's HTTP server would take port 8787 even without a

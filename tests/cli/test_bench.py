@@ -283,6 +283,89 @@ def test_ratios_tables_and_targets():
     assert "- jax: eager JAX" in md and "- not measured: torch:cuda: no GPU" in md
 
 
+# -- a disturbed run -------------------------------------------------------------------------
+def _busy_run():
+    """The run that prompted the check: PyTorch's float32 step 27x its float64 step."""
+    shape = (1024, 256, 1024, 256)
+    return [_rec("numpy", "mlp_step", 2.0e-3, shape=shape, dtype="float32"),
+            _rec("numpy", "mlp_step", 3.9e-3, shape=shape),
+            _rec("torch:cpu", "torch_step", 47.85e-3, shape=shape, dtype="float32"),
+            _rec("torch:cpu", "torch_step", 1.78e-3, shape=shape)]
+
+
+def test_a_float32_case_far_slower_than_float64_marks_the_run_disturbed():
+    reasons = rep.disturbances(_busy_run(), cores=2)
+    assert len(reasons) == 1
+    assert ("torch_step on torch:cpu at (1024, 256, 1024, 256) took 47.85 ms in float32 against "
+            "1.78 ms in float64 (26.9x") in reasons[0]
+    # float32 a little slower than float64 (noise at a small shape), or one dtype alone: clean
+    calm = [_rec("torch:cpu", "torch_step", 1.9e-3, dtype="float32"),
+            _rec("torch:cpu", "torch_step", 1.0e-3), _rec("numpy", "mlp_step", 9.0e-3,
+                                                          dtype="float32")]
+    assert rep.disturbances(calm, cores=2, load_before=[0.5, 0.5, 0.5], load_during=[1.9, 3.0],
+                            others=[0.1, 0.9, 0.2]) == []
+    # the same dtype check under --clock cpu
+    assert len(rep.disturbances(_busy_run(), cores=2, clock="cpu")) == 1
+
+
+@pytest.mark.parametrize(("load", "expected"), [
+    ({"load_before": [2.5, 1.0, 1.0]}, "load average was 2.50 on 2 CPUs before the run"),
+    ({"load_during": [1.0, 4.5, 2.0]}, "load average reached 4.50 on 2 CPUs during the run"),
+    ({"others": [1.2, 0.2, 1.5]}, "other processes used 1.20 of the 2 CPUs"),
+], ids=["before", "during", "others"])
+def test_load_before_or_during_the_run_marks_it_disturbed(load, expected):
+    reasons = rep.disturbances([_rec("numpy", "mlp_step", 1e-3)], cores=2, **load)
+    assert len(reasons) == 1 and expected in reasons[0], reasons
+    # CPU time barely moves with the load of others: not a reason under --clock cpu
+    assert rep.disturbances([_rec("numpy", "mlp_step", 1e-3)], cores=2, clock="cpu",
+                            **load) == []
+
+
+def test_a_disturbed_report_warns_and_does_not_judge_the_targets():
+    records = _busy_run()
+    rep.add_ratios(records)
+    assert records[1]["ratio_torch"] > 1.10  # a target "missed": 3.9 ms / 1.78 ms
+    clean = rep.markdown_report(records, "# head")
+    assert "| float64 | torch_step | 2.19x | 1.00x | **no** |" in clean
+    reasons = rep.disturbances(records, cores=2)
+    advice = rep.disturbance_advice("wall", None)
+    md = rep.markdown_report(records, "# head", disturbed=reasons, advice=advice)
+    assert md.index("### Warning: this run was disturbed") < md.index("### xmlp's training step")
+    assert reasons[0] in md and "its ratios" in md
+    assert "`--clock cpu`" in md and "`--threads 1`" in md
+    targets = md.split("### Targets (NumPy backend)", 1)[1].split("###", 1)[0]
+    assert "Not judged: this run was disturbed" in targets
+    assert "**no**" not in md and "| met |" not in md
+    assert "--threads 1" not in rep.disturbance_advice("wall", 1)
+    assert "--clock cpu" not in rep.disturbance_advice("cpu", 1)
+
+
+def test_run_records_a_disturbed_run_in_every_file(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(rep, "load_average", lambda: [99.0, 99.0, 99.0])  # a very busy machine
+    args = _args("--backend", "numpy", "--op", "mlp_step", "--dtype", "float64", "--shape",
+                 "4,3,2,1", *FAST, "--out", str(tmp_path))
+    assert bench.run(args) == 0  # measured all the same
+    out, err = capsys.readouterr()
+    assert "### Warning: this run was disturbed" in out
+    assert "this run was disturbed by other load" in err and "--clock cpu" in err
+    records = json.loads((tmp_path / "bench.json").read_text())
+    assert all(any("load average was 99.00" in why for why in r["disturbed"]) for r in records)
+    machine = json.loads((tmp_path / "machine.json").read_text())
+    assert machine["disturbed"] == records[0]["disturbed"]
+    assert "**Disturbed run**" in (tmp_path / "machine.md").read_text()
+
+
+def test_run_on_a_quiet_machine_is_not_marked(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(rep, "load_average", lambda: [0.0, 0.0, 0.0])
+    monkeypatch.setattr(bt, "others_cpu_seconds", lambda: None)  # as where /proc/stat is absent
+    args = _args("--backend", "numpy", "--op", "mlp_step", "--dtype", "float64", "--shape",
+                 "4,3,2,1", *FAST, "--out", str(tmp_path))
+    assert bench.run(args) == 0
+    out, err = capsys.readouterr()
+    assert "disturbed" not in out and "disturbed" not in err
+    assert all(r["disturbed"] == [] for r in json.loads((tmp_path / "bench.json").read_text()))
+
+
 # -- the command ------------------------------------------------------------------------------
 def test_run_writes_json_tables_and_figures(tmp_path, capsys):
     args = _args("--backend", "numpy", "--dtype", "float64", "--shape", "8,3,5,2",
@@ -417,6 +500,35 @@ def test_bench_cupy_session_without_cupy_measures_the_rest(monkeypatch, tmp_path
     assert "not measured: cupy" in (tmp_path / "bench-out-gpu" / "bench.md").read_text()
     assert "skipped" in session.suite_output  # the pytest-benchmark suite skips CuPy's cases
     assert ("python", "benchmarks/peak.py", "--check", "bench-out-gpu/bench.json") in session.ran
+
+
+def test_bench_smoke_runs_every_benchmark_script(monkeypatch, tmp_path):
+    """The default bench-smoke session runs each script of benchmarks/ with --smoke (which
+    every script accepts), xmlp bench and the pytest-benchmark suite; commands only recorded."""
+    noxfile = _noxfile()
+    assert "bench-smoke" in noxfile.nox.options.sessions
+    monkeypatch.chdir(ROOT)
+    scripts = noxfile.benchmark_scripts()
+    assert {p.name for p in scripts} >= {"digits_vs.py", "peak.py", "versus.py"}
+    for script in scripts:
+        assert '"--smoke"' in script.read_text(encoding="utf-8"), script.name
+    assert set(noxfile.SMOKE_ARGS) <= {p.name for p in scripts}  # no stale entry
+
+    class Recording(FakeSession):
+        def create_tmp(self) -> str:
+            return str(self.tmp)
+
+        def run(self, *args: str, env: dict[str, str] | None = None) -> None:
+            self.ran.append(args)
+
+    session = Recording(tmp_path, [])
+    noxfile.bench_smoke(session)
+    ran = [args for args in session.ran if args[0] == "python"]
+    assert [args[1] for args in ran] == [str(p) for p in scripts]
+    assert all(args[2] == "--smoke" for args in ran)
+    assert ("python", "benchmarks/peak.py", "--smoke", "--check",
+            f"{tmp_path}/bench/bench.json") in session.ran
+    assert session.ran[0][:2] == ("xmlp", "bench") and session.ran[-1][:1] == ("pytest",)
 
 
 def test_threads_option_limits_every_pool(monkeypatch, tmp_path):

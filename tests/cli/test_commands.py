@@ -78,23 +78,53 @@ def test_demo_reports_what_fit_returns(tmp_path, capsys):
     assert final_loss(capsys.readouterr().out) == pytest.approx(history[-1], rel=1e-5)
 
 
-def test_figure_shows_data_fit_and_loss_curve():
+def test_figure_shows_data_fit_true_curve_and_loss_curve():
     x, y = generate_data()
     grid = np.linspace(-1, 1, 7)[:, None]
-    fitted = 2 * grid**2 + 3
+    fitted = 0.5 * grid + 3  # not the truth: the true curve is drawn apart from it
     history = [3.0, 1.0, 0.5, 0.2]
     fig = demo.make_figure(x, y, grid, fitted, history, "title")
     ax_fit, ax_loss = fig.axes
-    data, curve = ax_fit.get_lines()
+    data, curve, truth = ax_fit.get_lines()
     np.testing.assert_array_equal(data.get_xdata(), x[:, 0])
     np.testing.assert_array_equal(data.get_ydata(), y[:, 0])
+    np.testing.assert_array_equal(curve.get_xdata(), grid[:, 0])
     np.testing.assert_array_equal(curve.get_ydata(), fitted[:, 0])
+    np.testing.assert_array_equal(truth.get_xdata(), grid[:, 0])
+    np.testing.assert_allclose(truth.get_ydata(), 2 * grid[:, 0] ** 2 + 3, rtol=1e-15)
+    assert truth.get_linestyle() != curve.get_linestyle()
     (loss_line,) = ax_loss.get_lines()
     np.testing.assert_array_equal(loss_line.get_xdata(), [1, 2, 3, 4])
     np.testing.assert_array_equal(loss_line.get_ydata(), history)
     assert ax_loss.get_yscale() == "log"
-    assert [t.get_text() for t in ax_fit.get_legend().get_texts()] == ["data points",
-                                                                       "fitted curve"]
+    assert [t.get_text() for t in ax_fit.get_legend().get_texts()] == [
+        "data points", "fitted curve", "true curve 2x² + 3"]
+
+
+def test_each_task_writes_its_own_default_png(tmp_path, monkeypatch, capsys):
+    """Without --out the regression writes demo.png and the digits demo digits.png, so running
+    both keeps both pictures; --out still names the file."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--epochs", "2"]) == 0
+    assert "plot written to demo.png" in capsys.readouterr().out
+    regression = (tmp_path / "demo.png").read_bytes()
+    assert main(["demo", "--task", "digits", "--epochs", "1", "--hidden", "8",
+                 "--batch-size", "256"]) == 0
+    assert "plot written to digits.png" in capsys.readouterr().out
+    assert (tmp_path / "digits.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "demo.png").read_bytes() == regression
+    assert main(["demo", "--task", "digits", "--epochs", "1", "--hidden", "8",
+                 "--batch-size", "256", "--out", "other.png"]) == 0
+    assert "plot written to other.png" in capsys.readouterr().out
+    assert (tmp_path / "other.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png", "digits.png", "other.png"]
+
+
+def test_the_help_names_each_default_png(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: demo.png for regression, digits.png for digits" in help_text
 
 
 def test_demo_progress_bar_on_request(tmp_path, capsys):
@@ -127,7 +157,7 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch
         monkeypatch.setitem(sys.modules, name, None)
     assert main(["demo", "--out", str(tmp_path / "d.png")]) == 2
     out, err = capsys.readouterr()
-    assert 'pip install "xmlp[plot]"' in err
+    assert 'pip install matplotlib (from the xmlp checkout: pip install ".[plot]")' in err
     assert out == ""  # refused before training
     assert not (tmp_path / "d.png").exists()
 
@@ -135,7 +165,8 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch
 def test_missing_backend_says_how_to_install_it(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     assert main(["demo", "--backend", "cupy"]) == 2
-    assert 'pip install "xmlp[cupy]"' in capsys.readouterr().err
+    assert 'pip install cupy-cuda12x (from the xmlp checkout: pip install ".[cupy]")' in (
+        capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("backend", "device"), [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import itertools
 import re
 from pathlib import Path
@@ -119,3 +120,136 @@ def test_result_reports_nest_without_skipping_a_heading_level():
     assert all(b <= a + 1 for a, b in itertools.pairwise(levels))
     # (a copy of the tests without benchmarks/, as under mutmut, has no results to nest)
     assert levels or not (ROOT / "benchmarks" / "results").is_dir()
+
+
+def _public_objects() -> dict[str, object]:
+    """{module.name: object} for every public name that imports here (xmlp.sklearn needs
+    scikit-learn), each object once, under its shortest name (xmlp.Linear, not
+    xmlp.layers.Linear); submodules named in an ``__all__`` are left out."""
+    names: dict[int, tuple[str, object]] = {}
+    for module_name, module_all in public_names_in_source().items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in module_all:
+            obj, dotted = getattr(module, name), f"{module_name}.{name}"
+            if isinstance(obj, ModuleType):
+                continue
+            key = id(obj) if isinstance(obj, type) or callable(obj) else id(dotted)
+            if key not in names or len(dotted) < len(names[key][0]):
+                names[key] = (dotted, obj)
+    return dict(names.values())
+
+
+def test_the_module_index_describes_every_module():
+    """api/index lists each module page with the first paragraph of its docstring."""
+    pages = GENERATOR.api_sources()
+    index = pages["index.rst"]
+    package_dir = Path(xmlp.__file__).parent
+    for module_name in public_names_in_source():
+        if f"{module_name.replace('.', '-')}.rst" not in pages:
+            continue  # its names are all xmlp's
+        parts = module_name.split(".")[1:]
+        path = package_dir.joinpath(*parts).with_suffix(".py")
+        if not path.exists():
+            path = package_dir.joinpath(*parts, "__init__.py")
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first = " ".join(doc.split("\n\n")[0].split()).removeprefix(f"{module_name}: ")
+        page = module_name.replace(".", "-")
+        line = next((entry for entry in index.splitlines()
+                     if entry.startswith(f"* :doc:`{module_name} <{page}>`: ")), "")
+        assert first and line.endswith(first), (module_name, line)
+
+
+def test_no_private_base_is_shown():
+    """A class's "Bases:" line names public classes only: a private one (``_Container``, or an
+    xmlp class of a private module that is no public name) gives way to its own bases."""
+    public_ids = {id(obj) for obj in _public_objects().values()}
+    classes = {name: obj for name, obj in _public_objects().items() if isinstance(obj, type)}
+    assert "xmlp.MLP" in classes
+    for name, cls in classes.items():
+        shown = GENERATOR.public_bases(list(getattr(cls, "__orig_bases__", cls.__bases__)))
+        for base in shown:
+            base_name = getattr(base, "__name__", str(base))
+            module = getattr(base, "__module__", "") or ""
+            assert not base_name.startswith("_"), (name, base)
+            if module.split(".")[0] == "xmlp":
+                assert id(base) in public_ids, (name, base)
+    assert GENERATOR.public_bases([xmlp.MLP.__bases__[0]]) == [xmlp.Module]  # _Container
+    assert GENERATOR.public_bases(list(xmlp.Tanh.__bases__)) == [xmlp.Module]  # _Activation
+    assert GENERATOR.public_bases(list(xmlp.Module.__bases__)) == [object]
+
+
+def test_bare_any_is_left_out_of_signatures():
+    drop = GENERATOR.drop_bare_any
+    assert drop("(x: Any, y: ~typing.Any = None, *extra: Any, z: dict[str, Any] = None)",
+                "Any") == ("(x, y = None, *extra, z: dict[str, Any] = None)", "")
+    assert drop("(n: int)", "tuple[Any, ...]") == ("(n: int)", "tuple[Any, ...]")
+    assert drop(None, None) == (None, None)
+
+
+def test_the_sphinx_hooks_are_connected():
+    class App:
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def connect(self, event: str, handler: object) -> None:
+            self.events.append(event)
+
+    app = App()
+    GENERATOR.setup(app)
+    assert {"autodoc-process-bases", "autodoc-process-signature"} <= set(app.events)
+
+
+# Public names whose docstring has no "Args:" section (the reference's Parameters) or no
+# "Example:" yet; every other public name must have both, and a summary line. Take a name out
+# when its docstring gains them (the test below then says so).
+SECTIONS_TO_WRITE = {
+    "xmlp.CrossEntropyLoss", "xmlp.MSELoss", "xmlp.load", "xmlp.save", "xmlp.cli.CommandError",
+    "xmlp.cli.main", "xmlp.demo.add_arguments", "xmlp.demo.check_output_file",
+    "xmlp.demo.import_backend", "xmlp.demo.make_digits_figure", "xmlp.demo.make_figure",
+    "xmlp.demo.run", "xmlp.io.Checkpoint", "xmlp.io.Member", "xmlp.io.open_checkpoint",
+    "xmlp.io.write_checkpoint", "xmlp.optim.SGD", "xmlp.optim.Adam", "xmlp.optim.AdamW",
+    "xmlp.optim.Optimizer", "xmlp.sklearn.MLPClassifier", "xmlp.sklearn.MLPRegressor",
+    "xmlp.sklearn.expected_failed_checks",
+    # constants: a "#:" comment above the assignment is their summary
+    "xmlp.demo.BACKENDS", "xmlp.demo.DEFAULT_SEED", "xmlp.demo.DIGITS_SPLIT_SEED",
+    "xmlp.io.FORMAT_VERSION", "xmlp.io.RECORD_KEY",
+}
+_ARGS = re.compile(r"^(Args|Arguments|Parameters):|^Parameters\n-{3,}", re.MULTILINE)
+_EXAMPLE = re.compile(r"^Examples?:|^Examples?\n-{3,}", re.MULTILINE)
+
+
+def _missing_sections(module_name: str, name: str, obj: object) -> list[str]:
+    """What the rendered page of a public name lacks: "summary", "Args", "Example"."""
+    if not (isinstance(obj, type) or callable(obj)):  # a constant: its "#:" comment
+        module = importlib.import_module(module_name)
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        return [] if re.search(rf"^#: .+\n{re.escape(name)}\b", source, re.MULTILINE) else [
+            "summary"]
+    doc = inspect.getdoc(obj) or ""
+    missing = [] if doc.strip() else ["summary"]
+    try:
+        takes = bool(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        takes = False
+    exception = isinstance(obj, type) and issubclass(obj, BaseException)
+    if takes and not exception and not _ARGS.search(doc):
+        missing.append("Args")
+    if not _EXAMPLE.search(doc):
+        missing.append("Example")
+    return missing
+
+
+def test_every_public_name_has_a_summary_parameters_and_an_example():
+    gaps, written = {}, []
+    for dotted, obj in _public_objects().items():
+        module_name, name = dotted.rsplit(".", 1)
+        missing = _missing_sections(module_name, name, obj)
+        if missing and dotted not in SECTIONS_TO_WRITE:
+            gaps[dotted] = missing
+        if not missing and dotted in SECTIONS_TO_WRITE:
+            written.append(dotted)
+    assert not gaps, f"docstrings without these sections: {gaps}"
+    assert not written, f"every section written: take out of SECTIONS_TO_WRITE: {written}"

@@ -1,4 +1,5 @@
-"""Every ```python block of README.md and docs/**/*.md, run as a test (Sybil).
+"""Every ```python block of README.md and docs/**/*.md, run as a test (Sybil), and every
+``Example:`` of a public docstring (the API reference's), run as a doctest.
 
 * One namespace per page: a page's blocks run in order and see what the blocks before them
   defined, as a reader who copies them one after the other would. Each page runs in a fresh
@@ -19,9 +20,11 @@ The backend sessions leave this module to ``nox -s examples`` (``--ignore`` in n
 from __future__ import annotations
 
 import ast
+import doctest
 import importlib
 import importlib.util
 import os
+import pkgutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,8 @@ from sybil import Example, Sybil
 from sybil.evaluators.doctest import DocTestEvaluator
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.myst import PythonCodeBlockParser, SkipParser
+
+import xmlp
 
 ROOT = Path(__file__).resolve().parents[2]
 # docs/_build and the generated API stubs are Sphinx output, not pages
@@ -109,7 +114,7 @@ def skip_reason(source: str) -> str | None:
             return f"needs an NVIDIA GPU ({why}){note}"
     for name in sorted(imported(source) & EXTRAS.keys()):
         if importlib.util.find_spec(name) is None:
-            return f'needs {name}, which is not installed: pip install "xmlp[{EXTRAS[name]}]"'
+            return f'needs {name}, which is not installed: pip install ".[{EXTRAS[name]}]"'
     return None
 
 
@@ -155,6 +160,51 @@ def test_example(page: Path, index: int, tmp_path_factory: pytest.TempPathFactor
         example.evaluate()
     except SkipTest as exc:  # a <!-- skip: next "reason" --> directive
         pytest.skip(str(exc))
+
+
+# -- the docstrings' examples ------------------------------------------------------------------
+def public_objects() -> dict[str, Any]:
+    """{dotted name: object} for every name in the ``__all__`` of xmlp and of its public
+    submodules (no ``_`` part; one that cannot be imported here, xmlp.sklearn without
+    scikit-learn, is left out), each object once."""
+    modules = ["xmlp", *sorted(
+        info.name for info in pkgutil.walk_packages(xmlp.__path__, "xmlp.")
+        if not any(part.startswith("_") for part in info.name.split(".")))]
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name, None)
+            if (isinstance(obj, type) or callable(obj)) and id(obj) not in seen:
+                seen.add(id(obj))
+                found[f"{module_name}.{name}"] = obj
+    return found
+
+
+DOCTESTS = [test for name, obj in public_objects().items()
+            for test in doctest.DocTestFinder(recurse=False).find(obj, name, globs={})
+            if test.examples]
+
+
+@pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
+def test_docstring_example(test: doctest.DocTest, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch):
+    source = "\n".join(example.source for example in test.examples)
+    reason = skip_reason(source)
+    if reason is not None and os.environ.get("XMLP_EXAMPLES_STRICT") and not needs_gpu(source):
+        pytest.fail(f"{reason}: `nox -s examples` must run every CPU example; add the extra to "
+                    "EXAMPLE_EXTRAS in noxfile.py")
+    if reason is not None:
+        pytest.skip(reason)
+    monkeypatch.chdir(tmp_path)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report: list[str] = []
+    result = runner.run(test, out=report.append)
+    assert result.failed == 0, "".join(report)
 
 
 # -- the runner itself ---------------------------------------------------------------------------

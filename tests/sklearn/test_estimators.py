@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 sklearn = pytest.importorskip(
-    "sklearn", reason="scikit-learn is not installed (pip install 'xmlp[sklearn]')"
+    "sklearn", reason="scikit-learn is not installed (pip install scikit-learn)"
 )
 
 from sklearn import config_context  # noqa: E402

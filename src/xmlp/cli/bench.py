@@ -55,7 +55,21 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``xmlp bench`` options. Lists may be repeated flags, several values, or commas."""
+    """Add the ``xmlp bench`` options to ``parser``. Lists may be repeated flags, several
+    values, or commas.
+
+    Args:
+        parser: the parser (or sub-command parser) that gets the options.
+
+    Example:
+        >>> import argparse
+        >>> from xmlp.cli import bench
+        >>> parser = argparse.ArgumentParser(prog="xmlp bench")
+        >>> bench.add_arguments(parser)
+        >>> args = parser.parse_args(["--backend", "numpy", "--shape", "64,8,16,4"])
+        >>> args.backend, args.shape, args.clock
+        (['numpy'], [(64, 8, 16, 4)], 'wall')
+    """
     from .bench_cases import DTYPES, OPS
 
     parser.add_argument(
@@ -151,7 +165,26 @@ def _command(args: argparse.Namespace, backends: list[str], dtypes: list[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise."""
+    """Measure, print the tables, write the files; 0 if every case ran, 1 otherwise (2 for
+    bad options).
+
+    Args:
+        args: the options, as :func:`add_arguments` parses them.
+
+    Example:
+        >>> import argparse
+        >>> from xmlp.cli import bench
+        >>> parser = argparse.ArgumentParser(prog="xmlp bench")
+        >>> bench.add_arguments(parser)
+        >>> args = parser.parse_args(["--backend", "numpy", "--op", "mlp_step", "--dtype",
+        ...                           "float64", "--shape", "64,8,16,4", "--quick",
+        ...                           "--rounds", "1", "--min-time", "0", "--no-progress"])
+        >>> status = bench.run(args)
+        # xmlp bench (quick)
+        ...
+        >>> status
+        0
+    """
     from tqdm import tqdm
 
     from . import bench_cases as bc
@@ -195,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
     cores = os.cpu_count() or 1
     if load_before is not None and load_before[0] > 0.5 * cores:
         print(f"xmlp bench: WARNING load average {load_before[0]:.2f} on {cores} CPUs: other "
-              "processes compete for the cores; same-run ratios stay fair, times do not",
-              file=sys.stderr)
+              "processes compete for the cores, which can distort times and ratios alike (a "
+              "library whose threads wait for each other suffers most). "
+              f"{rep.disturbance_advice(args.clock, args.threads)}", file=sys.stderr)
     groups = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
     by_name = {b.name: b for b in [*loaded, *peers.values()]}
     devices = {name: be.device_name() for name, be in by_name.items()}
@@ -220,6 +254,12 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
 
     rep.add_ratios(records)
+    disturbed = rep.disturbances(records, cores=cores, load_before=load_before,
+                                 load_during=[r["load_average"] for r in records],
+                                 others=others, clock=args.clock)
+    advice = rep.disturbance_advice(args.clock, args.threads)
+    for r in records:
+        r["disturbed"] = disturbed
     command = _command(args, names, dtypes, ops)
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
     head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
@@ -227,10 +267,13 @@ def run(args: argparse.Namespace) -> int:
     if args.clock == "cpu":
         head += ("\n\nTimes are CPU seconds of the process (time.process_time) with every "
                  "library on one thread, not elapsed time.")
-    report = rep.markdown_report(records, head, skipped) if records else ""
+    report = rep.markdown_report(records, head, skipped, disturbed, advice) if records else ""
     print(report)  # what bench.md holds: the tables a reader (or the README) quotes
     if args.out is not None and records:
-        _write(rep, args, records, devices, command, load_before, others, report)
+        _write(rep, args, records, devices, command, load_before, others, report, disturbed)
+    if disturbed:
+        print("xmlp bench: WARNING this run was disturbed by other load; its times and ratios "
+              f"are not the libraries' own ({'; '.join(disturbed)}). {advice}", file=sys.stderr)
     for failure in failures:
         print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
     return 1 if failures or not records else 0
@@ -245,7 +288,7 @@ def _limit_threads(n: int) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:
         print("xmlp bench: threadpoolctl is not installed, so --threads cannot limit BLAS "
-              "(pip install 'xmlp[bench]')", file=sys.stderr)
+              "(pip install threadpoolctl)", file=sys.stderr)
     else:
         _limits.append(threadpool_limits(limits=n))
     if "torch" in sys.modules:
@@ -301,12 +344,12 @@ def _check_out(out: Path) -> None:
 
 def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
            devices: dict[str, str], command: str, load_before: list[float] | None,
-           others: list[float], report: str) -> None:
+           others: list[float], report: str, disturbed: list[str]) -> None:
     import json
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    info = rep.machine_info(devices, command, load_before, others)
+    info = {**rep.machine_info(devices, command, load_before, others), "disturbed": disturbed}
     rep.write_json(records, out / "bench.json")
     (out / "machine.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     (out / "machine.md").write_text(rep.machine_markdown(info), encoding="utf-8")
@@ -318,12 +361,25 @@ def _write(rep: Any, args: argparse.Namespace, records: list[dict[str, Any]],
                 written.append(name)
     except ImportError:
         print("xmlp bench: matplotlib is not installed, so no figures "
-              "(pip install 'xmlp[bench]')", file=sys.stderr)
+              "(pip install matplotlib)", file=sys.stderr)
     print(f"wrote {out}/: {', '.join(written)}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m xmlp.cli.bench``: the same as ``xmlp bench``."""
+    """``python -m xmlp.cli.bench``: the same as ``xmlp bench``; returns its exit status.
+
+    Args:
+        argv: the command-line arguments (default: ``sys.argv[1:]``).
+
+    Example:
+        >>> from xmlp.cli import bench
+        >>> bench.main(["--backend", "numpy", "--op", "step_gemms", "--dtype", "float32",
+        ...             "--shape", "64,8,16,4", "--quick", "--rounds", "1",
+        ...             "--min-time", "0", "--no-progress"])
+        # xmlp bench (quick)
+        ...
+        0
+    """
     parser = argparse.ArgumentParser(prog="xmlp bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -19,6 +19,7 @@ __all__ = [
     "NOTES",
     "TARGETS",
     "add_ratios",
+    "disturbances",
     "machine_info",
     "machine_markdown",
     "make_record",
@@ -209,11 +210,18 @@ def notes(records: Sequence[dict[str, Any]], skipped: Sequence[str] = ()) -> lis
 
 
 def markdown_report(records: Sequence[dict[str, Any]], head: str,
-                    skipped: Sequence[str] = ()) -> str:
-    """bench.md: the step tables, the targets, the notes, then every case."""
-    out = [head, "", *step_tables(records)]
+                    skipped: Sequence[str] = (), disturbed: Sequence[str] = (),
+                    advice: str = "") -> str:
+    """bench.md: a warning if the run was ``disturbed`` (the reasons, then ``advice``), the
+    step tables, the targets (or, in a disturbed run, that they could not be judged), the
+    notes, then every case."""
+    out = [head, "", *disturbance_lines(disturbed, advice), *step_tables(records)]
     targets = target_rows(records)
-    if targets:
+    if targets and disturbed:
+        out += ["### Targets (NumPy backend)", "",
+                "Not judged: this run was disturbed (see the warning above), so its ratios "
+                "say nothing about the targets either way.", ""]
+    elif targets:
         out += ["### Targets (NumPy backend)", "",
                 *_md(["shape", "dtype", "xmlp step /", "ratio", "at most", "met"],
                      [(s, d, a, f"{v:.2f}x", f"{lim:.2f}x", "yes" if ok else "**no**")
@@ -221,6 +229,81 @@ def markdown_report(records: Sequence[dict[str, Any]], head: str,
     out += ["### Backends", "", *notes(records, skipped), "", "### Every case", "",
             *_md(COLUMNS, _rows(records), 5), "", LEGEND, ""]
     return "\n".join(out)
+
+
+# -- a disturbed run --------------------------------------------------------------------------
+# When a run's numbers say more about the machine than about the libraries. float32 does half
+# the memory traffic of float64 and at least its FLOP rate: a case that took more than
+# DTYPE_SLOWDOWN times its float64 time at the same shape waited for something else (a
+# library's threads spinning against other processes for the cores). The load limits are per
+# CPU: the 1-minute load average before the run; the same sampled during it, where this run's
+# own threads count too (hence twice); and the CPUs other processes took while a group was
+# timed, from /proc/stat (median over groups).
+DTYPE_SLOWDOWN = 2.0
+LOAD_BEFORE_PER_CPU = 1.0
+LOAD_DURING_PER_CPU = 2.0
+OTHERS_PER_CPU = 0.5
+
+
+def disturbances(records: Sequence[dict[str, Any]], *, cores: int,
+                 load_before: Sequence[float] | None = None,
+                 load_during: Sequence[float] = (), others: Sequence[float] = (),
+                 clock: str = "wall") -> list[str]:
+    """Why this run's times and ratios cannot be trusted, one sentence each; [] when nothing
+    points that way. ``load_during``: 1-minute load averages sampled during the run;
+    ``others``: CPUs other processes used per group. With ``clock="cpu"`` (this process's CPU
+    time, on one thread) the load of others barely moves the numbers, so only the dtype check
+    applies."""
+    reasons = []
+    index = {(r["backend"], r["op"], tuple(r["shape"]), r["dtype"]): r for r in records}
+    for (backend, op, shape, dtype), r in sorted(index.items(), key=lambda kv: _sort_key(kv[1])):
+        wide = index.get((backend, op, shape, "float64"))
+        if dtype != "float32" or wide is None or wide["seconds"] <= 0:
+            continue
+        slowdown = r["seconds"] / wide["seconds"]
+        if slowdown > DTYPE_SLOWDOWN:
+            reasons.append(
+                f"{op} on {backend} at {_shape(shape)} took {fmt_seconds(r['seconds'])} in "
+                f"float32 against {fmt_seconds(wide['seconds'])} in float64 ({slowdown:.1f}x; "
+                "float32, half the bytes of float64, is not that much slower on its own)")
+    if clock == "cpu":
+        return reasons
+    cores = max(int(cores), 1)
+    if load_before and load_before[0] > LOAD_BEFORE_PER_CPU * cores:
+        reasons.append(f"the load average was {load_before[0]:.2f} on {cores} CPUs before the "
+                       "run: other processes were already competing for the cores")
+    during = [v for v in load_during if v is not None]
+    if during and max(during) > LOAD_DURING_PER_CPU * cores:
+        reasons.append(f"the load average reached {max(during):.2f} on {cores} CPUs during the "
+                       "run")
+    if others:
+        median = sorted(others)[len(others) // 2]
+        if median >= OTHERS_PER_CPU * cores:
+            reasons.append(f"other processes used {median:.2f} of the {cores} CPUs while the "
+                           "cases were timed (median over groups)")
+    return reasons
+
+
+def disturbance_advice(clock: str = "wall", threads: int | None = None) -> str:
+    """What to run instead, after the options this run already had."""
+    if clock == "cpu":
+        return "Run it again on a quieter machine."
+    tries = ["`--clock cpu` (this process's CPU time, every library on one thread)"]
+    if threads != 1:
+        tries.append("`--threads 1` (every library on one thread)")
+    return f"Run it again with {' or '.join(tries)}, or on a quieter machine."
+
+
+def disturbance_lines(reasons: Sequence[str], advice: str = "") -> list[str]:
+    """The report's warning: what was seen and that its numbers, ratios included, are not the
+    libraries' own."""
+    if not reasons:
+        return []
+    return ["### Warning: this run was disturbed", "",
+            "Other load on the machine distorted this run: its times **and its ratios** (vs "
+            "floor, vs torch) measure the competition for the cores, not the libraries. Seen:",
+            "", *(f"- {reason}" for reason in reasons), "",
+            *([advice, ""] if advice else [])]
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -322,6 +405,8 @@ def machine_markdown(info: dict[str, Any]) -> str:
         lo, mid, hi = info["others_cpu"]
         lines.append(f"- CPUs used by other processes while a group was timed: median {mid:.2f}"
                      f" (least {lo:.2f}, most {hi:.2f})")
+    for reason in info.get("disturbed") or ():
+        lines.append(f"- **Disturbed run**: {reason}")
     lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     if info.get("xmlp_source"):
         lines.append(f"- xmlp source: git {info['xmlp_source']}")

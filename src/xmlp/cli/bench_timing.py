@@ -4,7 +4,10 @@ Every variant to compare (an op on a backend, the xmlp step and the PyTorch step
 off...) is a callable that runs once **and waits for its results**. :func:`interleaved` warms
 each up, sizes its samples, then times them in rounds, every variant once per round, so a
 machine that slows down for a while (a shared VM, another process) slows every variant alike
-and same-run ratios stay fair. The reported time is the median over rounds.
+and same-run ratios stay fair, as long as the other load is light: under heavy load a library
+whose threads wait for each other loses far more than one that runs on one thread, and ratios
+mislead too (``_bench_report.disturbances`` flags such runs). The reported time is the median
+over rounds.
 
 Libraries with thread pools of their own (OpenBLAS under NumPy, OpenMP under PyTorch, XLA's
 pool under JAX) are *families*: their idle workers keep spinning for a while after a call,

@@ -1,4 +1,4 @@
-"""The ``xmlp`` console command: ``xmlp demo`` and ``xmlp bench``.
+"""The ``xmlp`` console command: ``xmlp demo`` and ``xmlp bench`` (also ``python -m xmlp``).
 
 Subcommand modules are imported only when run, so ``xmlp demo`` never loads benchmark code
 and ``xmlp --help`` loads neither.
@@ -42,10 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train a model (the seed's regression, or a digits classifier) and plot it",
         description="--task regression (default): train MLP(1, hidden, 1) on y = 2x^2 + 3 + "
-        "noise, print the final loss and write a PNG with the data, the fitted curve and the "
-        "loss curve. --task digits: train MLP(64, hidden, 10) with Adam and cross-entropy on the "
-        "8x8 handwritten digits, print the test accuracy and write a PNG with the loss and "
-        "accuracy curves and the confusion matrix.",
+        "noise, print the final loss and write a PNG (demo.png) with the data, the fitted and "
+        "the true curve and the loss curve. --task digits: train MLP(64, hidden, 10) with Adam "
+        "and cross-entropy on the 8x8 handwritten digits, print the test accuracy and write a "
+        "PNG (digits.png) with the loss and accuracy curves and the confusion matrix.",
     )
     from . import demo as demo_module
 
@@ -83,4 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m xmlp.cli`` runs this file as a second module, ``__main__``, whose
+    # CommandError is another class than the one the subcommands import from xmlp.cli: run
+    # xmlp.cli's own main, which catches theirs (``python -m xmlp`` does the same).
+    from xmlp.cli import main as _main
+
+    sys.exit(_main())

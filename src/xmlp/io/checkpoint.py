@@ -332,10 +332,15 @@ class Checkpoint:
     def read(self, name: str, kinds: str = _NUMERIC_KINDS) -> np.ndarray:
         """The array ``name`` (a host copy); ValueError unless its dtype kind is in ``kinds``
         (real numbers by default) or its data is broken (CRC, truncation)."""
+        return self._read_member(self.check_kind(name, kinds))
+
+    def check_kind(self, name: str, kinds: str = _NUMERIC_KINDS) -> Member:
+        """The member ``name``, read no further than its header; ValueError as :meth:`read`
+        gives unless its dtype kind is in ``kinds``."""
         member = self.members[name]
         if member.dtype.kind not in kinds:
             raise self.error(f"{name!r} has dtype {member.dtype}, not a real number type")
-        return self._read_member(member)
+        return member
 
     def _read_member(self, member: Member) -> np.ndarray:
         assert self._zip is not None
@@ -389,12 +394,16 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     state in the file is ignored (and not read).
 
     The file's zip directory, array headers and record are checked before any array data is
-    read, and only the model's parameters are read, so a hostile file costs memory in
-    proportion to its own size and the model's parameters, never to what its headers declare.
+    read, and only the model's parameters are read (with an ``optimizer``, also its state
+    arrays, once the record and the headers say that they have the names, number types and
+    shapes the optimizer needs), so a hostile file costs memory in proportion to its own size
+    and the model's parameters, never to what its headers declare.
 
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
-            names the first mismatch), or the file is not a readable xmlp checkpoint (corrupt,
+            names the first mismatch), its optimizer state does not fit ``optimizer`` (another
+            class, parameters or shapes, or a malformed field such as ``"eps": "x"``: the
+            message names it), or the file is not a readable xmlp checkpoint (corrupt,
             truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
             record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
@@ -405,17 +414,21 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     named = list(model.named_parameters())
     with open_checkpoint(target) as checkpoint:
         _check_names(checkpoint, model, named)
+        # the optimizer state is checked from the headers before any array is read: only
+        # arrays of the names, kinds and shapes the optimizer needs are ever read
+        opt_members = None if optimizer is None else _optimizer_members(checkpoint, optimizer)
         hosts = {name: checkpoint.read(name) for name, _ in named}
-        opt_state = None if optimizer is None else _optimizer_state(checkpoint)
+        opt_state = None
+        if opt_members is not None:
+            opt_state = {**opt_members[0], "state": {
+                name: {slot: checkpoint.read(key) for slot, key in slots.items()}
+                for name, slots in opt_members[1].items()}}
     values = {name: _spec_of(model, name, current).from_host(hosts[name])
               for name, current in named}
     if optimizer is not None:  # checks everything before it changes anything
         assert opt_state is not None
-        try:
+        with _not_fitting(target):
             optimizer.load_state_dict(opt_state)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"load: the optimizer state in {target!r} does not fit: {exc}") \
-                from exc
     model.assign_parameters(values)
     model.clear_state()
     return model
@@ -467,8 +480,24 @@ def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
                          f"optimizer of this {type(model).__name__}")
 
 
-def _optimizer_state(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The state dict saved with the model, for Optimizer.load_state_dict (which checks it)."""
+@contextmanager
+def _not_fitting(target: str) -> Iterator[None]:
+    """The optimizer's refusal of the file's state (ValueError or TypeError) as a ValueError:
+    it is a problem with the file's content."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"load: the optimizer state in {target!r} does not fit: {exc}") \
+            from exc
+
+
+def _optimizer_members(checkpoint: Checkpoint, optimizer: Optimizer
+                       ) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The optimizer record's fields (class, step count, hyperparameters) and, per parameter
+    and state key, the member holding that state, once the optimizer has accepted them all
+    from the record and the members' headers alone (placeholders of the declared dtypes and
+    shapes, which cost no memory): every array that is then read has a shape of the model's
+    parameters, whatever the file declares."""
     record = checkpoint.record.get("optimizer")
     if record is None:
         raise ValueError(f"load: {checkpoint.label!r} holds no optimizer state (it was saved "
@@ -477,13 +506,20 @@ def _optimizer_state(checkpoint: Checkpoint) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise checkpoint.error(f"its {RECORD_KEY!r} record has an 'optimizer' field that is "
                                "not an object")
-    state: dict[str, dict[str, np.ndarray]] = {}
+    keys: dict[str, dict[str, str]] = {}
+    placeholders: dict[str, dict[str, np.ndarray]] = {}
     for key in checkpoint.members:
         if key.startswith(_OPT_PREFIX):
             name, _, slot = key[len(_OPT_PREFIX):].rpartition(".")
-            state.setdefault(name, {})[slot] = checkpoint.read(key)
-    return {"optimizer": record.get("optimizer"), "step_count": record.get("step_count"),
-            "hyperparameters": record.get("hyperparameters"), "state": state}
+            member = checkpoint.check_kind(key)
+            keys.setdefault(name, {})[slot] = key
+            placeholders.setdefault(name, {})[slot] = np.broadcast_to(
+                np.zeros((), member.dtype), member.shape)
+    fields = {"optimizer": record.get("optimizer"), "step_count": record.get("step_count"),
+              "hyperparameters": record.get("hyperparameters")}
+    with _not_fitting(checkpoint.label):
+        optimizer._check_state_dict({**fields, "state": placeholders})
+    return fields, keys
 
 
 def _check_args(model: Any, path: Any, caller: str) -> str:

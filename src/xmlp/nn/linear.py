@@ -27,21 +27,39 @@ class Linear(Module):
     """Fully connected layer: ``output = x @ weights.T + biases``.
 
     Args:
-        input_dim, output_dim: feature counts; ``weights`` is (output_dim, input_dim) and
-            ``biases`` (output_dim,), as in the seed notebook.
-        initial_weights, initial_biases: optional starting values. They are **copied** (the
-            notebook kept the caller's arrays and trained them in place), as values: in the
-            machine's byte order, and detached from any torch autograd graph. Their namespace
-            and device decide where the layer lives, and their dtype unless ``dtype`` is given.
-        xp, device, dtype: where parameters live when no initial arrays are given: an array
-            module (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy)
-            or its name ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict"), a
-            device of it, a real floating dtype (default: the namespace's default float).
+        input_dim: features of the input; ``weights`` is (output_dim, input_dim), as in the
+            seed notebook.
+        output_dim: features of the output; ``biases`` is (output_dim,).
+        initial_weights: optional starting weights, (output_dim, input_dim). They are
+            **copied** (the notebook kept the caller's arrays and trained them in place), as
+            values: in the machine's byte order, and detached from any torch autograd graph.
+            Their namespace and device decide where the layer lives, and their dtype unless
+            ``dtype`` is given.
+        initial_biases: optional starting biases, (output_dim,), copied the same way.
+        xp: where the parameters live when no initial arrays are given: an array module
+            (numpy, cupy, torch, jax.numpy, dask.array, array_api_strict; default NumPy) or
+            its name ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict").
+        device: a device of ``xp`` (default: the initial arrays' device, else ``xp``'s
+            default).
+        dtype: a real floating dtype (default: the initial arrays' dtype, else the
+            namespace's default float).
         rng: None, an int seed or a ``numpy.random.Generator`` for the random init.
         init: "normal" (standard normal weights and biases, the notebook's default), "xavier"
             (normal with std sqrt(2 / (in + out)), zero biases) or "he" (std sqrt(2 / in),
             zero biases). Draws are float64 from ``rng``, then cast and moved, so the same
             ``rng`` gives the same weights on every backend.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> layer = xmlp.Linear(3, 2, rng=0)
+        >>> layer.weights.shape, layer.biases.shape
+        ((2, 3), (2,))
+        >>> layer.forward(np.ones((4, 3))).shape
+        (4, 2)
+        >>> layer.backward(np.ones((4, 2))).shape   # dL/dx; sets grad_weights, grad_biases
+        (4, 3)
+        >>> layer.update_params(0.1)                # one SGD step
     """
 
     param_names = ("weights", "biases")

@@ -39,6 +39,31 @@ class Module:
 
     The namespace, device and dtype of a layer with parameters are those of its parameter
     arrays (:attr:`spec`). ``grad_<name>`` reads None until the first ``backward``.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> class Scale(xmlp.Module):
+        ...     param_names = ("scale",)
+        ...     def __init__(self, n):
+        ...         self.scale = np.ones(n)
+        ...     def forward(self, x):
+        ...         self.x, self.output = x, x * self.scale
+        ...         return self.output
+        ...     def predict(self, x):
+        ...         return x * self.scale
+        ...     def backward(self, grad_output):
+        ...         self.grad_scale = (grad_output * self.x).sum(axis=0)
+        ...         return grad_output * self.scale
+        >>> layer = Scale(3)
+        >>> layer.forward(np.ones((2, 3))).shape
+        (2, 3)
+        >>> layer.grad_scale is None          # until the first backward
+        True
+        >>> _ = layer.backward(np.ones((2, 3)))
+        >>> layer.update_params(0.5)
+        >>> print(layer.scale)
+        [0. 0. 0.]
     """
 
     param_names: tuple[str, ...] = ()

@@ -6,7 +6,7 @@ in Pipelines, grid searches, ``cross_val_score`` and ``clone``, pickle, and pass
 with :mod:`xmlp.optim`, so it trains on NumPy or, with ``xp=`` / ``device=`` or scikit-learn's
 array API dispatch, on torch, CuPy, JAX, Dask or array-api-strict. See docs/sklearn.md.
 
-Needs scikit-learn (``pip install xmlp[sklearn]``); the rest of xmlp does not.
+Needs scikit-learn (``pip install scikit-learn``); the rest of xmlp does not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ try:
     import sklearn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "xmlp.sklearn needs scikit-learn: pip install 'xmlp[sklearn]' (or scikit-learn>=1.6)"
+        "xmlp.sklearn needs scikit-learn>=1.6: pip install scikit-learn (from the xmlp checkout: "
+        'pip install ".[sklearn]")'
     ) from exc
 
 from ._checks import expected_failed_checks

@@ -4,6 +4,7 @@ scikit-learn, the scikit-learn weight layout and pickling."""
 
 from __future__ import annotations
 
+import operator
 import sys
 import warnings
 from numbers import Integral, Real
@@ -198,49 +199,73 @@ class BaseMLP(BaseEstimator):
 
     # -- the weights, in scikit-learn's layout ---------------------------------------------
     @property
-    def coefs_(self) -> list[Any]:
+    def coefs_(self) -> LayerParams:
         """Weights per layer, (fan_in, fan_out) arrays of the training namespace: views of the
-        network's ``Linear.weights`` (fan_out, fan_in), transposed."""
+        network's ``Linear.weights`` (fan_out, fan_in), transposed. A list whose item
+        assignment (``coefs_[i] = w``) sets the network's weights."""
         if "model_" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__} has no coefs_ before fit")
-        return [layer.weights.T for layer in linears(self.model_)]
+        return LayerParams(self, "coefs_")
 
     @coefs_.setter
-    def coefs_(self, values: list[Any]) -> None:
-        self._set_layer_params(values, "weights", transpose=True)
+    def coefs_(self, values: Any) -> None:
+        self._set_layer_params("coefs_", dict(enumerate(_as_list(values, "coefs_"))), whole=True)
 
     @property
-    def intercepts_(self) -> list[Any]:
-        """Biases per layer, (fan_out,) arrays of the training namespace (the network's)."""
+    def intercepts_(self) -> LayerParams:
+        """Biases per layer, (fan_out,) arrays of the training namespace (the network's). A
+        list whose item assignment (``intercepts_[i] = b``) sets the network's biases."""
         if "model_" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__} has no intercepts_ before fit")
-        return [layer.biases for layer in linears(self.model_)]
+        return LayerParams(self, "intercepts_")
 
     @intercepts_.setter
-    def intercepts_(self, values: list[Any]) -> None:
-        self._set_layer_params(values, "biases", transpose=False)
+    def intercepts_(self, values: Any) -> None:
+        self._set_layer_params("intercepts_", dict(enumerate(_as_list(values, "intercepts_"))),
+                               whole=True)
 
-    def _set_layer_params(self, values: list[Any], leaf: str, transpose: bool) -> None:
-        if "model_" not in self.__dict__:
-            raise AttributeError(f"fit {type(self).__name__} before setting its weights")
+    def _layer_params(self, attr: str) -> list[Any]:
+        """The arrays ``coefs_`` / ``intercepts_`` show: one per Linear layer."""
         layers = linears(self.model_)
-        values = list(values)
-        if len(values) != len(layers):
-            raise ValueError(f"expected {len(layers)} arrays (one per layer), got {len(values)}")
-        new = []
-        for layer, value in zip(layers, values, strict=True):
-            current = getattr(layer, leaf)
-            converted = layer.spec.convert(value)
-            if transpose:
-                converted = layer.xp.asarray(converted.T, copy=True)
-            if tuple(converted.shape) != tuple(current.shape):
-                flip = (lambda shape: shape[::-1]) if transpose else (lambda shape: shape)
-                raise ValueError(f"expected shape {flip(tuple(current.shape))}, got "
-                                 f"{flip(tuple(converted.shape))}")
-            new.append(converted)
-        for layer, value in zip(layers, new, strict=True):
-            setattr(layer, leaf, value)
-            layer.clear_state()
+        if attr == "coefs_":
+            return [layer.weights.T for layer in layers]
+        return [layer.biases for layer in layers]
+
+    def _set_layer_params(self, attr: str, values: dict[int, Any], whole: bool) -> None:
+        """Set ``coefs_[i]`` / ``intercepts_[i]`` for each i -> value (every layer's when
+        ``whole``): the network's parameters become copies of the values (weights
+        transposed). Every value is checked before any is set: a value of another namespace,
+        device or dtype (or not an array) is a TypeError, one of another shape a ValueError,
+        and a refused assignment changes nothing."""
+        owner = f"{type(self).__name__}.{attr}"
+        if "model_" not in self.__dict__:
+            raise AttributeError(f"fit {type(self).__name__} before setting its {attr}")
+        layers = linears(self.model_)
+        if whole and len(values) != len(layers):
+            raise ValueError(f"{owner}: expected {len(layers)} arrays (one per layer), got "
+                             f"{len(values)}")
+        leaf, transpose = ("weights", True) if attr == "coefs_" else ("biases", False)
+        new = {}
+        for i, value in values.items():
+            layer = layers[i]
+            spec = layer.spec
+            problem = spec.mismatch(value)
+            if problem is not None:
+                raise TypeError(
+                    f"{owner}[{i}] {problem}, but the network's parameters are "
+                    f"{spec.describe()}. Assign a {spec.name} {dtype_name(spec.dtype)} array on "
+                    f"{spec.device}; xmlp never converts silently."
+                )
+            want = tuple(getattr(layer, leaf).shape)
+            want = want[::-1] if transpose else want
+            if tuple(value.shape) != want:
+                raise ValueError(f"{owner}[{i}] must have shape {want}, got "
+                                 f"{tuple(value.shape)}")
+            # a copy the network owns (its optimizer may update it in place)
+            new[i] = spec.convert(value.T if transpose else value)
+        for i, value in new.items():
+            setattr(layers[i], leaf, value)
+            layers[i].clear_state()
 
     @property
     def _spec(self) -> ArraySpec:
@@ -539,3 +564,71 @@ def _optimizer_like(cls: Any, model: Module, state: dict[str, Any]) -> Any:
     opt.load_state_dict(state)
     return opt
 
+
+
+def _as_list(values: Any, attr: str) -> list[Any]:
+    """The arrays assigned to ``coefs_`` / ``intercepts_`` as a list (TypeError unless it is a
+    sequence of them: a single array would be taken row by row)."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{attr} must be a list of arrays, one per layer, got "
+                        f"{type(values).__name__}")
+    return list(values)
+
+
+class LayerParams(list):
+    """``coefs_`` / ``intercepts_``: a list of the network's parameter arrays (one per layer,
+    scikit-learn's layout) whose item assignment writes through to the network, as assigning
+    an item of scikit-learn's own list changes its model. ``est.coefs_[i] = w`` (or a slice,
+    ``est.coefs_[:] = ws``) checks the values as the ``coefs_`` setter does and sets the
+    estimator's current network. The number of layers is fixed: operations that would add,
+    remove or reorder items raise a TypeError. Copying or pickling gives a plain list."""
+
+    __slots__ = ("_attr", "_estimator")
+
+    def __init__(self, estimator: BaseMLP, attr: str) -> None:
+        super().__init__(estimator._layer_params(attr))
+        self._estimator = estimator
+        self._attr = attr
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        n = len(self)
+        if isinstance(index, slice):
+            positions = range(n)[index]
+            values = _as_list(value, f"{self._attr}[{index.start}:{index.stop}]")
+            if len(values) != len(positions):
+                raise ValueError(
+                    f"{self._attr} has one array per layer: a slice of {len(positions)} "
+                    f"items takes {len(positions)} arrays, got {len(values)}"
+                )
+            updates = dict(zip(positions, values, strict=True))
+        else:
+            i = operator.index(index)
+            if not -n <= i < n:
+                raise IndexError(f"{self._attr} index {i} out of range ({n} layers)")
+            updates = {i % n: value}
+        self._estimator._set_layer_params(self._attr, updates, whole=False)
+        super().__setitem__(slice(None), self._estimator._layer_params(self._attr))
+
+    def _fixed(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{self._attr} has one array per layer of the network: items can be replaced "
+            f"({self._attr}[i] = array) but not added, removed or reordered"
+        )
+
+    __delitem__ = _fixed
+    __iadd__ = _fixed
+    __imul__ = _fixed
+    append = _fixed
+    extend = _fixed
+    insert = _fixed
+    pop = _fixed
+    remove = _fixed
+    clear = _fixed
+    sort = _fixed
+    reverse = _fixed
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (list, (list(self),))
+
+    def copy(self) -> list[Any]:
+        return list(self)

@@ -50,7 +50,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     ``n_outputs_``, ``n_layers_``, ``out_activation_``, ``loss_``, ``loss_curve_``,
     ``best_loss_``, ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``,
     ``coefs_`` / ``intercepts_`` (scikit-learn's layout: coefs_[i] is (fan_in, fan_out), a
-    transposed view of the xmlp Linear's weights) and ``model_``, the trained
+    transposed view of the xmlp Linear's weights; assigning an item, a slice or the whole list
+    sets the network's parameters) and ``model_``, the trained
     :class:`xmlp.Sequential` (raw outputs: logits).
     """
 
@@ -166,7 +167,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     # -- prediction ------------------------------------------------------------------------
     def predict(self, X: Any) -> Any:
         """Labels (n_samples,) from ``classes_`` (or the indicator matrix (n_samples,
-        n_labels) for multi-label), in X's namespace and device."""
+        n_labels) for multi-label), in X's namespace and device; labels that only NumPy
+        holds (strings, objects) as a NumPy array."""
         z, place = self._raw_outputs(X, "predict")
         idx = self._predicted_indices(z)
         if self._y_type == "multilabel-indicator":
@@ -174,6 +176,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         classes = self.classes_
         if isinstance(classes, np.ndarray):
             labels = classes[to_host(idx)]
+            if classes.dtype.kind not in "iufb":
+                # _define_classes kept them NumPy: no other namespace has such a dtype
+                return labels
         else:
             cplace = Place.of(classes)
             labels = cplace.xp.take(classes, move(idx, cplace), axis=0)

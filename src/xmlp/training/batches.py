@@ -54,8 +54,34 @@ def batch_source(
 ) -> MemoryBatches | StreamedBatches:
     """The batches of ``fit``: streamed when x and y are Dask arrays and the model is not.
 
-    ``xp`` is the namespace of x and y, ``n`` their number of samples, ``step`` the batch size
-    (``n`` for full batch; fit refuses full batch for streamed data before it gets here).
+    Args:
+        model: the :class:`xmlp.Module` being trained.
+        x, y: inputs and targets, (N, ...) each.
+        xp: the namespace of ``x`` and ``y``.
+        n: their number of samples.
+        step: the batch size (``n`` for full batch; fit refuses full batch for streamed
+            data before it gets here).
+        shuffle: a new order every epoch, drawn from ``rng``.
+        rng: a ``numpy.random.Generator``.
+        epochs: how many epochs will be asked for (streaming plans its reads for all).
+        prefetch: groups of chunks computed ahead of training when streaming.
+
+    Returns:
+        A :class:`MemoryBatches` or :class:`StreamedBatches`; ``source.epoch()`` yields
+        ``(x_batch, y_batch, weight)``, weight = batch samples / all samples, and
+        ``source.close()`` releases it.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> from xmlp.training.batches import batch_source
+        >>> x, y = np.zeros((10, 2)), np.zeros((10, 1))
+        >>> source = batch_source(xmlp.MLP(2, 3, 1, rng=0), x, y, xp=np, n=10, step=4,
+        ...                       shuffle=False,
+        ...                       rng=np.random.default_rng(0), epochs=1)
+        >>> [(xb.shape[0], weight) for xb, yb, weight in source.epoch()]
+        [(4, 0.4), (4, 0.4), (2, 0.2)]
+        >>> source.close()
     """
     spec = _model_spec(model)
     if spec is None or not streams(model, x):
@@ -81,14 +107,38 @@ def first_batch(model: Module, x: Any, y: Any, k: int) -> tuple[Any, Any] | None
 
 
 def streams(model: Module, x: Any) -> bool:
-    """Whether fit streams ``x``: a Dask array, and a model with parameters not on Dask."""
+    """Whether fit streams ``x``: a Dask array, and a model with parameters not on Dask.
+
+    Args:
+        model: an :class:`xmlp.Module`.
+        x: the training inputs.
+
+    Example:
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import xmlp
+        >>> from xmlp.training.batches import streams
+        >>> model = xmlp.MLP(1, 4, 1, rng=0)                 # parameters in NumPy
+        >>> streams(model, da.ones((100, 1), chunks=10)), streams(model, np.ones((100, 1)))
+        (True, False)
+    """
     spec = _model_spec(model)
     return (spec is not None and array_api_compat.is_dask_array(x)
             and not array_api_compat.is_dask_namespace(spec.xp))
 
 
 def model_namespace(model: Module) -> Any:
-    """The namespace of the model's parameters (None for a model without parameters)."""
+    """The namespace of the model's parameters (None for a model without parameters).
+
+    Args:
+        model: an :class:`xmlp.Module`.
+
+    Example:
+        >>> import xmlp
+        >>> from xmlp.training.batches import model_namespace
+        >>> model_namespace(xmlp.MLP(1, 4, 1, rng=0)).__name__, model_namespace(xmlp.Tanh())
+        ('array_api_compat.numpy', None)
+    """
     spec = _model_spec(model)
     return None if spec is None else spec.xp
 
@@ -103,7 +153,25 @@ def _model_spec(model: Module) -> ArraySpec | None:
 
 class MemoryBatches:
     """Batches sliced from in-memory arrays, in a new order each epoch when shuffling (one
-    ``rng.permutation(n)`` per epoch, applied with ``xp.take`` on the arrays' device)."""
+    ``rng.permutation(n)`` per epoch, applied with ``xp.take`` on the arrays' device).
+
+    Args:
+        x, y: inputs and targets, (N, ...) each, in the model's namespace.
+        xp: their namespace.
+        n: their number of samples.
+        step: the batch size; the last batch may be shorter.
+        shuffle: a new order every epoch, drawn from ``rng``.
+        rng: a ``numpy.random.Generator``.
+
+    Example:
+        >>> import numpy as np
+        >>> from xmlp.training.batches import MemoryBatches
+        >>> x = np.arange(5.0).reshape(5, 1)
+        >>> batches = MemoryBatches(x, x, xp=np, n=5, step=2, shuffle=False,
+        ...                         rng=np.random.default_rng(0))
+        >>> len(batches), [xb[:, 0].tolist() for xb, yb, weight in batches.epoch()]
+        (3, [[0.0, 1.0], [2.0, 3.0], [4.0]])
+    """
 
     def __init__(self, x: Any, y: Any, *, xp: Any, n: int, step: int, shuffle: bool,
                  rng: np.random.Generator) -> None:
@@ -136,6 +204,15 @@ def plan_chunks(sizes: tuple[int, ...], min_samples: int) -> list[tuple[int, int
     Chunks of a batch or more are their own group; smaller ones are grouped so that one
     compute (a few milliseconds of scheduling on Dask's local scheduler, more on a cluster)
     brings at least one batch. Empty chunks at the end are dropped.
+
+    Args:
+        sizes: the samples of each chunk (a Dask array's ``chunks[0]``).
+        min_samples: the fewest samples a group may hold (the batch size).
+
+    Example:
+        >>> from xmlp.training.batches import plan_chunks
+        >>> plan_chunks((100, 100, 30, 0), 150)    # chunks 0 and 1 together, then chunk 2
+        [(0, 2), (2, 4)]
     """
     groups: list[tuple[int, int]] = []
     first, count = 0, 0
@@ -157,6 +234,31 @@ class StreamedBatches:
     :meth:`close` stops it. With ``shuffle``, each epoch visits the groups in a new order and
     the samples of each group in a new order, drawn from a generator seeded once from ``rng``:
     an approximation of a global shuffle that keeps reads sequential within a chunk.
+
+    Args:
+        spec: where the batches go: the model's namespace, device and dtype.
+        x, y: Dask arrays, (N, ...) each, chunked along the samples.
+        n: their number of samples.
+        step: the batch size; every batch is full but the last, whatever the chunks.
+        shuffle: a new order of groups and of samples within them every epoch.
+        rng: a ``numpy.random.Generator``, drawn from once.
+        epochs: how many epochs the background thread computes.
+        prefetch: groups computed ahead of training.
+
+    Example:
+        Made by :func:`batch_source` for a model that is not on Dask (``spec`` is internal):
+
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import xmlp
+        >>> from xmlp.training.batches import batch_source
+        >>> x, y = da.ones((10, 2), chunks=3), da.zeros((10, 1), chunks=3)
+        >>> source = batch_source(xmlp.MLP(2, 3, 1, rng=0), x, y, xp=da, n=10, step=4,
+        ...                       shuffle=False,
+        ...                       rng=np.random.default_rng(0), epochs=1)
+        >>> type(source).__name__, [type(xb).__name__ for xb, yb, w in source.epoch()]
+        ('StreamedBatches', ['ndarray', 'ndarray', 'ndarray'])
+        >>> source.close()
     """
 
     def __init__(self, spec: ArraySpec, x: Any, y: Any, *, n: int, step: int, shuffle: bool,
@@ -325,6 +427,13 @@ def rechunk_for(x: Any, batch_size: int, *, samples_per_chunk: int | None = None
     Lazy, like every rechunk: chunks are only made when computed. Rechunking data on disk reads
     each stored chunk for every new chunk it overlaps; chunks stored as multiples of the batch
     from the start avoid that. ``y`` needs no call: fit aligns it to ``x``'s chunks.
+
+    Example:
+        >>> import dask.array as da
+        >>> import xmlp
+        >>> x = da.ones((1000, 3), chunks=(300, 3))
+        >>> xmlp.rechunk_for(x, 64).chunks        # 300 samples rounded to 5 batches of 64
+        ((320, 320, 320, 40), (3,))
     """
     if not array_api_compat.is_dask_array(x):
         raise TypeError(
