@@ -30,7 +30,7 @@ def mlp_step(params, x, t, lr):
     return loss, grads, new, gx
 
 
-# -- classification and optimizers (issue 10) ------------------------------------------------
+# -- classification and optimizers -------------------------------------------------------------
 def log_softmax(z):
     s = z - z.max(axis=-1, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))

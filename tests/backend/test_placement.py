@@ -615,7 +615,7 @@ def test_other_device_is_rejected_not_moved():
 
 
 def test_shuffled_fit_on_a_second_device():
-    """The permutation is made on the data's device (array-api-xps's device1 here)."""
+    """The permutation is made on the data's device (array-api-strict's device1 here)."""
     dev1 = xps.Device("device1")
     gen = np.random.default_rng(5)
     x, t = gen.standard_normal((8, 2)), gen.standard_normal((8, 1))

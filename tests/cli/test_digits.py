@@ -1,5 +1,4 @@
-"""The digits data shipped with xmlp, the stratified split, and ``xmlp demo --task digits``
-(issue 10)."""
+"""The digits data shipped with xmlp, the stratified split, and ``xmlp demo --task digits``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Soak tests on NumPy (issue 5): many small steps stay finite and keep learning; a run that
+"""Soak tests on NumPy: many small steps stay finite and keep learning; a run that
 blows up ends in fit's FloatingPointError with the last finite parameters restored."""
 
 from __future__ import annotations
