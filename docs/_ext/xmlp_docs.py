@@ -1,10 +1,12 @@
 """Sphinx helpers for xmlp's site, so new public names and new pages need no docs plumbing.
 
-* ``api/``: the API reference, generated at each build from the package itself: every name in
-  ``xmlp.__all__`` (grouped by the module that defines it), then every public submodule
-  (``xmlp.data``, ``xmlp.optim``, ``xmlp.sklearn``... any module or package whose name has no
-  leading underscore) with the names of its ``__all__`` that ``xmlp`` does not re-export.
-  autosummary writes one page per name from its docstring.
+* ``api/``: the API reference of what users call, generated at each build from the package
+  itself: every name in ``xmlp.__all__`` (grouped by the module that defines it), then each
+  module of ``DOCUMENTED_MODULES`` (``xmlp.nn``, ``xmlp.optim``, ``xmlp.sklearn``...) with the
+  names of its ``__all__`` (a package's: what it re-exports) that ``xmlp`` does not re-export.
+  The other modules (``xmlp.backend``, ``xmlp.nn.checks``, ``xmlp.ops.numpy_fast``...) are
+  internal: docs/development.md's code layout describes them. autosummary writes one page per
+  name from its docstring.
 * The user guide's table of contents lists every ``docs/*.md`` page that is not a top-level
   page, known pages first in reading order, the others after them alphabetically.
 * ``_generated/benchmark-results.md``: every folder of ``benchmarks/results`` (its tables and
@@ -12,8 +14,8 @@
 * At the end of a build, a warning (an error under ``-W``) for each public name that did not
   become a documented object.
 * Signatures and class headers speak of public things only: a private base class
-  (``_Container``, or a class of a private module that is not public elsewhere) is shown as
-  its own public bases, and a bare ``Any`` annotation (an array of any library, a module,
+  (``_Container``, or an xmlp class that no documented name is, as ``Activation``) is shown
+  as its own public bases, and a bare ``Any`` annotation (an array of any library, a module,
   a generator...: the docstring says which) is left out rather than shown as ``Any``.
 
 The functions that compute names import nothing from Sphinx, so tests/docs/test_api_reference.py
@@ -43,6 +45,24 @@ GUIDE_ORDER = ("layers", "usage", "optimizers", "optim", "classification", "back
 GUIDE_MARKER = "% xmlp-guide-pages"
 # Libraries a public submodule may import at its top that the docs build does not install:
 # replaced by mocks while the reference is generated (autodoc does the same for its imports).
+# The modules whose __all__ the API reference documents, besides ``xmlp`` itself: what users
+# import. A package's names are those of its __init__'s __all__ (xmlp.nn: Linear, MLP...; its
+# modules xmlp.nn.linear... are not pages of their own). Every other module is internal.
+DOCUMENTED_MODULES = (
+    "xmlp.nn",
+    "xmlp.optim",
+    "xmlp.training",
+    "xmlp.training.batches",
+    "xmlp.io",
+    "xmlp.ops",
+    "xmlp.data",
+    "xmlp.metrics",
+    "xmlp.errors",
+    "xmlp.sklearn",
+    "xmlp.cli",
+    "xmlp.cli.bench",
+    "xmlp.cli.demo",
+)
 MOCKED = ["cupy", "torch", "jax", "jaxlib", "dask", "distributed", "sklearn",
           "array_api_strict", "matplotlib", "threadpoolctl"]
 
@@ -58,7 +78,12 @@ def _import(name: str) -> ModuleType:
 
 
 def public_submodules() -> list[str]:
-    """``xmlp.data``, ``xmlp.optim``...: every module or package below xmlp without a ``_`` part."""
+    """``xmlp.data``, ``xmlp.nn``...: the documented modules below xmlp, sorted."""
+    return sorted(DOCUMENTED_MODULES)
+
+
+def all_submodules() -> list[str]:
+    """Every module and package below xmlp without a ``_`` part, documented or internal."""
     package = importlib.import_module(PACKAGE)
     names = []
     for info in pkgutil.walk_packages(package.__path__, f"{PACKAGE}.",
@@ -113,14 +138,12 @@ def _public_ids() -> frozenset[int]:
 
 def is_private_class(cls: Any) -> bool:
     """A class the reference does not document: its name starts with ``_``, or xmlp defines
-    it in a private module and no public name is that class."""
+    it and no documented name is that class (``xmlp.nn.activations.Activation``)."""
     name = getattr(cls, "__name__", "")
     module = getattr(cls, "__module__", "") or ""
     if name.startswith("_"):
         return True
-    in_private_module = (module.split(".")[0] == PACKAGE
-                         and any(part.startswith("_") for part in module.split(".")))
-    return in_private_module and id(cls) not in _public_ids()
+    return module.split(".")[0] == PACKAGE and id(cls) not in _public_ids()
 
 
 def public_bases(bases: list[Any]) -> list[Any]:

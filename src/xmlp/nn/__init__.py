@@ -1,10 +1,10 @@
 """Layers, models and losses: each with ``forward``, ``backward`` and ``predict``."""
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
-from .containers import MLP, Sequential
+from .containers import MLP, Container, Sequential
 from .linear import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 
-__all__ = ["MLP", "CrossEntropyLoss", "Linear", "MSELoss", "Module", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["MLP", "Container", "CrossEntropyLoss", "Linear", "MSELoss", "Module", "ReLU",
+           "Sequential", "Sigmoid", "Softmax", "Tanh"]

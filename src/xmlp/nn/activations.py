@@ -35,7 +35,17 @@ class Activation(Module):
 
 
 class Tanh(Activation):
-    """y = tanh(x); dL/dx = dL/dy * (1 - y**2), from the stored output."""
+    """y = tanh(x); dL/dx = dL/dy * (1 - y**2), from the stored output.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.Tanh()
+        >>> print(act.forward(np.array([0.0, 1.0])))
+        [0.         0.76159416]
+        >>> print(act.backward(np.ones(2)))
+        [1.         0.41997434]
+    """
 
     chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
 
@@ -49,7 +59,17 @@ class Tanh(Activation):
 
 class ReLU(Activation):
     """y = max(x, 0); dL/dx = dL/dy where x > 0, else 0. A NaN input stays NaN (as in
-    PyTorch)."""
+    PyTorch).
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.ReLU()
+        >>> print(act.forward(np.array([-1.0, 0.0, 2.0])))
+        [0. 0. 2.]
+        >>> print(act.backward(np.ones(3)))
+        [0. 0. 1.]
+    """
 
     chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
 
@@ -63,7 +83,17 @@ class ReLU(Activation):
 
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which cannot overflow;
-    dL/dx = dL/dy * y * (1 - y)."""
+    dL/dx = dL/dy * y * (1 - y).
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> act = xmlp.Sigmoid()
+        >>> print(act.forward(np.array([0.0, 2.0])))
+        [0.5        0.88079708]
+        >>> print(act.backward(np.ones(2)))
+        [0.25       0.10499359]
+    """
 
     chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
 
@@ -82,6 +112,13 @@ class Softmax(Activation):
 
     For training a classifier, give the logits to :class:`xmlp.CrossEntropyLoss` (which applies
     the softmax itself, more stably) and use Softmax for probabilities at prediction time.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> probabilities = xmlp.Softmax().predict(np.array([[0.0, np.log(3.0)]]))
+        >>> print(probabilities)
+        [[0.25 0.75]]
     """
 
     chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)

@@ -24,6 +24,19 @@ class Container(Module):
     only the layer that sees the caller's array checks it, and the rest run their math alone;
     anything else (a layer of the user's own, a model changed by hand) runs each child's
     checked method and, should one refuse half-way, puts every child back as it was.
+
+    The base of :class:`Sequential` and :class:`MLP`; ``children()`` lists the layers in order.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> model = xmlp.MLP(2, 4, 1, rng=0)
+        >>> isinstance(model, xmlp.nn.Container)
+        True
+        >>> [type(layer).__name__ for layer in model.children()]
+        ['Linear', 'Tanh', 'Linear']
+        >>> model.forward(np.ones((3, 2))).shape
+        (3, 1)
     """
 
     def children(self) -> list[Module]:
@@ -134,6 +147,20 @@ class Sequential(Container):
     or for a layer that belongs to another model still alive (each layer keeps its last
     forward's arrays for backward, so a shared one would compute wrong gradients).
     ``copy.deepcopy(layer)`` makes a new layer with the same weights.
+
+    Args:
+        *layers: xmlp Modules (:class:`Linear`, activations, :class:`MLP`, another
+            Sequential, your own subclasses), applied in this order.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> model = xmlp.Sequential(xmlp.Linear(4, 8, rng=0), xmlp.ReLU(),
+        ...                         xmlp.Linear(8, 3, rng=1))
+        >>> model.forward(np.ones((2, 4))).shape
+        (2, 3)
+        >>> [name for name, _ in model.named_parameters()]
+        ['0.weights', '0.biases', '2.weights', '2.biases']
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -187,6 +214,27 @@ class MLP(Container):
     ``xp``, ``device``, ``dtype`` say where parameters live (see :class:`Linear`); one ``rng``
     Generator draws linear1.weights, linear1.biases, linear2.weights, linear2.biases in that
     order; ``init`` is passed to both Linear layers.
+
+    Args:
+        input_dim: features of the input.
+        hidden_dim: width of the hidden layer.
+        output_dim: features of the output.
+        xp: the array module of the parameters or its name, as for :class:`Linear`
+            (default NumPy).
+        device: a device of ``xp`` (default: its default device).
+        dtype: a real floating dtype (default: the namespace's default float).
+        rng: None, an int seed or a ``numpy.random.Generator``; one generator draws
+            linear1.weights, linear1.biases, linear2.weights, linear2.biases in that order.
+        init: "normal", "xavier" or "he", passed to both Linear layers.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> model = xmlp.MLP(1, 10, 1, rng=0)
+        >>> model.forward(np.zeros((5, 1))).shape
+        (5, 1)
+        >>> [name for name, _ in model.named_parameters()]
+        ['linear1.weights', 'linear1.biases', 'linear2.weights', 'linear2.biases']
     """
 
     def __init__(

@@ -19,7 +19,18 @@ _fast_paths = os.environ.get("XMLP_FAST_PATHS", "1").strip().lower() not in ("0"
 
 
 def ops_for(xp: Any) -> PortableOps:
-    """The ops for namespace ``xp``: a fast path where one exists, the portable one otherwise."""
+    """The ops for namespace ``xp``: a fast path where one exists, the portable one otherwise.
+
+    Args:
+        xp: an array namespace (``array_api_compat.array_namespace`` of the arrays).
+
+    Example:
+        >>> import numpy as np
+        >>> from array_api_compat import array_namespace
+        >>> import xmlp.ops
+        >>> type(xmlp.ops.ops_for(array_namespace(np.ones(2)))).__name__
+        'NumpyOps'
+    """
     ops = _cache.get(id(xp))
     if ops is None:
         import array_api_compat
@@ -31,7 +42,17 @@ def ops_for(xp: Any) -> PortableOps:
 
 
 def ops_like(a: Any) -> PortableOps:
-    """The ops for array ``a``'s namespace (looked up by its type once, then cached)."""
+    """The ops for array ``a``'s namespace (looked up by its type once, then cached).
+
+    Args:
+        a: an array of any supported library.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp.ops
+        >>> print(xmlp.ops.ops_like(np.zeros(2)).relu(np.array([-1.0, 2.0])))
+        [0. 2.]
+    """
     ops = _by_type.get(type(a))
     if ops is None:
         from array_api_compat import array_namespace
@@ -41,7 +62,22 @@ def ops_like(a: Any) -> PortableOps:
 
 
 def set_fast_paths(enabled: bool) -> None:
-    """Turn fast paths on or off for layers built (and activation inputs first seen) from now on."""
+    """Turn fast paths on or off for layers built (and activation inputs first seen) from now on.
+
+    Args:
+        enabled: True for the NumPy fast paths (the default, unless the environment variable
+            ``XMLP_FAST_PATHS`` is 0), False for the portable ops everywhere.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp.ops
+        >>> xmlp.ops.set_fast_paths(False)
+        >>> type(xmlp.ops.ops_like(np.zeros(2))).__name__
+        'PortableOps'
+        >>> xmlp.ops.set_fast_paths(True)
+        >>> type(xmlp.ops.ops_like(np.zeros(2))).__name__
+        'NumpyOps'
+    """
     global _fast_paths
     _fast_paths = bool(enabled)
     _cache.clear()

@@ -121,6 +121,18 @@ class NumpyOps(PortableOps):
     bits: tanh on long arrays (a vectorized approximation within a few ulp) and a float32 GEMM
     of a few rows into many columns (another summation order). So a dtype or layout xmlp
     accepts trains the same with ``XMLP_FAST_PATHS=0`` and without it.
+
+    Args:
+        xp: NumPy's namespace (``numpy`` or ``array_api_compat.numpy``).
+
+    Example:
+        >>> import numpy as np
+        >>> from xmlp.ops import NumpyOps
+        >>> ops = NumpyOps(np)
+        >>> ops.takes(np.ones(3, dtype=np.float32)), ops.takes(np.ones(3, dtype=np.float16))
+        (True, False)
+        >>> print(ops.tanh(np.array([0.0, 1.0])))
+        [0.         0.76159416]
     """
 
     def __init__(self, xp: Any) -> None:

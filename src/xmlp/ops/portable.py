@@ -13,7 +13,21 @@ __all__ = ["PortableOps", "writeable"]
 
 
 class PortableOps:
-    """Each op written once against the Array API standard; correct on every backend."""
+    """Each op written once against the Array API standard; correct on every backend.
+
+    Args:
+        xp: the array namespace the ops compute with (``array_api_compat.array_namespace``
+            of the arrays).
+
+    Example:
+        >>> import numpy as np
+        >>> from array_api_compat import array_namespace
+        >>> from xmlp.ops import PortableOps
+        >>> x = np.array([[1.0, 2.0]])
+        >>> ops = PortableOps(array_namespace(x))
+        >>> print(ops.affine(x, np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([0.5, 0.0])))
+        [[3.5 2. ]]
+    """
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp

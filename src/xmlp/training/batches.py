@@ -95,7 +95,22 @@ def first_batch(model: Module, x: Any, y: Any, k: int) -> tuple[Any, Any] | None
     against the model before training: slices of data in memory; for streamed Dask data,
     zeros of the shape, namespace, device and dtype its chunks become (made from Dask's meta,
     computing nothing; a masked meta is refused as a masked chunk is). None where a streamed
-    array's shape is not known past the sample axis (its chunks are checked as they arrive)."""
+    array's shape is not known past the sample axis (its chunks are checked as they arrive).
+
+    Args:
+        model: an :class:`xmlp.Module`.
+        x: inputs (N, ...), in memory or a Dask array.
+        y: targets (N, ...), as ``x``.
+        k: how many samples.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> from xmlp.training.batches import first_batch
+        >>> x, y = np.ones((10, 2)), np.zeros((10, 1))
+        >>> [a.shape for a in first_batch(xmlp.MLP(2, 3, 1, rng=0), x, y, 4)]
+        [(4, 2), (4, 1)]
+    """
     spec = _model_spec(model)
     if spec is None or not streams(model, x):
         return x[:k, ...], y[:k, ...]
