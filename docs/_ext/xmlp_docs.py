@@ -294,6 +294,12 @@ def _generate(app: Any, config: Any) -> None:
     for stale in api.glob("*.rst"):
         if stale.name not in api_sources():
             stale.unlink()
+    # autosummary's page of a name that left the reference (a module now internal) would be a
+    # document outside every toctree: a warning, an error under -W
+    listed = {f"{module}.{name}.rst" for module, names in api_sections() for name in names}
+    for stale in (api / "generated").glob("*.rst"):
+        if stale.name not in listed:
+            stale.unlink()
     write_if_changed(DOCS / "_generated" / "benchmark-results.md", benchmark_results_markdown())
 
 

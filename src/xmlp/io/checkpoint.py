@@ -62,6 +62,19 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     crash never leaves a half-written checkpoint. ``path`` is resolved like ``open(path, "w")``
     would: a symbolic link is followed and the file it points to is replaced (the link stays a
     link); an existing file keeps its permission bits (a new one gets the umask's).
+
+    Args:
+        model: an :class:`xmlp.Module`.
+        path: the file to write (``str`` or path-like), used as given.
+        optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, whose state is saved too.
+
+    Example:
+        >>> import xmlp
+        >>> model = xmlp.MLP(1, 10, 1, rng=0)
+        >>> xmlp.save(model, "model.npz")
+        >>> copy = xmlp.load(xmlp.MLP(1, 10, 1, rng=1), "model.npz")
+        >>> bool((copy.linear1.weights == model.linear1.weights).all())
+        True
     """
     target = _check_args(model, path, "save")
     _check_optimizer(model, optimizer, "save")
@@ -399,6 +412,12 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     shapes the optimizer needs), so a hostile file costs memory in proportion to its own size
     and the model's parameters, never to what its headers declare.
 
+    Args:
+        model: an :class:`xmlp.Module` with the parameter names and shapes of the saved one.
+        path: a file written by :func:`save` (``str`` or path-like).
+        optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, of the saved class, whose
+            state is restored too.
+
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
             names the first mismatch), its optimizer state does not fit ``optimizer`` (another
@@ -408,6 +427,17 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
             record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
     The model (and the optimizer) are left unchanged whenever an error is raised.
+
+    Example:
+        >>> import xmlp
+        >>> model = xmlp.MLP(1, 10, 1, rng=0)
+        >>> opt = xmlp.optim.Adam(model, lr=0.01)
+        >>> xmlp.save(model, "model.npz", opt)
+        >>> other = xmlp.MLP(1, 10, 1, rng=1)
+        >>> other_opt = xmlp.optim.Adam(other, lr=0.5)
+        >>> _ = xmlp.load(other, "model.npz", other_opt)
+        >>> other_opt.lr, bool((other.linear2.biases == model.linear2.biases).all())
+        (0.01, True)
     """
     target = _check_args(model, path, "load")
     _check_optimizer(model, optimizer, "load")
