@@ -537,16 +537,14 @@ def test_threads_option_limits_every_pool(monkeypatch, tmp_path):
 
     monkeypatch.setattr(bench, "_limits", [])
     torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 1
-    monkeypatch.setenv("XMLP_THREADS", "2")  # restored afterwards; the run sets it to 1
     monkeypatch.setenv("XLA_FLAGS", "")
     args = _args("--backend", "numpy", "--op", "step_gemms", "--shape", "4,3,2,1", "--threads",
                  "1", *FAST, "--out", str(tmp_path))
     try:
         assert bench.run(args) == 0
-        assert os.environ["XMLP_THREADS"] == "1"
         assert all(lib["num_threads"] == 1 for lib in threadpool_info())
         machine = (tmp_path / "machine.md").read_text()
-        assert "--threads 1" in machine and "(XMLP_THREADS): 1" in machine
+        assert "--threads 1" in machine
     finally:
         for limiter in bench._limits:
             limiter.restore_original_limits()
@@ -556,7 +554,6 @@ def test_threads_option_limits_every_pool(monkeypatch, tmp_path):
 
 def test_cpu_clock_runs_on_one_thread(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "_limits", [])
-    monkeypatch.setenv("XMLP_THREADS", "2")
     torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 1
     try:
         assert bench.run(_args("--clock", "cpu", "--threads", "2", "--no-progress")) == 2

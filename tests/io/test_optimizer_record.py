@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xmlp
-from test_errors import assert_unchanged, rejects, state
+from tests.helpers import assert_unchanged, rejects, state
 
 BIG = 10_000_000  # float64 elements a crafted member declares: 80 MB, a few dozen kB deflated
 
@@ -109,7 +109,7 @@ def big_files(tmp_path_factory) -> dict[str, Any]:
     """Per case of BIG_MEMBERS, a file (written once: the same for every backend)."""
     import array_api_compat.numpy as anp
 
-    from conftest import Backend
+    from tests.conftest import Backend
 
     folder = tmp_path_factory.mktemp("big")
     files = {}
@@ -160,7 +160,7 @@ def test_a_state_array_of_text_is_refused_before_it_is_read(xp, tmp_path):
     path = tmp_path / "c.npz"
     arrays, record = saved(xp, path)
     arrays["optimizer.linear1.biases.exp_avg"] = np.array(["a", "b", "c"])
-    xmlp.io.write_checkpoint(str(path), arrays, record)
+    xmlp.io.checkpoint.write_checkpoint(str(path), arrays, record)
     assert refuses(path, xp) == (
         f"load: {str(path)!r} is not a readable xmlp checkpoint: "
         "'optimizer.linear1.biases.exp_avg' has dtype <U1, not a real number type")
@@ -210,7 +210,7 @@ def test_a_malformed_optimizer_record_is_a_value_error(xp, tmp_path, case):
     for key in where[:-1]:
         field = field[key]
     field[where[-1]] = value
-    xmlp.io.write_checkpoint(str(path), arrays, record)
+    xmlp.io.checkpoint.write_checkpoint(str(path), arrays, record)
     refuses(path, xp, f"load: the optimizer state in {str(path)!r} does not fit: ", *words,
             name=name, **kwargs)
 
@@ -219,7 +219,7 @@ def test_the_message_for_a_malformed_hyperparameter(xp, tmp_path):
     path = tmp_path / "c.npz"
     arrays, record = saved(xp, path)
     record["optimizer"]["hyperparameters"]["eps"] = "x"
-    xmlp.io.write_checkpoint(str(path), arrays, record)
+    xmlp.io.checkpoint.write_checkpoint(str(path), arrays, record)
     assert refuses(path, xp) == (
         f"load: the optimizer state in {str(path)!r} does not fit: Adam: eps must be a real "
         "number, got str: 'x'")

@@ -37,28 +37,6 @@ def test_tanh_switches_to_the_vectorized_kernel_at_the_documented_sizes(dt, n):
     np.testing.assert_array_equal(below, np.tanh(x[: n - 1]))
 
 
-def test_the_float64_tanh_table_is_built_on_first_use(monkeypatch):
-    """The float64 kernel's table of tanh(k / 256), k in [-5120, 5120], is made by the first
-    long float64 tanh of the process (restored afterwards): that first call is as accurate as
-    any, over the whole range and at the edges (infinities, NaN, signed zeros)."""
-    monkeypatch.setattr(_dispatch, "_tanh64_table", None)
-    fast = NumpyOps(anp)
-    gen = np.random.default_rng(62)
-    x = np.concatenate([np.linspace(-25.0, 25.0, 20_001), gen.standard_normal(5_000) * 0.01,
-                        [19.998, -19.998, 20.0, -20.0, 1 / 512, -1 / 512, 0.625, -0.625]])
-    got = fast.tanh(x)
-    assert got.dtype == np.float64 and not np.isnan(got).any()
-    exact = np.tanh(x)
-    with np.errstate(over="ignore"):  # a wrong value near 0 is a huge number of ulp
-        ulp = np.abs(got - exact) / np.spacing(np.abs(exact))
-    assert ulp.max() <= 3
-    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan] * 500)  # 2,500: the fast path
-    got_edge = fast.tanh(edge)
-    np.testing.assert_array_equal(got_edge[:5], [0.0, -0.0, 1.0, -1.0, np.nan])
-    assert np.signbit(got_edge[1]) and not np.signbit(got_edge[0])
-    np.testing.assert_array_equal(fast.tanh(x), got)  # the table made once serves again
-
-
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 def test_fast_tanh_of_a_2d_array_is_the_tanh_of_its_elements(dt, order):
@@ -138,24 +116,3 @@ def test_sum_rows_of_other_ranks_sums_over_the_first_axis(dt):
         np.testing.assert_array_equal(got, want)
 
 
-# -- threads -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw", ["1", "0", "-2"])
-def test_one_thread_or_fewer_runs_every_block_on_the_calling_thread(raw, monkeypatch):
-    """XMLP_THREADS=1 (and a 0 or a negative count, read as 1) means one thread: long
-    elementwise work is not split and no thread pool is made."""
-    monkeypatch.setenv("XMLP_THREADS", raw)
-    # restored together (see test_numpy_fast.py::test_the_thread_pool_is_made_once_and_reused)
-    monkeypatch.setattr(_dispatch, "_pool", None)
-    monkeypatch.setattr(_dispatch, "_pool_pid", 0)
-    assert _dispatch._threads() == 1
-    seen = set()
-
-    def kernel(out, a):
-        seen.add(threading.get_ident())
-        np.multiply(a, 2.0, out=out)
-
-    a = np.arange(4 * _dispatch._LARGE, dtype=np.float64)
-    out = _dispatch._blocks(kernel, np.empty_like(a), a)
-    np.testing.assert_array_equal(out, 2.0 * a)
-    assert seen == {threading.get_ident()}
-    assert _dispatch._pool is None

@@ -16,7 +16,7 @@ from sklearn._loss.loss import HalfBinomialLoss, HalfPoissonLoss
 from sklearn._loss.loss import HalfSquaredError as SkHalfSquaredError
 
 from xmlp import CrossEntropyLoss
-from xmlp._backend import to_host
+from xmlp.backend import to_host
 from xmlp.sklearn._losses import (
     OUTPUT_LOSSES,
     BinaryLogLoss,

@@ -12,7 +12,7 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
-from conftest import tolerances
+from tests.conftest import tolerances
 from xmlp.sklearn import MLPClassifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -14,8 +14,8 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 
-from conftest import tolerances
-from xmlp._backend import to_host
+from tests.conftest import tolerances
+from xmlp.backend import to_host
 from xmlp.sklearn import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -86,7 +86,7 @@ def test_shuffle_changes_the_batches_of_one_epoch(xp):
 def start_from(est, X, y, start):
     """``est`` after one partial_fit, its weights then set to ``start`` (host arrays)."""
     est.partial_fit(X, y)
-    spec = est.model_.layers[0]._spec
+    spec = est.model_.layers[0].spec
     n = len(start) // 2
     est.coefs_ = [spec.from_host(w) for w in start[:n]]
     est.intercepts_ = [spec.from_host(b) for b in start[n:]]

@@ -18,8 +18,8 @@ sklearn = pytest.importorskip(
 
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
 
-from conftest import tolerances  # noqa: E402
-from xmlp._backend import to_host  # noqa: E402
+from tests.conftest import tolerances  # noqa: E402
+from xmlp.backend import to_host  # noqa: E402
 from xmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -107,7 +107,7 @@ class PortableOps:
         xp = self.xp
         s, e, total = self.log_softmax_parts(z2)
         log_p = s - xp.log(total)
-        rows = xp.sum(xp.where(t2 != 0, t2 * log_p, xp.zeros_like(log_p)), axis=-1)
+        rows = xp.sum(t2 * xp.where(t2 != 0, log_p, xp.zeros_like(log_p)), axis=-1)
         return -xp.mean(rows), e / total
 
     def cross_entropy_index(self, z2: Any, labels: Any, valid: Any) -> tuple[Any, Any]:
