@@ -386,7 +386,8 @@ CASES = [
          "a working NVIDIA GPU).", "broken-namespace"),
     Case("A backend name whose library is not installed", ModuleNotFoundError, without_cupy,
          re.compile(r"xp='cupy' needs cupy, which is not installed here \(.+\); install it with: "
-                    r"pip install cupy-cuda12x \(from the xmlp checkout: pip install \"\.\[cupy\]\"\)"),
+                    r"pip install cupy-cuda12x \(from the xmlp checkout: "
+                    r"pip install \"\.\[cupy\]\"\)"),
          "not-installed"),
     Case("A layer that is not an `xmlp.Module`", TypeError,
          lambda: xmlp.Sequential(xmlp.Linear(2, 2), Duck()),

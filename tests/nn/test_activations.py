@@ -4,7 +4,6 @@ device and the ops they follow."""
 
 from __future__ import annotations
 
-import array_api_compat.numpy as anp
 import numpy as np
 import pytest
 
@@ -20,7 +19,6 @@ from tests.helpers import (
     rejects,
     used_activation,
 )
-from xmlp.ops.numpy_fast import NumpyOps
 
 
 # -- values and gradients ----------------------------------------------------------------------

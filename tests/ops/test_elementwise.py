@@ -5,8 +5,6 @@ every rank, and one thread doing all the work when XMLP_THREADS says one."""
 
 from __future__ import annotations
 
-import threading
-
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
