@@ -185,37 +185,17 @@ def run(args: argparse.Namespace) -> int:
         >>> status
         0
     """
-    from tqdm import tqdm
-
     from . import bench_cases as bc
     from . import bench_report as rep
-    from .bench_timing import others_cpu_seconds
 
     try:
-        names = _backend_names(args.backend)
-        dtypes = _choose(args.dtype, bc.DTYPES, "dtype")
-        ops = _choose(args.op, bc.OPS, "op")
-        if args.out is not None:  # before measuring, not after
-            _check_out(args.out)
+        names, dtypes, ops, timing = _options(args, bc)
     except ValueError as exc:
         print(f"xmlp bench: {exc}", file=sys.stderr)
         return 2
-    if args.clock == "cpu":
-        if (args.threads or 1) != 1:
-            print("xmlp bench: --clock cpu adds up every thread's time: use --threads 1",
-                  file=sys.stderr)
-            return 2
-        args.threads = 1
-    rounds, min_time, warmup_time, max_time = _TIMING[bool(args.quick)]
-    timing = {"rounds": args.rounds or rounds, "warmup_time": warmup_time,
-              "min_time": min_time if args.min_time is None else args.min_time,
-              "max_time": None if args.rounds else max_time,
-              "timer": time.process_time if args.clock == "cpu" else time.perf_counter}
-
-    if args.threads:
-        if args.threads == 1:  # read when JAX starts: before the backends are loaded
-            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
-                                       "thread_eigen=false intra_op_parallelism_threads=1")
+    if args.threads == 1:  # read when JAX starts: before the backends are loaded
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
+                                   "thread_eigen=false intra_op_parallelism_threads=1")
     loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
     if args.threads:
         _limit_threads(args.threads)
@@ -234,6 +214,58 @@ def run(args: argparse.Namespace) -> int:
     groups = bc.plan(loaded, dtypes, ops, full=not args.quick, shapes=args.shape, peers=peers)
     by_name = {b.name: b for b in [*loaded, *peers.values()]}
     devices = {name: be.device_name() for name, be in by_name.items()}
+    records, failures, others = _measure_all(args, groups, by_name, devices, timing)
+    rep.add_ratios(records)
+    disturbed = rep.disturbances(records, cores=cores, load_before=load_before,
+                                 load_during=[r["load_average"] for r in records],
+                                 others=others, clock=args.clock)
+    for r in records:
+        r["disturbed"] = disturbed
+    command = _command(args, names, dtypes, ops)
+    report = _report(args, records, devices, command, skipped, disturbed)
+    print(report)  # what bench.md holds: the tables a reader (or the README) quotes
+    if args.out is not None and records:
+        _write(rep, args, records, devices, command, load_before, others, report, disturbed)
+    if disturbed:
+        print("xmlp bench: WARNING this run was disturbed by other load; its times and ratios "
+              f"are not the libraries' own ({'; '.join(disturbed)}). "
+              f"{rep.disturbance_advice(args.clock, args.threads)}", file=sys.stderr)
+    for failure in failures:
+        print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
+    return 1 if failures or not records else 0
+
+
+def _options(args: argparse.Namespace, bc: Any) -> tuple[list[str], list[str], list[str],
+                                                          dict[str, Any]]:
+    """(backend names, dtypes, ops, timing settings) from the options; ValueError for a bad
+    one (before anything is measured). ``--clock cpu`` implies ``--threads 1``."""
+    names = _backend_names(args.backend)
+    dtypes = _choose(args.dtype, bc.DTYPES, "dtype")
+    ops = _choose(args.op, bc.OPS, "op")
+    if args.out is not None:  # before measuring, not after
+        _check_out(args.out)
+    if args.clock == "cpu":
+        if (args.threads or 1) != 1:
+            raise ValueError("--clock cpu adds up every thread's time: use --threads 1")
+        args.threads = 1
+    rounds, min_time, warmup_time, max_time = _TIMING[bool(args.quick)]
+    timing = {"rounds": args.rounds or rounds, "warmup_time": warmup_time,
+              "min_time": min_time if args.min_time is None else args.min_time,
+              "max_time": None if args.rounds else max_time,
+              "timer": time.process_time if args.clock == "cpu" else time.perf_counter}
+    return names, dtypes, ops, timing
+
+
+def _measure_all(args: argparse.Namespace, groups: list[Any], by_name: dict[str, Any],
+                 devices: dict[str, str], timing: dict[str, Any],
+                 ) -> tuple[list[dict[str, Any]], list[str], list[float]]:
+    """(a record per case measured, failures, the other processes' CPU share per group)."""
+    from tqdm import tqdm
+
+    from . import bench_cases as bc
+    from . import bench_report as rep
+    from .bench_timing import others_cpu_seconds
+
     mode = "quick" if args.quick else "full"
     records: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -252,31 +284,23 @@ def run(args: argparse.Namespace) -> int:
         records += [rep.make_record(case, t, device=devices[case.backend.name], mode=mode,
                                     others_cpu=share) for case, t in measured]
     progress.close()
+    return records, failures, others
 
-    rep.add_ratios(records)
-    disturbed = rep.disturbances(records, cores=cores, load_before=load_before,
-                                 load_during=[r["load_average"] for r in records],
-                                 others=others, clock=args.clock)
-    advice = rep.disturbance_advice(args.clock, args.threads)
-    for r in records:
-        r["disturbed"] = disturbed
-    command = _command(args, names, dtypes, ops)
+
+def _report(args: argparse.Namespace, records: list[dict[str, Any]], devices: dict[str, str],
+            command: str, skipped: list[str], disturbed: list[str]) -> str:
+    """The Markdown report of the run (what bench.md holds); empty without records."""
+    from . import bench_report as rep
+
+    mode = "quick" if args.quick else "full"
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
     head = (f"# xmlp bench ({mode})\n\n{when}, {', '.join(sorted(set(devices.values())))}. "
             f"Command: `{command}`")
     if args.clock == "cpu":
         head += ("\n\nTimes are CPU seconds of the process (time.process_time) with every "
                  "library on one thread, not elapsed time.")
-    report = rep.markdown_report(records, head, skipped, disturbed, advice) if records else ""
-    print(report)  # what bench.md holds: the tables a reader (or the README) quotes
-    if args.out is not None and records:
-        _write(rep, args, records, devices, command, load_before, others, report, disturbed)
-    if disturbed:
-        print("xmlp bench: WARNING this run was disturbed by other load; its times and ratios "
-              f"are not the libraries' own ({'; '.join(disturbed)}). {advice}", file=sys.stderr)
-    for failure in failures:
-        print(f"xmlp bench: FAILED {failure}", file=sys.stderr)
-    return 1 if failures or not records else 0
+    advice = rep.disturbance_advice(args.clock, args.threads)
+    return rep.markdown_report(records, head, skipped, disturbed, advice) if records else ""
 
 
 _limits: list[Any] = []  # threadpoolctl's limiter, kept alive for the run

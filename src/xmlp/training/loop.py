@@ -92,51 +92,23 @@ def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, 
         batch_size: int | None = None, shuffle: bool = False, rng: Any = None,
         progress: bool | None = None, callback: Callable[[int, History], Any] | None = None,
         ) -> History:
-    """Train ``model`` on inputs ``x`` (N, ...) and targets ``y`` (N, ...) for ``epochs``
-    passes with plain SGD at learning rate ``lr``, or with ``optimizer``. Returns a
-    :class:`History` of each epoch's loss as Python floats.
+    """Train ``model`` for ``epochs`` passes over ``x`` (N, ...) and ``y`` (N, ...); returns a
+    :class:`History` of each epoch's loss (Python floats). Details: the module's docstring.
 
     Args:
-        model: an :class:`xmlp.Module` (MLP, Sequential, Linear or your own subclass).
-        x: inputs (N, ...), in the model's namespace (or Dask arrays, streamed chunk by
-            chunk into the model's namespace and device; ``batch_size`` is then required).
-        y: targets (N, ...), same namespace as ``x`` (class indices or probabilities for
-            :class:`xmlp.CrossEntropyLoss`).
-        epochs: number of passes over the data (a positive int).
-        lr: learning rate of plain SGD (``model.update_params(lr)``, a finite real >= 0).
-        loss: a loss with ``forward(y_pred, t)`` returning the *mean* over the batch and
-            ``backward()``; default :class:`xmlp.MSELoss`.
-        optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, used instead of plain
-            SGD (its own ``lr`` applies: give ``lr`` or ``optimizer``, not both).
-        validation_data: ``(x_val, y_val)`` evaluated after every epoch (without training on
-            it): ``history.val_loss`` (and ``history.val_accuracy`` for a classifier).
-        batch_size: samples per step; None is full batch (one step per epoch, as in the seed).
-            The last batch may be shorter.
-        shuffle: draw a new order of the samples each epoch from ``rng``: the same seed gives
-            the same history and weights.
-        rng: None, an int seed or a ``numpy.random.Generator``, for ``shuffle``.
-        progress: a tqdm bar per epoch on stderr; None shows it only when stderr is a terminal.
-        callback: called as ``callback(epoch, history)`` after each epoch (1-based; after its
-            validation, with the epoch's values in ``history``); a true return value stops
-            training there.
-
-    Raises TypeError / ValueError before the first step for arguments or data it refuses, and
-    FloatingPointError for a non-finite epoch, after restoring the last finite one. Details:
-    :mod:`xmlp.training.loop`.
+        model, x, y: a Module and its data (arrays of its namespace, or Dask arrays, streamed).
+        epochs, lr, optimizer: passes; plain SGD's learning rate, or an xmlp.optim optimizer.
+        loss: ``forward(y_pred, t)`` (a mean) and ``backward()``; default MSELoss.
+        validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+        batch_size, shuffle, rng: samples per step (None: full batch); a new order per epoch.
+        progress, callback: a tqdm bar; ``callback(epoch, history)``, a true return stops.
 
     Example:
         >>> import xmlp
         >>> from xmlp.data import generate_data
-        >>> x, y = generate_data()
-        >>> model = xmlp.MLP(1, 10, 1, rng=0)
-        >>> history = xmlp.fit(model, x, y, epochs=150, lr=0.1, progress=False)
-        >>> history[-1] < 0.15                     # the seed notebook's 150 epochs of SGD
+        >>> xmlp.fit(xmlp.MLP(1, 10, 1, rng=0), *generate_data(), epochs=150, lr=0.1,
+        ...          progress=False)[-1] < 0.15
         True
-        >>> opt = xmlp.optim.Adam(model, lr=0.01)
-        >>> history = xmlp.fit(model, x, y, epochs=5, optimizer=opt, batch_size=20,
-        ...                    shuffle=True, rng=0, validation_data=(x, y), progress=False)
-        >>> len(history), len(history.val_loss)
-        (5, 5)
     """
     plan = check_fit(model, x, y, epochs=epochs, lr=lr, loss=loss, optimizer=optimizer,
                      validation_data=validation_data, batch_size=batch_size, shuffle=shuffle,
