@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .commands import count_option
+from .options import count_option
 
 __all__ = ["add_arguments", "main", "run"]
 

@@ -11,24 +11,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["CommandError", "count_option", "main"]
+from .options import CommandError
 
-
-class CommandError(Exception):
-    """A problem the user can fix (missing package, bad device...): printed, exit status 2."""
-
-
-def count_option(text: str) -> int:
-    """The argparse type of a count option (``--epochs``, ``--rounds``...): a positive int
-    (:func:`xmlp.backend.positive_int`), refused as argparse refuses ("argument --epochs: must
-    be a positive int, got 0"; text that is no int: "invalid count_option value")."""
-    from ..backend import positive_int
-
-    value = int(text)
-    try:
-        return positive_int(value, "")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,12 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"xmlp {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    # ``python -m xmlp.cli`` runs this file as a second module, ``__main__``, whose
-    # CommandError is another class than the one the subcommands import from xmlp.cli: run
-    # xmlp.cli's own main, which catches theirs (``python -m xmlp`` does the same).
-    from xmlp.cli import main as _main
-
-    sys.exit(_main())

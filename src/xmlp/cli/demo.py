@@ -30,7 +30,7 @@ from ..nn.containers import MLP
 from ..nn.losses import CrossEntropyLoss
 from ..optim import Adam
 from ..training.loop import History, fit
-from .commands import CommandError, count_option
+from .options import CommandError, count_option
 
 __all__ = ["BACKENDS", "DEFAULT_SEED", "DIGITS_SPLIT_SEED", "TASK_DEFAULTS", "add_arguments",
            "check_output_file", "import_backend", "make_digits_figure", "make_figure", "run"]
