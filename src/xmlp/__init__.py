@@ -17,6 +17,7 @@ from .nn.losses import CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .training.batches import rechunk_for
 from .training.loop import History, fit
+from .training.step import TrainStep
 
 #: The version of this xmlp (PEP 440), as in its package metadata.
 __version__ = "0.2.0"
@@ -35,6 +36,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "TrainStep",
     "__version__",
     "accuracy",
     "fit",

@@ -71,6 +71,15 @@ class Container(Module):
         return x
 
     # -- the boundary ------------------------------------------------------------------------
+    def check(self, method: str, *args: Any) -> None:
+        """The checks of the layer that sees the caller's array: the first (the last for
+        backward); the parameters of every Linear as made."""
+        layers = self.children()
+        for layer in self.linears():
+            if not layer.params_ok():
+                layer.check_params(f"{type(self).__name__}.{method}")
+        (layers[-1] if method == "backward" else layers[0]).check(method, *args)
+
     def run_checked(self, method: str, math: Any, args: tuple[Any, ...]) -> Any:
         layers = self.children()
         if self.plain(method, layers):

@@ -2,5 +2,6 @@
 
 from .batches import rechunk_for
 from .loop import History, fit
+from .step import TrainStep
 
-__all__ = ["History", "fit", "rechunk_for"]
+__all__ = ["History", "TrainStep", "fit", "rechunk_for"]

@@ -49,10 +49,11 @@ from array_api_compat import is_dask_namespace
 from ..nn.module import Module
 from ..optim import Optimizer
 from .batches import batch_source
-from .checks import check_fit
+from .checks import Plan, check_fit
 from .epoch import PERSIST_STEPS, EpochSums
 from .progress import Progress
 from .restore import RestorePoint, Undo
+from .step import TrainStep
 from .validation import Validation
 
 __all__ = ["History", "fit"]
@@ -86,22 +87,28 @@ class History(list[float]):  # a list of floats, as fit always returned
         self.accuracy: list[float] = []
         self.val_accuracy: list[float] = []
 
+    def add(self, loss: float, accuracy: float | None = None) -> None:
+        """Record an epoch: its loss, and its accuracy for a classifier."""
+        self.append(loss)
+        if accuracy is not None:
+            self.accuracy.append(accuracy)
+
 
 def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, loss: Any = None,
         optimizer: Optimizer | None = None, validation_data: tuple[Any, Any] | None = None,
         batch_size: int | None = None, shuffle: bool = False, rng: Any = None,
         progress: bool | None = None, callback: Callable[[int, History], Any] | None = None,
-        ) -> History:
+        compile: Any = "auto") -> History:
     """Train ``model`` for ``epochs`` passes over ``x`` (N, ...) and ``y`` (N, ...); returns a
     :class:`History` of each epoch's loss (Python floats). Details: the module's docstring.
 
     Args:
         model, x, y: a Module and its data (arrays of its namespace, or Dask arrays, streamed).
         epochs, lr, optimizer: passes; plain SGD's learning rate, or an xmlp.optim optimizer.
-        loss: ``forward(y_pred, t)`` (a mean) and ``backward()``; default MSELoss.
-        validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+        loss, validation_data: default MSELoss; ``(x_val, y_val)``, evaluated every epoch.
         batch_size, shuffle, rng: samples per step (None: full batch); a new order per epoch.
-        progress, callback: a tqdm bar; ``callback(epoch, history)``, a true return stops.
+        progress, callback, compile: a tqdm bar; ``callback(epoch, history)`` (true: stop);
+            as :class:`TrainStep`'s ("auto": ``jax.jit`` on JAX, eager elsewhere).
 
     Example:
         >>> import xmlp
@@ -121,17 +128,16 @@ def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, 
     undo, epochs_run = Undo(model, point, plan.streamed), Progress(plan.epochs, progress, callback)
     history, lazy = History(), is_dask_namespace(source.xp)  # Dask: graphs grow with each step
     try:
+        step = _stepper(model, plan, lr, optimizer, compile)
         for epoch in epochs_run:
             sums = EpochSums(source.xp, plan.classifier)
             for i, (xb, yb, weight) in enumerate(source.epoch(), start=1):
-                sums.add(*_step(model, plan.loss, xb, yb, plan.update), weight, yb)
+                sums.add(*step(xb, yb), weight, yb)
                 undo.stepped()
                 if lazy and i % PERSIST_STEPS == 0 and i < len(source):
                     sums.persist(model, optimizer)
             value, finite, named = sums.end(model, optimizer, lazy)
-            history.append(value)
-            if plan.classifier:
-                history.accuracy.append(sums.accuracy(plan.n_labels))
+            history.add(value, sums.accuracy(plan.n_labels) if plan.classifier else None)
             if not finite:
                 undo.disarm()
                 raise point.restore(epoch, value, history)
@@ -147,6 +153,18 @@ def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, 
     finally:
         _close(source, validation, epochs_run)
     return history
+
+
+def _stepper(model: Module, plan: Plan, lr: Any, optimizer: Any,
+             compile: Any) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """fit's step: a compiled :class:`TrainStep` where ``compile`` asks for one (jax.jit on
+    JAX by default: one trace per batch shape, so a shorter last batch is one more), else the
+    eager step (a loss without check() of its own, say, stays eager)."""
+    if compile is not False and isinstance(plan.loss, Module):
+        train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile)
+        if train.compiled:
+            return train.run
+    return lambda xb, yb: _step(model, plan.loss, xb, yb, plan.update)
 
 
 def _step(model: Module, loss_fn: Any, xb: Any, yb: Any, update: Any) -> tuple[Any, Any]:
