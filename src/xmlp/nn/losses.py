@@ -135,6 +135,8 @@ class CrossEntropyLoss(Loss):
             check_target(logits, t, owner)
             if is_class_indices(t):
                 self._known = key
+        if is_class_indices(t):
+            index_dtype_of(ops_like(logits).xp, logits)  # known before any trace needs it
         if is_class_indices(t) and reads_are_free(t):
             n_classes = logits.shape[-1]
             if not ops_like(t).labels_in_range(_flat_labels(t), n_classes):

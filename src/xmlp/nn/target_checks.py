@@ -162,11 +162,12 @@ _INDEX_DTYPES: dict[tuple[int, str], Any] = {}
 
 def index_dtype_of(xp: Any, like: Any) -> Any:
     """The namespace's default indexing dtype on ``like``'s device (int64, or int32 on JAX
-    without x64)."""
-    device = array_api_compat.device(like)
-    key = (id(xp), str(device))
+    without x64). Known devices are looked up by the array's ``device`` attribute, which a
+    compiler tracing the step reads as a constant."""
+    key = (id(xp), str(getattr(like, "device", None)))
     found = _INDEX_DTYPES.get(key)
     if found is None:
+        device = array_api_compat.device(like)
         found = xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
         _INDEX_DTYPES[key] = found
     return found

@@ -9,8 +9,9 @@ from typing import Any
 
 from .numpy_fast import NumpyOps
 from .portable import PortableOps
+from .torch_ops import TorchOps
 
-__all__ = ["NumpyOps", "PortableOps", "ops_for", "ops_like", "set_fast_paths"]
+__all__ = ["NumpyOps", "PortableOps", "TorchOps", "ops_for", "ops_like", "set_fast_paths"]
 
 _cache: dict[int, PortableOps] = {}
 _by_type: dict[type, PortableOps] = {}
@@ -35,8 +36,12 @@ def ops_for(xp: Any) -> PortableOps:
     if ops is None:
         import array_api_compat
 
-        fast = _fast_paths and array_api_compat.is_numpy_namespace(xp)
-        ops = NumpyOps(xp) if fast else PortableOps(xp)
+        if _fast_paths and array_api_compat.is_numpy_namespace(xp):
+            ops = NumpyOps(xp)
+        elif array_api_compat.is_torch_namespace(xp):
+            ops = TorchOps(xp)
+        else:
+            ops = PortableOps(xp)
         _cache[id(xp)] = ops
     return ops
 

@@ -109,7 +109,7 @@ class TrainStep:
         key = (type(x), x.dtype, tuple(x.shape), str(array_api_compat.device(x)))
         placeholder = self._placeholders.get(key)
         if placeholder is None:
-            one = self.model.predict(x[:1] if x.ndim > 1 else x)
+            one = self.model.predict(x[:1, ...] if x.ndim > 1 else x)
             xp = array_api_compat.array_namespace(one)
             shape = (*x.shape[:-1], one.shape[-1])
             placeholder = xp.zeros(shape, dtype=one.dtype, device=array_api_compat.device(one))

@@ -1,0 +1,227 @@
+"""TrainStep: one call per training step, compiled on JAX (and PyTorch on request), the same
+numbers as the eager step, the model left as an eager step leaves it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xmlp
+from tests.conftest import tolerances
+from tests.helpers import layer_kwargs
+from xmlp.backend import to_host
+
+GEN = np.random.default_rng(7)
+X_REG, Y_REG = GEN.standard_normal((40, 4)), GEN.standard_normal((40, 2))
+X_CLS, Y_CLS = GEN.standard_normal((40, 4)), GEN.integers(0, 3, 40)
+
+
+def mlp(**kw):
+    return xmlp.MLP(4, 8, 2, rng=0, **kw)
+
+
+def deep(**kw):
+    return xmlp.Sequential(xmlp.Linear(4, 8, rng=1, init="xavier", **kw), xmlp.ReLU(),
+                           xmlp.Linear(8, 8, rng=2, init="xavier", **kw), xmlp.Tanh(),
+                           xmlp.Linear(8, 3, rng=3, init="xavier", **kw))
+
+
+CONFIGS = {
+    "mlp-mse-sgd": (mlp, xmlp.MSELoss, lambda m: {"lr": 0.1}, "reg"),
+    "deep-ce-adam": (deep, xmlp.CrossEntropyLoss,
+                     lambda m: {"optimizer": xmlp.optim.Adam(m, lr=0.01)}, "cls"),
+    "deep-ce-adamw": (deep, xmlp.CrossEntropyLoss,
+                      lambda m: {"optimizer": xmlp.optim.AdamW(m, lr=0.01, weight_decay=0.1)},
+                      "cls"),
+    "mlp-mse-nesterov": (mlp, xmlp.MSELoss,
+                         lambda m: {"optimizer": xmlp.optim.SGD(
+                             m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)}, "reg"),
+}
+
+
+def data_for(kind, xp, dtype="float64"):
+    if kind == "reg":
+        return xp.from_numpy(X_REG, dtype), xp.from_numpy(Y_REG, dtype)
+    return xp.from_numpy(X_CLS, dtype), xp.from_numpy(Y_CLS)
+
+
+def eager_reference(name, steps=20):
+    """The NumPy float64 parameters after ``steps`` eager steps through the public passes."""
+    build, loss_cls, opt_kw, kind = CONFIGS[name]
+    model, loss = build(), loss_cls()
+    kw = opt_kw(model)
+    opt = kw.get("optimizer") or xmlp.optim.SGD(model, lr=kw["lr"])
+    x, y = (X_REG, Y_REG) if kind == "reg" else (X_CLS, Y_CLS)
+    for _ in range(steps):
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward())
+        opt.step()
+    return [p.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_twenty_steps_equal_the_eager_numpy_reference(xp, name):
+    build, loss_cls, opt_kw, kind = CONFIGS[name]
+    model = build(**layer_kwargs(xp))
+    kw = opt_kw(model)
+    step = xmlp.TrainStep(model, loss_cls(), **kw)
+    assert step.compiled is (xp.name == "jax")
+    x, y = data_for(kind, xp)
+    for _ in range(20):
+        loss = step(x, y)
+    assert tuple(loss.shape) == ()
+    for got, want in zip(model.parameters(), eager_reference(name), strict=True):
+        assert type(got) is type(xp.ns.asarray(0.0, device=xp.device)) or xp.name == "dask"
+        np.testing.assert_allclose(to_host(got), want, rtol=0, atol=1e-12)
+    assert step.optimizer.step_count == 20
+
+
+@pytest.mark.xp_only("jax")
+@pytest.mark.parametrize("name", ["mlp-mse-sgd", "deep-ce-adam"])
+def test_float32_models_stay_float32(xp, name):
+    build, loss_cls, opt_kw, kind = CONFIGS[name]
+    model = build(**layer_kwargs(xp, "float32"))
+    step = xmlp.TrainStep(model, loss_cls(), **opt_kw(model))
+    x, y = data_for(kind, xp, "float32")
+    for _ in range(3):
+        loss = step(x, y)
+    assert loss.dtype == xp.ns.float32
+    assert all(p.dtype == xp.ns.float32 for p in model.parameters())
+    for got, want in zip(model.parameters(), eager_reference(name, 3), strict=True):
+        np.testing.assert_allclose(to_host(got), want, **tolerances("float32"))
+
+
+@pytest.mark.xp_only("jax")
+def test_one_trace_per_input_shape(xp):
+    model = mlp(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, lr=0.1)
+    x, y = data_for("reg", xp)
+    for _ in range(5):
+        step(x, y)
+    (traced,) = step._traced.values()
+    assert traced._cache_size() == 1
+    step(x[:30, ...], y[:30, ...])  # a shorter last batch: one more shape
+    step(x, y)
+    assert traced._cache_size() == 2
+
+
+@pytest.mark.xp_only("jax")
+def test_a_new_learning_rate_costs_no_new_trace(xp):
+    model = mlp(**layer_kwargs(xp))
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    step = xmlp.TrainStep(model, optimizer=opt)
+    x, y = data_for("reg", xp)
+    step(x, y)
+    opt.lr = 0.001
+    step(x, y)
+    (traced,) = step._traced.values()
+    assert traced._cache_size() == 1
+
+
+@pytest.mark.xp_only("jax")
+def test_the_model_stays_the_model_between_compiled_steps(xp, tmp_path):
+    """Parameters are real arrays after every call, activations cleared; save, load, to(),
+    predict and eager steps work between compiled ones, and the whole sequence equals the
+    same sequence of eager steps."""
+    model = mlp(**layer_kwargs(xp))
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    step = xmlp.TrainStep(model, optimizer=opt)
+    eager = xmlp.TrainStep(model, optimizer=opt, compile=False)
+    assert step.compiled and not eager.compiled
+    x, y = data_for("reg", xp)
+    step(x, y)
+    assert all(type(p).__name__ == "ArrayImpl" for p in model.parameters())
+    assert model.linear1.x is None and model.linear1.grad_weights is None
+    xmlp.save(model, tmp_path / "m.npz", optimizer=opt)
+    eager(x, y)
+    step(x, y)
+    xmlp.load(model, tmp_path / "m.npz", optimizer=opt)
+    model.predict(x)
+    step(x, y)
+    eager(x, y)
+    want = eager_reference_adam(3)
+    for got, w in zip(model.parameters(), want, strict=True):
+        np.testing.assert_allclose(to_host(got), w, rtol=0, atol=1e-12)
+    assert opt.step_count == 3
+
+
+def eager_reference_adam(steps):
+    model, loss = mlp(), xmlp.MSELoss()
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    for _ in range(steps):
+        loss.forward(model.forward(X_REG), Y_REG)
+        model.backward(loss.backward())
+        opt.step()
+    return model.parameters()
+
+
+def test_a_refused_call_changes_nothing(xp):
+    model = mlp(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, lr=0.1)
+    x, y = data_for("reg", xp)
+    before = [to_host(p) for p in model.parameters()]
+    with pytest.raises(TypeError):
+        step(xp.from_numpy(X_REG, "float32"), y)
+    with pytest.raises(ValueError):
+        step(x, y[:, :1])
+    with pytest.raises(ValueError):
+        step(x[:, :3], y)
+    for got, want in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(to_host(got), want)
+    assert step.optimizer.step_count == 0
+
+
+@pytest.mark.parametrize("compile", ["yes", 1, None])
+def test_compile_takes_auto_true_or_false(compile):
+    with pytest.raises(ValueError, match="compile must be 'auto', True or False"):
+        xmlp.TrainStep(mlp(), lr=0.1, compile=compile)
+
+
+def test_compile_true_without_a_compiler_is_refused():
+    with pytest.raises(ValueError, match="numpy has no compiler xmlp can use"):
+        xmlp.TrainStep(mlp(), lr=0.1, compile=True)
+    assert not xmlp.TrainStep(mlp(), lr=0.1).compiled
+
+
+def test_lr_or_optimizer_as_in_fit():
+    model = mlp()
+    with pytest.raises(TypeError, match="give lr"):
+        xmlp.TrainStep(model)
+    with pytest.raises(TypeError, match="not both"):
+        xmlp.TrainStep(model, lr=0.1, optimizer=xmlp.optim.SGD(model, lr=0.1))
+
+
+@pytest.mark.xp_only("jax")
+def test_fit_compiled_equals_fit_eager(xp):
+    """fit trains through the compiled step by default on JAX, the shorter last batch
+    included, with the same numbers as the eager fit."""
+    x, y = data_for("cls", xp)
+    histories, params = [], []
+    for compile in ("auto", False):
+        model = deep(**layer_kwargs(xp))
+        opt = xmlp.optim.Adam(model, lr=0.01)
+        histories.append(xmlp.fit(model, x, y, epochs=4, batch_size=16, optimizer=opt,
+                                  loss=xmlp.CrossEntropyLoss(), compile=compile,
+                                  progress=False))
+        params.append([to_host(p) for p in model.parameters()])
+    np.testing.assert_allclose(histories[0], histories[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(histories[0].accuracy, histories[1].accuracy)
+    for a, b in zip(*params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.xp_only("torch")
+# inductor itself calls torch.jit.script_method, which torch deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_torch_compile_of_the_step_equals_the_eager_reference(xp):
+    """torch.compile(fullgraph=True) of the same step: no graph break, the same numbers."""
+    model = deep(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, xmlp.CrossEntropyLoss(),
+                          optimizer=xmlp.optim.Adam(model, lr=0.01), compile=True)
+    assert step.compiled
+    x, y = data_for("cls", xp)
+    for _ in range(20):
+        step(x, y)
+    for got, want in zip(model.parameters(), eager_reference("deep-ce-adam"), strict=True):
+        np.testing.assert_allclose(to_host(got), want, rtol=0, atol=1e-12)
