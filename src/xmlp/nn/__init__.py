@@ -4,7 +4,7 @@ from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .containers import MLP, Container, Sequential
 from .linear import Linear
 from .losses import CrossEntropyLoss, MSELoss
-from .module import Module
+from .module import Module, math_of
 
 __all__ = ["MLP", "Container", "CrossEntropyLoss", "Linear", "MSELoss", "Module", "ReLU",
-           "Sequential", "Sigmoid", "Softmax", "Tanh"]
+           "Sequential", "Sigmoid", "Softmax", "Tanh", "math_of"]

@@ -461,7 +461,21 @@ def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callab
 
 
 def math_of(module: Module, method: str) -> Callable[..., Any]:
-    """``module``'s ``method`` without the boundary checks (the caller has made them), as a
-    function of (module, *args)."""
+    """``module``'s ``method`` without the checks xmlp runs on what it is handed: the math
+    alone, as a function of (module, *args), for code that checked its inputs once already
+    (containers, compiled steps, a ``jax.jit`` loop of your own).
+
+    Args:
+        module: a layer, model or loss.
+        method: "forward", "backward" or "predict".
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> from xmlp.nn import math_of
+        >>> layer = xmlp.Linear(2, 3, rng=0)
+        >>> math_of(layer, "predict")(layer, np.ones((4, 2))).shape
+        (4, 3)
+    """
     public = getattr(type(module), method)
     return getattr(public, "math", public)

@@ -13,7 +13,18 @@ __all__ = ["TorchOps"]
 
 class TorchOps(PortableOps):
     """The portable ops, with ``torch.relu`` for max(x, 0) (NaN stays NaN, as there) and the
-    labels' own ``device`` attribute where the portable op asks array-api-compat for it."""
+    labels' own ``device`` attribute where the portable op asks array-api-compat for it.
+
+    Args:
+        xp: array-api-compat's torch namespace.
+
+    Example:
+        >>> import array_api_compat.torch as xp
+        >>> import torch
+        >>> from xmlp.ops import TorchOps
+        >>> TorchOps(xp).relu(torch.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+    """
 
     def __init__(self, xp: Any) -> None:
         import torch
