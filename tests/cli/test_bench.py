@@ -435,6 +435,83 @@ def test_backend_names_expand():
                                              "dask"]
 
 
+# -- compiled steps --------------------------------------------------------------------------
+def test_compiled_ops_are_asked_for_and_run_on_torch_and_jax_only():
+    assert not set(bc.COMPILED_OPS) & set(bc.OPS)  # the default run compiles nothing
+    numpy_backend = bc.load_backend("numpy")
+    torch_peer, jax_peer = bc.Backend("torch:cpu", None), bc.Backend("jax", None)
+    ops = ["mlp_step", *bc.COMPILED_OPS]
+    groups = bc.plan([numpy_backend], ["float32"], ops, full=False, shapes=[(4, 3, 2, 1)],
+                     peers={"cpu": torch_peer, "jax": jax_peer})
+    assert groups[0].items == (("numpy", "mlp_step"), ("torch:cpu", "torch_compile"),
+                               ("jax", "jax_jit"))
+    groups = bc.plan([jax_peer, numpy_backend], ["float32"], ops, full=False,
+                     shapes=[(4, 3, 2, 1)], peers={"jax": jax_peer})
+    assert groups[0].items == (("jax", "mlp_step"), ("jax", "compiled_step"), ("jax", "jax_jit"),
+                               ("numpy", "mlp_step"))
+    for op in bc.COMPILED_OPS:
+        with pytest.raises(ValueError, match=f"{op} runs on"):
+            bc.Workload(numpy_backend, "float64", (4, 3, 2, 1)).case(op)
+    assert bc.gemms("compiled_step", (4, 3, 2, 1)) == bc.gemms("mlp_step", (4, 3, 2, 1))[:5]
+
+
+def test_report_shows_compile_times_and_ratios_to_the_jax_jit_step():
+    records = [_rec("jax", "mlp_step", 8.0), _rec("jax", "compiled_step", 3.0),
+               _rec("jax", "jax_jit", 2.0), _rec("torch:cpu", "torch_compile", 4.0),
+               _rec("numpy", "step_gemms", 1.0)]
+    for r, compile_s in zip(records, (None, 1.5, 0.5, 30.0, None), strict=True):
+        r["compile_s"] = compile_s
+    rep.add_ratios(records)
+    assert [r["ratio_jit"] for r in records] == [4.0, 1.5, 1.0, 2.0, None]
+    md = rep.markdown_report(records, "# head")
+    assert "### Compiled steps: compile time (first call) and step time" in md
+    assert "| compiled_step | jax | float64 | (4, 3, 2, 1) | 1.500 s | 3.000 s | 1.50x |" in md
+    assert ("| torch_compile | torch:cpu | float64 | (4, 3, 2, 1) | 30.000 s | 4.000 s | 2.00x |"
+            in md)
+    assert "| mlp_step | jax | CPU | float64 | (4, 3, 2, 1) | 8.000 s |" in md
+    assert md.count("| jax_jit |") == 2  # in the compile table and among every case
+    assert "### Compiled steps" not in rep.markdown_report(records[-1:], "# head")
+
+
+def _compiled_run(tmp_path, capsys, backend, ops):
+    args = _args("--backend", backend, "--dtype", "float32", "--op", *ops, "--shape", "4,3,2,1",
+                 "--rounds", "1", "--min-time", "0", "--no-progress", "--out", str(tmp_path))
+    assert bench.run(args) == 0
+    records = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["op"] for r in records} == set(ops)
+    for r in records:
+        assert r["seconds"] > 0 and r["finite"] is True
+        if r["op"] in bc.COMPILED_OPS:  # the first call, timed apart from the step
+            assert r["compile_s"] > 0 and r["compile_s"] != r["seconds"]
+        else:
+            assert r["compile_s"] is None
+    return records, capsys.readouterr().out
+
+
+@pytest.mark.requires_backends("jax")
+def test_compiled_jax_steps_run_and_report_their_compile_time(tmp_path, capsys):
+    records, out = _compiled_run(tmp_path, capsys, "jax", ["mlp_step", "compiled_step",
+                                                           "jax_jit"])
+    jit = next(r for r in records if r["op"] == "jax_jit")
+    step = next(r for r in records if r["op"] == "compiled_step")
+    assert step["ratio_jit"] == pytest.approx(step["seconds"] / jit["seconds"])
+    assert "### Compiled steps" in out and "| compiled_step | jax | float32 | (4, 3, 2, 1) |" in out
+    assert "| jax_jit | jax | CPU" not in out  # the device is the CPU's model name
+    assert "| jax_jit | jax |" in out and "vs jax jit" in out
+
+
+@pytest.mark.slow
+@pytest.mark.requires_backends("torch")
+# inductor itself calls torch.jit.script_method, which torch deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_torch_steps_run_and_report_their_compile_time(tmp_path, capsys):
+    records, out = _compiled_run(tmp_path, capsys, "torch:cpu", ["compiled_step",
+                                                                 "torch_compile"])
+    assert all(r["backend"] == "torch:cpu" for r in records)
+    assert "| compiled_step | torch:cpu | float32 | (4, 3, 2, 1) |" in out
+    assert "| torch_compile | torch:cpu | float32 | (4, 3, 2, 1) |" in out
+
+
 # -- `nox -s bench-cupy` where CuPy cannot run ------------------------------------------------
 @functools.cache
 def _load_noxfile():

@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         >>> args.backend, args.shape, args.clock
         (['numpy'], [(64, 8, 16, 4)], 'wall')
     """
-    from .bench_cases import DTYPES, OPS
+    from .bench_cases import COMPILED_OPS, DTYPES, OPS
 
     parser.add_argument(
         "--backend", action="extend", nargs="+", metavar="B",
@@ -81,8 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{' or '.join(DTYPES)} (default: both)")
     parser.add_argument(
         "--op", action="extend", nargs="+", metavar="OP",
-        help=f"ops to measure (default: all): {', '.join(OPS)}. torch_step runs on torch "
-             "(CPU, and CUDA when a GPU backend is measured) as the peer of mlp_step.")
+        help=f"ops to measure (default: {', '.join(OPS)}; on request: "
+             f"{', '.join(COMPILED_OPS)}). torch_step runs on torch (CPU, and CUDA when a GPU "
+             "backend is measured) as the peer of mlp_step. compiled_step is xmlp's step "
+             "through xmlp.TrainStep(compile=True) on jax and torch; jax_jit (the step written "
+             "in JAX under jax.jit) and torch_compile (PyTorch's nn.Sequential step, "
+             "torch.compile'd) are its peers; their first call, the compile, is timed apart.")
     parser.add_argument(
         "--shape", action="extend", nargs="+", type=_shape, metavar="B,I,H,O",
         help="measure only these (batch, in, hidden, out) shapes instead of the size grid")
@@ -137,8 +141,9 @@ def _backend_names(requested: list[str] | None) -> list[str]:
     return out
 
 
-def _choose(requested: list[str] | None, allowed: tuple[str, ...], what: str) -> list[str]:
-    names = _split(requested) or list(allowed)
+def _choose(requested: list[str] | None, allowed: tuple[str, ...], what: str,
+            default: tuple[str, ...] | None = None) -> list[str]:
+    names = _split(requested) or list(allowed if default is None else default)
     bad = [n for n in names if n not in allowed]
     if bad:
         raise ValueError(f"unknown {what} {bad}; choose from {allowed}")
@@ -196,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads == 1:  # read when JAX starts: before the backends are loaded
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
                                    "thread_eigen=false intra_op_parallelism_threads=1")
-    loaded, peers, skipped = bc.load_backends(names, with_peers="torch_step" in ops)
+    loaded, peers, skipped = bc.load_backends(
+        names, with_peers=any(bc.PEER_OPS.get(op) == "torch" for op in ops),
+        jax_peer="jax_jit" in ops)
     if args.threads:
         _limit_threads(args.threads)
     if not loaded:
@@ -241,7 +248,7 @@ def _options(args: argparse.Namespace, bc: Any) -> tuple[list[str], list[str], l
     one (before anything is measured). ``--clock cpu`` implies ``--threads 1``."""
     names = _backend_names(args.backend)
     dtypes = _choose(args.dtype, bc.DTYPES, "dtype")
-    ops = _choose(args.op, bc.OPS, "op")
+    ops = _choose(args.op, bc.ALL_OPS, "op", default=bc.OPS)
     if args.out is not None:  # before measuring, not after
         _check_out(args.out)
     if args.clock == "cpu":

@@ -25,6 +25,8 @@ from ..backend import ArraySpec, dtype_name
 __all__ = [
     "BACKENDS",
     "DTYPES",
+    "ALL_OPS",
+    "COMPILED_OPS",
     "OPS",
     "Backend",
     "BackendUnavailable",
@@ -45,6 +47,14 @@ __all__ = [
 # batched_matmul: the headline GEMM rate; step_gemms: the six GEMMs of a step, its floor;
 # mlp_step: xmlp's whole training step; torch_step: the same step in plain PyTorch, the peer.
 OPS = ("batched_matmul", "step_gemms", "mlp_step", "torch_step")
+# Compiled steps, measured only on request (--op): compiled_step: xmlp's step through
+# xmlp.TrainStep(compile=True) (jax.jit or torch.compile); jax_jit: the same step written in JAX
+# under jax.jit; torch_compile: PyTorch's nn.Sequential step with torch.optim.SGD, compiled.
+# Their first call (the compile) is timed apart, as the case's compile_s.
+COMPILED_OPS = ("compiled_step", "jax_jit", "torch_compile")
+ALL_OPS = OPS + COMPILED_OPS
+# the ops that run on a library's own backend or its peer, whatever backends are measured
+PEER_OPS = {"torch_step": "torch", "torch_compile": "torch", "jax_jit": "jax"}
 BACKENDS = ("numpy", "array_api_strict", "torch:cpu", "torch:cuda", "jax", "dask", "cupy")
 GPU_BACKENDS = ("torch:cuda", "cupy")
 DTYPES = ("float32", "float64")
@@ -109,7 +119,9 @@ def gemms(op: str, shape: Shape) -> list[Gemm]:
     if op in ("step_gemms", "mlp_step", "torch_step"):
         # h = x @ W1.T, y = a @ W2.T, gW2 = gy.T @ a, ga = gy @ W2, gW1 = gh.T @ x, gx = gh @ W1
         return [(b, i, h), (b, h, o), (o, b, h), (b, o, h), (h, b, i), (b, h, i)]
-    raise ValueError(f"unknown op {op!r}; choose from {OPS}")
+    if op in COMPILED_OPS:  # nothing asks for grad x: the compiler drops the sixth GEMM
+        return [(b, i, h), (b, h, o), (o, b, h), (b, o, h), (h, b, i)]
+    raise ValueError(f"unknown op {op!r}; choose from {ALL_OPS}")
 
 
 def op_flops(op: str, shape: Shape) -> int:
@@ -158,6 +170,16 @@ def torch_step(params: Sequence[Any], x: Any, t: Any, lr: float) -> tuple[Any, A
     for p, g in zip(params, (gw1, gb1, gw2, gb2), strict=True):
         p.sub_(g, alpha=lr)
     return loss, gx
+
+
+def runs_on(op: str, backend: str) -> bool:
+    """Whether ``op`` is measured on the backend called ``backend`` (torch_step and
+    torch_compile on torch, jax_jit on jax, compiled_step on both; the rest everywhere)."""
+    if op in PEER_OPS:
+        return backend.split(":")[0] == PEER_OPS[op]
+    if op == "compiled_step":
+        return backend.split(":")[0] in ("torch", "jax")
+    return True
 
 
 # -- backends ---------------------------------------------------------------------------------
@@ -275,10 +297,11 @@ def load_backend(name: str) -> Backend:
 
 
 def load_backends(
-    names: Iterable[str], with_peers: bool
+    names: Iterable[str], with_peers: bool, *, jax_peer: bool = False
 ) -> tuple[list[Backend], dict[str, Backend], list[str]]:
     """(the backends that can run here, the torch_step peer for each device kind when
-    ``with_peers``, the reasons the others were skipped)."""
+    ``with_peers`` (and under "jax" the jax backend when ``jax_peer``: jax_jit's), the reasons
+    the others were skipped)."""
     loaded, skipped = [], []
     for name in names:
         try:
@@ -294,6 +317,12 @@ def load_backends(
                 peers[kind] = mine[0] if mine else load_backend(peer_name)
             except BackendUnavailable as exc:
                 skipped.append(f"torch_step peer for {kind}: {exc}")
+    if jax_peer:
+        mine = [b for b in loaded if b.name == "jax"]
+        try:
+            peers["jax"] = mine[0] if mine else load_backend("jax")
+        except BackendUnavailable as exc:
+            skipped.append(f"jax_jit peer: {exc}")
     return loaded, peers, skipped
 
 
@@ -334,6 +363,7 @@ class Case:
     fn: Callable[[], None]
     check: Callable[[], bool] | None = None  # after timing: are the results finite?
     subject: Any = None  # the xmlp model of mlp_step, to inspect
+    compile_s: float | None = None  # compiled ops: seconds of the first call (the compile)
 
     @property
     def flops(self) -> int:
@@ -375,9 +405,13 @@ class Workload:
         return self._arrays[name]
 
     def case(self, op: str) -> Case:
-        """The callable for ``op`` (one of OPS) on this workload."""
-        if op not in OPS:
-            raise ValueError(f"unknown op {op!r}; choose from {OPS}")
+        """The callable for ``op`` (one of ALL_OPS) on this workload. A compiled op is
+        compiled here, by its first call, never inside a timed one."""
+        if op not in ALL_OPS:
+            raise ValueError(f"unknown op {op!r}; choose from {ALL_OPS}")
+        if not runs_on(op, self.backend.name):
+            where = PEER_OPS.get(op, "torch or jax")
+            raise ValueError(f"{op} runs on {where}, not {self.backend.name}")
         fn, check, *subject = getattr(self, "_" + op)()
         return Case(self.backend, self.dtype, self.shape, op, fn, check, *subject)
 
@@ -427,16 +461,17 @@ class Workload:
 
         return fn, lambda: bool(math.isfinite(float(last[0]))), model
 
-    def _torch_step(self) -> tuple[Callable[[], None], Callable[[], bool]]:
-        if not self.backend.name.startswith("torch"):
-            raise ValueError(f"torch_step runs on torch:cpu or torch:cuda, not {self.backend.name}")
+    def _params(self) -> list[Any]:
+        """Fresh [w1, b1, w2, b2] of the peers, Xavier-scaled like the xmlp model's."""
         _, i, h, o = self.shape
         be, spec = self.backend, self.spec
-        # its own parameters (they are updated in place), Xavier-scaled like the xmlp model's
-        params = [be.asarray(spec, self._host((h, i)) * math.sqrt(2.0 / (i + h)), split=False),
-                  be.asarray(spec, np.zeros(h), split=False),
-                  be.asarray(spec, self._host((o, h)) * math.sqrt(2.0 / (h + o)), split=False),
-                  be.asarray(spec, np.zeros(o), split=False)]
+        return [be.asarray(spec, self._host((h, i)) * math.sqrt(2.0 / (i + h)), split=False),
+                be.asarray(spec, np.zeros(h), split=False),
+                be.asarray(spec, self._host((o, h)) * math.sqrt(2.0 / (h + o)), split=False),
+                be.asarray(spec, np.zeros(o), split=False)]
+
+    def _torch_step(self) -> tuple[Callable[[], None], Callable[[], bool]]:
+        params = self._params()  # its own: they are updated in place
         x, t = self.array("x"), self.array("t")
         last: list[Any] = [None]
 
@@ -446,6 +481,100 @@ class Workload:
             return (loss, gx)
 
         return self._timed(run), lambda: bool(math.isfinite(float(last[0])))
+
+    def _compiled(self, step: Callable[[], Any], subject: Any = None
+                  ) -> tuple[Callable[[], None], Callable[[], bool], Any, float]:
+        """(fn, check, subject, compile_s) of a compiled step: its first call, which compiles,
+        is made and timed here, apart from the timed calls."""
+        import time
+
+        last: list[Any] = [None]
+
+        def run() -> tuple[Any, ...]:
+            last[0] = step()
+            return (last[0],)
+
+        fn = self._timed(run)
+        start = time.perf_counter()
+        fn()
+        compile_s = time.perf_counter() - start
+        return fn, lambda: bool(math.isfinite(float(last[0]))), subject, compile_s
+
+    def _compiled_step(self) -> tuple[Callable[[], None], Callable[[], bool], Any, float]:
+        from ..nn.containers import MLP
+        from ..training.step import TrainStep
+
+        _, i, h, o = self.shape
+        be = self.backend
+        model = MLP(i, h, o, xp=be.module, device=be.device, dtype=self.dtype, rng=0,
+                    init="xavier")
+        step = TrainStep(model, lr=LEARNING_RATE, compile=True)
+        x, t = self.array("x"), self.array("t")
+        return self._compiled(lambda: step(x, t), model)
+
+    def _jax_jit(self) -> tuple[Callable[[], None], Callable[[], bool], Any, float]:
+        step = jax_jit_step(LEARNING_RATE)
+        params = [tuple(self._params())]
+        x, t = self.array("x"), self.array("t")
+
+        def run() -> Any:
+            params[0], loss = step(params[0], x, t)
+            return loss
+
+        return self._compiled(run)
+
+    def _torch_compile(self) -> tuple[Callable[[], None], Callable[[], bool], Any, float]:
+        step = torch_compile_step(self._params(), LEARNING_RATE)
+        x, t = self.array("x"), self.array("t")
+        return self._compiled(lambda: step(x, t))
+
+
+def jax_jit_step(lr: float) -> Callable[[Any, Any, Any], tuple[Any, Any]]:
+    """The MLP step written directly in JAX, under ``jax.jit``: ``step(params, x, t)`` ->
+    (new params, loss), params = (w1, b1, w2, b2) as torch_step's (donated), the MSE of a tanh
+    MLP, its gradient by ``jax.value_and_grad``, plain SGD."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss_of(params: tuple[Any, ...], x: Any, t: Any) -> Any:
+        w1, b1, w2, b2 = params
+        y = jnp.tanh(x @ w1.T + b1) @ w2.T + b2
+        return jnp.mean((y - t) ** 2)
+
+    def step(params: tuple[Any, ...], x: Any, t: Any) -> tuple[Any, Any]:
+        loss, grads = jax.value_and_grad(loss_of)(params, x, t)
+        return tuple(p - lr * g for p, g in zip(params, grads, strict=True)), loss
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def torch_compile_step(params: Sequence[Any], lr: float) -> Callable[[Any, Any], Any]:
+    """PyTorch's own MLP step, compiled: ``nn.Sequential(Linear, Tanh, Linear)`` holding
+    ``params`` (torch_step's [w1, b1, w2, b2]), MSE loss, ``torch.optim.SGD``;
+    ``step(x, t)`` -> loss. The model's forward and backward run under ``torch.compile``
+    (AOTAutograd compiles the backward), the optimizer's step under a ``torch.compile`` of its
+    own, as PyTorch's tutorials compile a training step."""
+    import torch
+
+    w1, w2 = params[0], params[2]
+    model = torch.nn.Sequential(torch.nn.Linear(w1.shape[1], w1.shape[0]), torch.nn.Tanh(),
+                                torch.nn.Linear(w2.shape[1], w2.shape[0]))
+    model.to(device=w1.device, dtype=w1.dtype)
+    with torch.no_grad():
+        for p, value in zip(model.parameters(), params, strict=True):
+            p.copy_(value)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    forward = torch.compile(model, fullgraph=True)
+    update = torch.compile(opt.step, fullgraph=False)
+
+    def step(x: Any, t: Any) -> Any:
+        loss = torch.nn.functional.mse_loss(forward(x), t)
+        loss.backward()
+        update()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -470,23 +599,27 @@ def plan(
 ) -> list[Group]:
     """The groups to measure, one per (dtype, shape), shapes in grid order.
 
-    Each backend runs on its kind's grid (or ``shapes``). ``torch_step`` runs on the torch
-    backends among ``backends`` and, for every kind of device there, on its peer from
-    ``peers`` ("cpu": torch:cpu, "gpu": torch:cuda), which then runs nothing else.
+    Each backend runs on its kind's grid (or ``shapes``). ``torch_step`` and
+    ``torch_compile`` run on the torch backends among ``backends`` and, for every kind of
+    device there, on its peer from ``peers`` ("cpu": torch:cpu, "gpu": torch:cuda); ``jax_jit``
+    on jax and on ``peers["jax"]``; a peer runs nothing else. ``compiled_step`` runs on the
+    torch and jax backends only.
     """
     chosen = list(backends)
     runners = list(chosen)
-    for kind in dict.fromkeys(b.kind for b in chosen):
-        peer = (peers or {}).get(kind)
-        if "torch_step" in ops and peer is not None and peer.name not in {b.name for b in runners}:
+    torch_ops = any(PEER_OPS.get(op) == "torch" for op in ops)
+    candidates = [(peers or {}).get(kind) if torch_ops else None
+                  for kind in dict.fromkeys(b.kind for b in chosen)]
+    candidates.append((peers or {}).get("jax") if "jax_jit" in ops else None)
+    for peer in candidates:
+        if peer is not None and peer.name not in {b.name for b in runners}:
             runners.append(peer)
     by_shape: dict[Shape, list[tuple[str, str]]] = {}
     for be in runners:
         peer_only = be not in chosen
         for shape in shapes or grid(be.kind, full):
             for op in ops:
-                if (op == "torch_step" and not be.name.startswith("torch")) or (
-                        peer_only and op != "torch_step"):
+                if not runs_on(op, be.name) or (peer_only and op not in PEER_OPS):
                     continue
                 by_shape.setdefault(tuple(shape), []).append((be.name, op))  # type: ignore[arg-type]
     order = sorted(by_shape, key=lambda s: (*s[1:], s[0]))  # family by family, small to large

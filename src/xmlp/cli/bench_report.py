@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bench_cases import OPS, Case, cpu_model, gemms, gflops, op_flops
+from .bench_cases import ALL_OPS, Case, cpu_model, gemms, gflops, op_flops
 from .bench_timing import Timing
 
 __all__ = [
@@ -53,13 +53,16 @@ TARGETS: list[tuple[str, tuple[int, ...] | None, str | None, str, float]] = [
 _VERSIONED = ("xmlp", "numpy", "array-api-compat", "array-api-strict", "torch", "jax", "jaxlib",
               "dask", "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl", "pytest-benchmark")
 COLUMNS = ("op", "backend", "device", "dtype", "shape", "median", "GFLOP/s", "vs floor",
-           "vs torch")
+           "vs torch", "vs jax jit")
+STEPS = ("mlp_step", "torch_step", "compiled_step", "jax_jit", "torch_compile")
 LEGEND = (
     "shape = (batch, in, hidden, out). Medians over interleaved rounds of one run. GFLOP/s = "
     "2·m·k·n summed over the op's GEMMs / median time. vs floor = the step's time / the time "
     "of its six GEMMs alone (step_gemms) on the same backend. vs torch = the xmlp step's time "
     "/ the plain PyTorch step's (torch_step) on the same kind of device; below 1, xmlp is "
-    "faster."
+    "faster. vs jax jit = a step's time / the hand-written JAX step's under jax.jit (jax_jit) "
+    "at the same shape and dtype. Compiled steps (compiled_step, jax_jit, torch_compile) run "
+    "five GEMMs: nothing asks for grad x."
 )
 
 
@@ -78,6 +81,8 @@ def make_record(case: Case, timing: Timing, *, device: str, mode: str,
         "times": timing.times, "number": timing.number, "rounds": len(timing.times),
         "warmup_calls": timing.warmup_calls, "threads": be.threads(),
         "finite": case.check() if case.check is not None else None,
+        # compiled ops: seconds of the first call (the compile and one step), never timed above
+        "compile_s": case.compile_s,
         # CPUs other processes used while this case's group was timed, and the load after it
         "others_cpu": others_cpu, "load_average": _load1(), "mode": mode,
     }
@@ -89,8 +94,9 @@ def _load1() -> float | None:
 
 
 def add_ratios(records: Sequence[dict[str, Any]]) -> None:
-    """Set ``ratio_floor`` (mlp_step and torch_step / step_gemms of the same backend) and
-    ``ratio_torch`` (mlp_step / its kind's torch_step); None where not measured."""
+    """Set ``ratio_floor`` (mlp_step and torch_step / step_gemms of the same backend),
+    ``ratio_torch`` (mlp_step / its kind's torch_step) and ``ratio_jit`` (every step /
+    the jax_jit step at the same shape and dtype); None where not measured."""
     index = {(r["backend"], r["dtype"], tuple(r["shape"]), r["op"]): r for r in records}
     for r in records:
         key = (r["dtype"], tuple(r["shape"]))
@@ -100,6 +106,8 @@ def add_ratios(records: Sequence[dict[str, Any]]) -> None:
         r["ratio_floor"] = r["seconds"] / floor["seconds"] if floor and r["op"] in steps else None
         r["ratio_torch"] = (r["seconds"] / peer["seconds"]
                             if peer and r["op"] == "mlp_step" else None)
+        jit = index.get(("jax", *key, "jax_jit"))
+        r["ratio_jit"] = r["seconds"] / jit["seconds"] if jit and r["op"] in STEPS else None
 
 
 def _rank(backend: str) -> int:
@@ -108,7 +116,7 @@ def _rank(backend: str) -> int:
 
 def _sort_key(r: dict[str, Any]) -> tuple[Any, ...]:
     b, i, h, o = r["shape"]
-    return (i, h, o, b, r["dtype"], OPS.index(r["op"]), _rank(r["backend"]))
+    return (i, h, o, b, r["dtype"], ALL_OPS.index(r["op"]), _rank(r["backend"]))
 
 
 def write_json(records: Sequence[dict[str, Any]], path: Path) -> None:
@@ -137,7 +145,8 @@ def _shape(shape: Iterable[int]) -> str:
 def _rows(records: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
     return [(r["op"], r["backend"], r["device"], r["dtype"], _shape(r["shape"]),
              fmt_seconds(r["seconds"]), fmt_rate(r["gflops"]), _ratio(r.get("ratio_floor")),
-             _ratio(r.get("ratio_torch"))) for r in sorted(records, key=_sort_key)]
+             _ratio(r.get("ratio_torch")), _ratio(r.get("ratio_jit")))
+            for r in sorted(records, key=_sort_key)]
 
 
 def _md(header: Sequence[str], rows: Iterable[Sequence[str]], right_from: int) -> list[str]:
@@ -184,6 +193,19 @@ def step_tables(records: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def compile_table(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The compiled steps' first call (the compile, timed apart from the step) beside their
+    step time and the step / the hand-written JAX jit step's."""
+    mine = sorted((r for r in records if r.get("compile_s") is not None), key=_sort_key)
+    if not mine:
+        return []
+    rows = [(r["op"], r["backend"], r["dtype"], _shape(r["shape"]), fmt_seconds(r["compile_s"]),
+             fmt_seconds(r["seconds"]), _ratio(r.get("ratio_jit"))) for r in mine]
+    return ["### Compiled steps: compile time (first call) and step time", "",
+            *_md(["op", "backend", "dtype", "shape", "compile", "step (median)", "vs jax jit"],
+                 rows, 4), ""]
+
+
 def target_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, float, float,
                                                                    bool]]:
     """(shape, dtype, compared with, measured ratio, limit, met) for every target measured."""
@@ -203,7 +225,8 @@ def target_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, 
 def notes(records: Sequence[dict[str, Any]], skipped: Sequence[str] = ()) -> list[str]:
     """One line per backend measured (what it is, why it is slow where it is) and one per
     backend or peer that could not run."""
-    names = sorted({r["backend"] for r in records if r["op"] != "torch_step"}, key=_rank)
+    eager = ("batched_matmul", "step_gemms", "mlp_step")  # what the notes describe
+    names = sorted({r["backend"] for r in records if r["op"] in eager}, key=_rank)
     lines = [f"- {n}: {NOTES[n]}" for n in names if n in NOTES]
     lines += [f"- not measured: {reason}" for reason in skipped]
     return lines
@@ -215,7 +238,8 @@ def markdown_report(records: Sequence[dict[str, Any]], head: str,
     """bench.md: a warning if the run was ``disturbed`` (the reasons, then ``advice``), the
     step tables, the targets (or, in a disturbed run, that they could not be judged), the
     notes, then every case."""
-    out = [head, "", *disturbance_lines(disturbed, advice), *step_tables(records)]
+    out = [head, "", *disturbance_lines(disturbed, advice), *step_tables(records),
+           *compile_table(records)]
     targets = target_rows(records)
     if targets and disturbed:
         out += ["### Targets (NumPy backend)", "",
