@@ -58,8 +58,8 @@ class Container(Module):
         layers = self.children()
         for layer in layers:  # the previous step's gradients go before new ones are made
             layer.grad_input = None
-            for name in layer.param_names:
-                setattr(layer, "grad_" + name, None)
+            for grad_name in layer.grad_names:
+                setattr(layer, grad_name, None)
         for layer in reversed(layers):
             grad_output = type(layer).backward.math(layer, grad_output)  # type: ignore[attr-defined]
         return grad_output

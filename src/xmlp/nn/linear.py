@@ -182,6 +182,12 @@ class Linear(Module):
         self.grad_input = grad_input if x.ndim == 2 else xp.reshape(grad_input, x.shape)
         return self.grad_input
 
+    def sgd_step(self, learning_rate: float) -> None:
+        """weights -= learning_rate * grad_weights; biases -= learning_rate * grad_biases."""
+        sgd = self.spec.ops.sgd
+        self.weights = sgd(self.weights, self.grad_weights, learning_rate)
+        self.biases = sgd(self.biases, self.grad_biases, learning_rate)
+
     def _affine(self, x: Any) -> Any:
         xp, ops = self.spec.xp, self.spec.ops
         if x.ndim == 2:

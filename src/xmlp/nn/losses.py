@@ -66,11 +66,10 @@ class MSELoss(Loss):
         self.t: Any = None
         self.loss: Any = None
         self.diff: Any = None
-        self._known: Any = None  # the spec of the last accepted y: the usual call repeats it
 
     def check_pair(self, y: Any, t: Any, owner: str) -> None:
         """y: a real floating array; t: one of y's namespace, device, dtype and shape."""
-        self._known = check_prediction_and_target(y, t, owner, self._known)
+        check_prediction_and_target(y, t, owner)
 
     def forward(self, y: Any, t: Any) -> Any:  # type: ignore[override]
         """Mean of (y - t)**2 as the namespace's ``mean`` returns it (a 0-d array, or a NumPy
@@ -86,6 +85,11 @@ class MSELoss(Loss):
     def backward(self) -> Any:  # type: ignore[override]
         """dL/dy = 2 (y - t) / y.size, same shape as y."""
         return ops_like(self.diff).mse_grad(self.diff, math.prod(self.y.shape))
+
+
+# (logits' type, dtype, t's type, dtype) of NumPy class indices already accepted: the usual call
+# repeats one (kept here: a loss's attributes are what a refused call leaves as they were)
+_INDEX_TARGETS: set[tuple[Any, ...]] = set()
 
 
 class CrossEntropyLoss(Loss):
@@ -119,22 +123,19 @@ class CrossEntropyLoss(Loss):
         self.probs: Any = None  # softmax(logits) as (N, C)
         self.target: Any = None  # (N,) indices or (N, C) probabilities
         self.valid: Any = None  # (N,) bool where labels could not be read, else None
-        # (logits' type, dtype, t's type, dtype) of the last accepted class indices: the
-        # usual call repeats them
-        self._known: tuple[Any, ...] | None = None
 
     def check_pair(self, logits: Any, t: Any, owner: str) -> None:
         """logits: real floating (..., C); t: class indices (...) or probabilities (..., C)
         of the logits' namespace and device; labels in [0, C) where reading them is free."""
         key = (type(logits), getattr(logits, "dtype", None), type(t), getattr(t, "dtype", None))
-        if key == self._known and type(logits).__module__ == "numpy":  # one device, no grad
+        if key in _INDEX_TARGETS:  # NumPy: one device, no autograd
             check_logits_shape(logits, owner)
             if t.shape != logits.shape[:-1]:
                 check_target(logits, t, owner)  # raises the shape error
         else:
             check_target(logits, t, owner)
-            if is_class_indices(t):
-                self._known = key
+            if is_class_indices(t) and type(logits).__module__ == "numpy":
+                _INDEX_TARGETS.add(key)
         if is_class_indices(t):
             index_dtype_of(ops_like(logits).xp, logits)  # known before any trace needs it
         if is_class_indices(t) and reads_are_free(t):

@@ -67,6 +67,7 @@ class Module:
     """
 
     param_names: tuple[str, ...] = ()
+    grad_names: tuple[str, ...] = ()  # "grad_" + each parameter's name, made by the class
     # namespace, device and dtype of the parameters: set by the layer, or taken from its
     # first parameter when first read
     spec: ArraySpec
@@ -85,6 +86,7 @@ class Module:
                 f"{cls.__name__}._param_names is deprecated; declare the parameters as "
                 f"param_names = {tuple(legacy)!r}", DeprecationWarning, stacklevel=2)
             cls.param_names = tuple(legacy)
+        cls.grad_names = tuple("grad_" + name for name in cls.param_names)
         for method in ("forward", "backward", "predict"):
             math = cls.__dict__.get(method)
             if callable(math) and not hasattr(math, "math"):
@@ -358,8 +360,8 @@ class Module:
             if not self.params_ok():  # first: a parameter replaced by hand may be no array
                 return False
             spec = self.spec
-            for local in names:
-                grad = getattr(self, "grad_" + local)
+            for local, grad_name in zip(names, self.grad_names, strict=True):
+                grad = getattr(self, grad_name)
                 if (grad is None or type(grad) is not spec.array_type
                         or grad.dtype != spec.dtype or grad.shape != getattr(self, local).shape
                         or (spec.check_device and array_api_compat.device(grad) != spec.device)
@@ -385,11 +387,16 @@ class Module:
             holders = [m for m in self.modules() if m.param_names]
         if len(holders) > 1 and _has_duplicates(holders):
             self.check_unshared(f"{type(self).__name__}.update_params")
-        for module in holders:  # p - lr * grad_p, in place where the array type allows
-            sgd = module.spec.ops.sgd
-            for name in module.param_names:
-                setattr(module, name, sgd(getattr(module, name), getattr(module, "grad_" + name),
-                                          lr))
+        for module in holders:
+            module.sgd_step(lr)
+
+    def sgd_step(self, learning_rate: float) -> None:
+        """``p = p - learning_rate * grad_p`` for this layer's own parameters (in place where
+        the array type allows), on gradients already checked: what update_params runs."""
+        sgd = self.spec.ops.sgd
+        for name, grad_name in zip(self.param_names, self.grad_names, strict=True):
+            setattr(self, name, sgd(getattr(self, name), getattr(self, grad_name),
+                                    learning_rate))
 
     def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
         """Move every parameter to namespace ``xp`` (None: keep), ``device`` and ``dtype``.

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import array_api_compat
+from array_api_compat import is_array_api_obj
 
 from ..backend import (
     ArraySpec,
@@ -31,12 +32,23 @@ __all__ = [
 ]
 
 
-def check_prediction_and_target(y: Any, t: Any, owner: str,
-                                known: ArraySpec | None = None) -> ArraySpec:
-    """Spec of the prediction ``y`` (``known`` when it holds y: the last call's); TypeError
-    unless ``t`` has its namespace, device and dtype, ValueError unless both have one known,
-    non-empty shape of ndim >= 1."""
-    spec = known if known is not None and known.holds(y) else floating_spec(y, owner, "y")
+# (array type, dtype, device) -> the spec of accepted predictions: the usual call repeats one,
+# and a spec is made with a probe array. Kept here, not in the losses: their attributes are what
+# a refused call must leave as it was.
+_PREDICTIONS: dict[tuple[Any, ...], ArraySpec] = {}
+
+
+def check_prediction_and_target(y: Any, t: Any, owner: str) -> ArraySpec:
+    """Spec of the prediction ``y``; TypeError unless ``t`` has its namespace, device and
+    dtype, ValueError unless both have one known, non-empty shape of ndim >= 1."""
+    kind = type(y)
+    key = (kind, getattr(y, "dtype", None),
+           None if kind.__module__ == "numpy" or not is_array_api_obj(y)
+           else str(array_api_compat.device(y)))
+    spec = _PREDICTIONS.get(key)
+    if spec is None or not spec.holds(y):
+        spec = floating_spec(y, owner, "y")
+        _PREDICTIONS[key] = spec
     if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:
         spec.check(t, owner, "t (the target)", against="y (the prediction)")
     shape = y.shape  # read once: on NumPy each read builds a new tuple

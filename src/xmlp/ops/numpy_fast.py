@@ -117,7 +117,7 @@ class NumpyOps(PortableOps):
     layout it needs, :func:`_laid`), and hands anything else to the portable op. Most compute
     what the portable op computes bit for bit (NumPy's own functions in the same order; the
     blocks split the same elementwise work; a 1-wide product is the same products),
-    which tests/test_reliability.py checks for every dtype and layout. Two differ in the last
+    which tests/ops/test_layouts.py checks for every dtype and layout. Two differ in the last
     bits: tanh on long arrays (a vectorized approximation within a few ulp) and a float32 GEMM
     of a few rows into many columns (another summation order). So a dtype or layout xmlp
     accepts trains the same with ``XMLP_FAST_PATHS=0`` and without it.
