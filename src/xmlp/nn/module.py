@@ -469,7 +469,7 @@ def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callab
 
 def math_of(module: Module, method: str) -> Callable[..., Any]:
     """``module``'s ``method`` without the checks xmlp runs on what it is handed: the math
-    alone, as a function of (module, *args), for code that checked its inputs once already
+    alone, as a function of ``(module, *args)``, for code that checked its inputs once already
     (containers, compiled steps, a ``jax.jit`` loop of your own).
 
     Args:
