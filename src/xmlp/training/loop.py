@@ -159,8 +159,8 @@ def _stepper(model: Module, plan: Plan, lr: Any, optimizer: Any,
              compile: Any) -> Callable[[Any, Any], tuple[Any, Any]]:
     """fit's step: a compiled :class:`TrainStep` where ``compile`` asks for one (jax.jit on
     JAX by default: one trace per batch shape, so a shorter last batch is one more), else the
-    eager step (a loss without check() of its own, say, stays eager)."""
-    if compile is not False and isinstance(plan.loss, Module):
+    eager step (a loss that is no Module, or a model without parameters, stays eager)."""
+    if compile is not False and isinstance(plan.loss, Module) and model.parameters():
         train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile)
         if train.compiled:
             return train.run
