@@ -9,7 +9,7 @@ from typing import Any
 from ..backend import reads_are_free
 from ..errors import ForwardNotCalledError
 from ..ops import ops_like
-from .module import Module
+from .module import Module, owner_name
 from .target_checks import (
     check_logits_shape,
     check_prediction_and_target,
@@ -44,7 +44,7 @@ class Loss(Module):
                 raise ForwardNotCalledError("Perform forward pass first.")
         else:
             y, t = args
-            self.check_pair(y, t, f"{type(self).__name__}.{method}")
+            self.check_pair(y, t, owner_name(type(self).__name__, method))
 
     def check_pair(self, y: Any, t: Any, owner: str) -> None:
         """Raise unless the prediction ``y`` and target ``t`` fit this loss."""

@@ -129,7 +129,7 @@ class Module:
         of ndim >= 1, not empty; ``backward(grad_output)`` comes after a forward, with a
         gradient like that forward's ``output`` (when the layer stores one). Layers add
         their own rules by overriding it (and calling ``super().check``)."""
-        owner = f"{type(self).__name__}.{method}"
+        owner = owner_name(type(self).__name__, method)
         if method == "backward" and len(args) == 1:
             if self.param_names:
                 self.check_params(owner)
@@ -445,6 +445,12 @@ def _first_shared(named: list[tuple[str, Module]]) -> str | None:
         seen[id(module)] = name
     return None
 
+
+
+@functools.lru_cache(maxsize=1024)
+def owner_name(name: str, method: str) -> str:
+    """"Tanh.forward": who refused, in messages (made once: every call names its owner)."""
+    return f"{name}.{method}"
 
 
 def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callable[..., Any]:
