@@ -35,9 +35,11 @@ class TrainStep:
         loss: the loss, default :class:`xmlp.MSELoss`.
         optimizer: an :mod:`xmlp.optim` optimizer built on ``model``; or
         lr: the learning rate of plain SGD (``model.update_params(lr)``); give one of the two.
-        compile: "auto" (``jax.jit`` on JAX; eager on PyTorch, NumPy, array-api-strict, Dask
-            and CuPy), True (the backend's compiler: ``jax.jit`` or ``torch.compile``; a
-            ValueError where there is none) or False (always eager).
+        compile: "auto" (``jax.jit`` on JAX when the model and the loss are xmlp's own layers;
+            eager with a layer of your own, and on PyTorch, NumPy, array-api-strict, Dask and
+            CuPy), True (the backend's compiler: ``jax.jit`` or ``torch.compile``, for your own
+            layers too where they are pure array math; a ValueError where there is none) or
+            False (always eager).
 
     After every call the parameters (and the optimizer's state and step count) are real arrays
     of the model's namespace and device, exactly as an eager step leaves them; a compiled step
@@ -78,7 +80,10 @@ class TrainStep:
                 f"TrainStep: compile=True, but {model.spec.name} has no compiler xmlp can use "
                 "(jax.jit and torch.compile are JAX's and PyTorch's); use compile='auto' or "
                 "False, which run the step eagerly")
-        self.compiled = compile is True or (compile == "auto" and self.backend == "jax")
+        # "auto" vouches for xmlp's own layers and losses only: their math is pure array math;
+        # a layer of the user's may keep Python state (a counter...) that a trace runs once
+        own = all(type(m).__module__.startswith("xmlp.") for m in [*model.modules(), loss])
+        self.compiled = compile is True or (compile == "auto" and self.backend == "jax" and own)
         self._placeholders: dict[tuple[Any, ...], Any] = {}
         self._traced: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
