@@ -1,5 +1,5 @@
 """Checkpoints with optimizer state: xmlp.save(model, path, optimizer) / xmlp.load(model, path,
-optimizer) resume training exactly on every backend (issue 10)."""
+optimizer) resume training exactly on every backend."""
 
 from __future__ import annotations
 

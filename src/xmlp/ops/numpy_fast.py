@@ -36,14 +36,14 @@ _BLOCK_BYTES = 262_144  # per block: fewer NumPy calls per element; larger measu
 _LARGE = 65_536  # below this, blocking costs more Python than it saves memory traffic
 # output elements (N * M) from which an (N, 1) @ (1, M) product runs as an outer product:
 # measured 0.3x to 0.7x a GEMM's time from 2,000 (N from 50 to 1,000, M from 10 to 256, both
-# dtypes), about even at 1,000, slower at 500 (issue 16's estimators: (200, 1) @ (1, 100))
+# dtypes), about even at 1,000, slower at 500 (the scikit-learn estimators' (200, 1) @ (1, 100))
 _OUTER_MIN = 2_000
 # softmax cross-entropy over at most this many classes runs on the logits transposed, (C, N):
 # NumPy reduces a short last axis row by row (one inner loop of C per row); along the first
 # axis every reduction is C vectorized passes over N. Measured 0.3x to 0.8x the time for
 # C <= 10, about even at 32 and slower beyond (N = 200 and 2,000)
 _FEW_CLASSES = 16
-# the optimizers' blocked updates (issue 10's measurements): elements per block, and the size
+# the optimizers' blocked updates (measured): elements per block, and the size
 # from which blocking pays
 _UPDATE_BLOCK = 32_768
 _UPDATE_LARGE = 131_072
