@@ -89,15 +89,13 @@ class Container(Module):
         if len({id(m) for m in self.modules()}) != len(list(self.modules())):
             self.check_unshared(f"{type(self).__name__}.{method}")
         order = reversed(layers) if method == "backward" else layers
-        saved = [(m, dict(m.__dict__)) for m in self.modules()] if method != "predict" else []
+        saved = self._snapshot() if method != "predict" else []
         try:
             (value,) = args
             for layer in order:
                 value = getattr(layer, method)(value)
         except BaseException:  # a layer refused half-way: every layer as it was
-            for module, attrs in saved:
-                module.__dict__.clear()
-                module.__dict__.update(attrs)
+            Module._restore(saved)
             raise
         return value
 
