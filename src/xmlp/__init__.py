@@ -8,13 +8,16 @@ from __future__ import annotations
 from . import optim
 from .backend import persist_parameters
 from .errors import ForwardNotCalledError, NoGradientError
+from .gradcheck import GradcheckError, gradcheck
 from .io.checkpoint import load, save
 from .metrics import accuracy
-from .nn.activations import ReLU, Sigmoid, Softmax, Tanh
+from .nn.activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .nn.containers import MLP, Sequential
+from .nn.dropout import Dropout
 from .nn.linear import Linear
 from .nn.losses import CrossEntropyLoss, MSELoss
 from .nn.module import Module
+from .nn.normalization import BatchNorm1d, LayerNorm
 from .training.batches import rechunk_for
 from .training.loop import History, fit
 from .training.step import TrainStep
@@ -23,23 +26,33 @@ from .training.step import TrainStep
 __version__ = "0.2.0"
 
 __all__ = [
+    "ELU",
+    "GELU",
     "MLP",
+    "BatchNorm1d",
     "CrossEntropyLoss",
+    "Dropout",
     "ForwardNotCalledError",
+    "GradcheckError",
     "History",
+    "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "MSELoss",
     "Module",
     "NoGradientError",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "TrainStep",
     "__version__",
     "accuracy",
     "fit",
+    "gradcheck",
     "load",
     "optim",
     "persist_parameters",

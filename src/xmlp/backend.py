@@ -529,8 +529,8 @@ def floating_spec(a: Any, owner: str, what: str, *, converting: bool = False) ->
 
 
 def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
-    """On Dask, compute ``model``'s parameters (and the ``extra`` arrays, in the same pass)
-    into memory and rebind them, so the graph stops growing with every SGD step.
+    """On Dask, compute ``model``'s parameters and buffers (and the ``extra`` arrays, in the
+    same pass) into memory and rebind them, so the graph stops growing with every SGD step.
 
     Returns ``extra``, persisted where they are Dask arrays. A no-op for other arrays.
 
@@ -554,7 +554,8 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
         1
     """
     named = list(model.named_parameters())
-    arrays = [a for _, a in named] + list(extra)
+    buffers = list(model.named_buffers())  # running statistics grow graphs too
+    arrays = [a for _, a in named] + [a for _, a in buffers] + list(extra)
     if not any(array_api_compat.is_dask_array(a) for a in arrays):
         return extra
     import dask
@@ -563,7 +564,10 @@ def persist_parameters(model: Any, *extra: Any) -> tuple[Any, ...]:
     model.assign_parameters(
         {name: a for (name, _), a in zip(named, persisted[: len(named)], strict=True)}
     )
-    return tuple(persisted[len(named):])
+    done = len(named) + len(buffers)
+    model.assign_buffers(
+        {name: a for (name, _), a in zip(buffers, persisted[len(named):done], strict=True)})
+    return tuple(persisted[done:])
 
 
 def adopt(spec: ArraySpec, a: Any) -> Any:

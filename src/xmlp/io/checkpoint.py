@@ -51,8 +51,9 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     """Write ``model``'s parameters (and ``optimizer``'s state) to a ``.npz`` at exactly
     ``path`` (no suffix added).
 
-    Keys are the names of :meth:`~xmlp.Module.named_parameters` ("linear1.weights", ...), each a
-    host copy of the parameter in its dtype, plus ``"__xmlp__"``: a JSON string with the
+    Keys are the names of :meth:`~xmlp.Module.named_parameters` ("linear1.weights", ...) and
+    of :meth:`~xmlp.Module.named_buffers` ("1.running_mean", ...), each a host copy of the
+    array in its dtype, plus ``"__xmlp__"``: a JSON string with the
     format version, the model's class name and the array shapes. With an ``optimizer`` (an
     :mod:`xmlp.optim` optimizer built on ``model``) its state arrays are stored as
     "optimizer.<parameter>.<state key>" and its class, step count and hyperparameters in the
@@ -78,7 +79,8 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     """
     target = _check_args(model, path, "save")
     _check_optimizer(model, optimizer, "save")
-    arrays: dict[str, Any] = {name: to_host(value) for name, value in model.named_parameters()}
+    arrays: dict[str, Any] = {name: to_host(value) for name, value in
+                              [*model.named_parameters(), *model.named_buffers()]}
     opt_record = None
     if optimizer is not None:
         clash = [name for name in arrays if name.startswith(_OPT_PREFIX)]
@@ -396,8 +398,8 @@ def open_checkpoint(path: str) -> Iterator[Checkpoint]:
 
 
 def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Module:
-    """Fill ``model``'s parameters (and ``optimizer``'s state) from a file written by
-    :func:`save`; returns ``model``.
+    """Fill ``model``'s parameters and buffers (and ``optimizer``'s state) from a file written
+    by :func:`save`; returns ``model``.
 
     Each value is cast to the dtype of the parameter it replaces and made on that parameter's
     namespace and device, so a checkpoint saved from CuPy float32 loads into a NumPy float64
@@ -407,13 +409,14 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     state in the file is ignored (and not read).
 
     The file's zip directory, array headers and record are checked before any array data is
-    read, and only the model's parameters are read (with an ``optimizer``, also its state
-    arrays, once the record and the headers say that they have the names, number types and
-    shapes the optimizer needs), so a hostile file costs memory in proportion to its own size
-    and the model's parameters, never to what its headers declare.
+    read, and only the model's parameters and buffers are read (with an ``optimizer``, also
+    its state arrays, once the record and the headers say that they have the names, number
+    types and shapes the optimizer needs), so a hostile file costs memory in proportion to its
+    own size and the model's arrays, never to what its headers declare.
 
     Args:
-        model: an :class:`xmlp.Module` with the parameter names and shapes of the saved one.
+        model: an :class:`xmlp.Module` with the parameter (and buffer) names and shapes of
+            the saved one.
         path: a file written by :func:`save` (``str`` or path-like).
         optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, of the saved class, whose
             state is restored too.
@@ -441,9 +444,11 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     """
     target = _check_args(model, path, "load")
     _check_optimizer(model, optimizer, "load")
-    named = list(model.named_parameters())
+    params = list(model.named_parameters())
+    buffers = list(model.named_buffers())
+    named = params + buffers
     with open_checkpoint(target) as checkpoint:
-        _check_names(checkpoint, model, named)
+        _check_names(checkpoint, model, named, {name for name, _ in buffers})
         # the optimizer state is checked from the headers before any array is read: only
         # arrays of the names, kinds and shapes the optimizer needs are ever read
         opt_members = None if optimizer is None else _optimizer_members(checkpoint, optimizer)
@@ -453,26 +458,31 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
             opt_state = {**opt_members[0], "state": {
                 name: {slot: checkpoint.read(key) for slot, key in slots.items()}
                 for name, slots in opt_members[1].items()}}
-    values = {name: _spec_of(model, name, current).from_host(hosts[name])
-              for name, current in named}
+    values = {name: _spec_of(model, name, buffer=False).from_host(hosts[name])
+              for name, _ in params}
+    buffer_values = {name: _spec_of(model, name, buffer=True).from_host(hosts[name])
+                     for name, _ in buffers}
     if optimizer is not None:  # checks everything before it changes anything
         assert opt_state is not None
         with _not_fitting(target):
             optimizer.load_state_dict(opt_state)
     model.assign_parameters(values)
+    model.assign_buffers(buffer_values)
     model.clear_state()
     return model
 
 
-def _spec_of(model: Module, name: str, current: Any) -> ArraySpec:
-    """Where parameter ``name`` lives: its layer's spec (so loading also repairs a parameter
-    replaced by hand with another dtype)."""
-    module, _ = model.owner_of(name)
+def _spec_of(model: Module, name: str, *, buffer: bool) -> ArraySpec:
+    """Where parameter (or buffer) ``name`` lives: its layer's spec (so loading also repairs
+    an array replaced by hand with another dtype)."""
+    module, _ = model.owner_of(name, buffer=buffer)
     return module.spec
 
 
-def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]]) -> None:
-    """ValueError unless the file holds exactly the model's parameters, with their shapes."""
+def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, Any]],
+                 buffers: set[str]) -> None:
+    """ValueError unless the file holds exactly the model's parameters and buffers (the
+    names in ``buffers``), with their shapes."""
     target, kind = checkpoint.label, type(model).__name__
     names = [name for name, _ in named]
     saved_optimizer = "optimizer" in checkpoint.record
@@ -480,15 +490,17 @@ def _check_names(checkpoint: Checkpoint, model: Module, named: list[tuple[str, A
              if not (saved_optimizer and key.startswith(_OPT_PREFIX))]
     for name in names:
         if name not in checkpoint.members:
+            what = "buffer" if name in buffers else "parameter"
             raise ValueError(
-                f"load: {target!r} has no parameter {name!r} of the {kind}; it was saved from "
+                f"load: {target!r} has no {what} {name!r} of the {kind}; it was saved from "
                 f"a {checkpoint.record['class']} with {found}"
             )
+    listed = "parameters and buffers" if buffers else "parameters"
     for key in found:
         if key not in names:
             raise ValueError(
                 f"load: {target!r} holds {key!r}, which the {kind} does not have (its "
-                f"parameters: {names})"
+                f"{listed}: {names})"
             )
     for name, current in named:
         shape = checkpoint.members[name].shape

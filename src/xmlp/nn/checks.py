@@ -11,14 +11,17 @@ they are: a layer with parameters takes inputs of its parameters' namespace, dev
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import array_api_compat
 
-from ..backend import ArraySpec, floating_spec
+from ..backend import ArraySpec, floating_spec, short_repr
 from ..errors import ForwardNotCalledError
 
-__all__ = ["check_floating_input", "check_grad_output", "check_input_like", "check_not_empty"]
+__all__ = ["check_floating_input", "check_grad_output", "check_input_like", "check_not_empty",
+           "real_number"]
 
 # (array type, dtype) pairs already accepted as real floating inputs: the usual call repeats
 # one, and building its ArraySpec again would make a probe array
@@ -95,3 +98,28 @@ def _other_device(a: Any, b: Any) -> bool:
         return False
     return bool(array_api_compat.device(a) != array_api_compat.device(b))
 
+
+
+def real_number(value: Any, label: str, owner: str, *, low: float = -math.inf,
+                high: float = math.inf, low_open: bool = False, high_open: bool = False) -> float:
+    """A layer's constructor argument (a rate, an epsilon, a slope) as a Python float:
+    TypeError unless a real number (not a bool), ValueError unless finite and in the interval
+    from ``low`` to ``high`` (open at an end with ``low_open`` / ``high_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {label} must be a real number, got {type(value).__name__}: "
+                        f"{short_repr(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    inside = ((number > low if low_open else number >= low)
+              and (number < high if high_open else number <= high))
+    if not math.isfinite(number) or not inside:
+        if low == -math.inf and high == math.inf:
+            need = "a finite number"
+        elif high == math.inf:
+            need = f"a finite number {'>' if low_open else '>='} {low:g}"
+        else:
+            need = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: {label} must be {need}, got {short_repr(value)}")
+    return number

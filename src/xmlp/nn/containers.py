@@ -137,9 +137,13 @@ class Container(Module):
     def linears(self) -> list[Linear]:
         return [m for m in self.modules() if isinstance(m, Linear)]
 
-    @property  # read-only: the first Linear's
+    @property  # read-only: the first layer's with parameters (or buffers)
     def spec(self) -> ArraySpec:  # type: ignore[override]
-        return self.linears()[0].spec
+        for module in self.modules():
+            if module is not self and (module.param_names or module.buffer_names):
+                return module.spec
+        raise AttributeError(f"{type(self).__name__} holds no parameters, so it has no spec "
+                             "(namespace, device and dtype) of its own")
 
 
 class Sequential(Container):
@@ -302,7 +306,7 @@ def _check_one_place(layers: tuple[Module, ...]) -> None:
     first: tuple[int, ArraySpec] | None = None
     for i, layer in enumerate(layers):
         for _, module in layer.named_modules():
-            spec = module.spec if module.param_names else None
+            spec = module.spec if module.param_names or module.buffer_names else None
             if spec is None:
                 continue
             if first is None:

@@ -3,7 +3,9 @@
 A layer has ``forward(x)``, ``backward(grad_output)``, ``predict(x)`` and, when it holds
 parameters, ``update_params(learning_rate)``. Parameters and their gradients are listed by
 ``named_parameters()`` / ``named_grads()`` with dotted names ("linear1.weights"), which is what
-``to()``, :func:`xmlp.save`, :func:`xmlp.load` and :func:`xmlp.fit` work from.
+``to()``, :func:`xmlp.save`, :func:`xmlp.load` and :func:`xmlp.fit` work from. Arrays a layer
+keeps that are not trained (BatchNorm1d's running statistics) are its buffers, listed by
+``named_buffers()``: saved, loaded and moved with the parameters, never touched by optimizers.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ class Module:
     The namespace, device and dtype of a layer with parameters are those of its parameter
     arrays (:attr:`spec`). ``grad_<name>`` reads None until the first ``backward``.
 
+    Arrays that are part of a layer's state but not trained (running statistics) are named in
+    ``buffer_names``: :meth:`named_buffers` lists them, :meth:`to` moves them, :func:`save` /
+    :func:`load` store and restore them beside the parameters, and optimizers leave them alone
+    (the layer's own ``forward`` updates them, by rebinding the attribute, so that compiled
+    steps and the undo of a refused call see the change). They live where the parameters do.
+
+    A layer of your own is a guided tour: docs/own-layer.md ("Write your own layer").
+
     Example:
         >>> import numpy as np
         >>> import xmlp
@@ -68,6 +78,9 @@ class Module:
 
     param_names: tuple[str, ...] = ()
     grad_names: tuple[str, ...] = ()  # "grad_" + each parameter's name, made by the class
+    # arrays of the layer's state that are not trained (running statistics): saved, loaded and
+    # moved with the parameters, left alone by optimizers
+    buffer_names: tuple[str, ...] = ()
     # namespace, device and dtype of the parameters: set by the layer, or taken from its
     # first parameter when first read
     spec: ArraySpec
@@ -86,6 +99,7 @@ class Module:
                 f"{cls.__name__}._param_names is deprecated; declare the parameters as "
                 f"param_names = {tuple(legacy)!r}", DeprecationWarning, stacklevel=2)
             cls.param_names = tuple(legacy)
+        _check_names(cls)
         cls.grad_names = tuple("grad_" + name for name in cls.param_names)
         for method in ("forward", "backward", "predict"):
             math = cls.__dict__.get(method)
@@ -97,12 +111,12 @@ class Module:
         # the spec of a layer that did not set one
         if name.startswith("grad_") and name[5:] in type(self).param_names:
             return None
-        if name == "spec" and type(self).param_names:
+        arrays = type(self).param_names + type(self).buffer_names
+        if name == "spec" and arrays:
             # where the parameters live, fixed when first read: a parameter replaced by hand
             # by another kind of array is then refused by the next call
-            first = getattr(self, type(self).param_names[0])
-            spec = floating_spec(first, type(self).__name__, repr(type(self).param_names[0]),
-                                 converting=True)
+            first = getattr(self, arrays[0])
+            spec = floating_spec(first, type(self).__name__, repr(arrays[0]), converting=True)
             self.spec = spec
             return spec
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -185,11 +199,21 @@ class Module:
             for name, value in child.named_grads():
                 yield f"{prefix}.{name}", value
 
+    def named_buffers(self) -> Iterator[tuple[str, Any]]:
+        """("running_mean", array), ... and ("1.running_mean", array), ... for containers:
+        the arrays named in each layer's ``buffer_names`` (state that is not trained)."""
+        for name in self.buffer_names:
+            yield name, getattr(self, name)
+        for prefix, child in self.named_children():
+            for name, value in child.named_buffers():
+                yield f"{prefix}.{name}", value
+
     def parameters(self) -> list[Any]:
         return [value for _, value in self.named_parameters()]
 
-    def owner_of(self, name: str) -> tuple[Module, str]:
-        """The module holding parameter ``name`` and its local name."""
+    def owner_of(self, name: str, *, buffer: bool = False) -> tuple[Module, str]:
+        """The module holding parameter ``name`` (buffer ``name`` with ``buffer=True``) and
+        its local name; KeyError if there is none."""
         module: Module = self
         *path, leaf = name.split(".")
         for part in path:
@@ -197,7 +221,7 @@ class Module:
             if part not in children:
                 raise KeyError(name)
             module = children[part]
-        if leaf not in module.param_names:
+        if leaf not in (module.buffer_names if buffer else module.param_names):
             raise KeyError(name)
         return module, leaf
 
@@ -257,6 +281,12 @@ class Module:
             module, leaf = self.owner_of(name)
             setattr(module, leaf, value)
 
+    def assign_buffers(self, values: dict[str, Any]) -> None:
+        """Rebind buffers by name. Callers have already checked names, shapes and specs."""
+        for name, value in values.items():
+            module, leaf = self.owner_of(name, buffer=True)
+            setattr(module, leaf, value)
+
     # -- state -----------------------------------------------------------------------------
     def modules(self) -> Iterator[Module]:
         yield self
@@ -264,7 +294,7 @@ class Module:
             yield from child.modules()
 
     def clear_state(self) -> None:
-        """Forget stored activations and gradients (after to() or load())."""
+        """Forget stored activations and gradients (after to() or load()); buffers stay."""
         for module in self.modules():
             for name in module.state_names:
                 setattr(module, name, None)
@@ -283,7 +313,8 @@ class Module:
 
     # -- parameters replaced by hand ---------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]] | None:
-        """The shape each parameter must have, where the layer knows it (None: any shape)."""
+        """The shape each parameter (and buffer) must have, where the layer knows it (None:
+        any shape)."""
         return None
 
     def params_ok(self) -> bool:
@@ -291,7 +322,7 @@ class Module:
         records no autograd graph (O(1), no data read). A parameter replaced by hand with
         another array is caught here by the next call, before it changes anything."""
         spec = self.spec
-        for local in self.param_names:
+        for local in self.param_names + self.buffer_names:
             p = getattr(self, local)
             if (type(p) is not spec.array_type or p.dtype != spec.dtype
                     or (spec.check_device and array_api_compat.device(p) != spec.device)
@@ -305,20 +336,21 @@ class Module:
         (shape) naming the first parameter that does not fit this layer any more."""
         spec = self.spec
         shapes = self.param_shapes() or {}
-        for local in self.param_names:
+        for local in self.param_names + self.buffer_names:
             p = getattr(self, local)
-            label = repr(prefix + local)
+            kind = "parameter" if local in self.param_names else "buffer"
+            label = f"{kind} {prefix + local!r}"
             problem = spec.mismatch(p)
             if problem is not None:
                 raise TypeError(
-                    f"{owner}: parameter {label} {problem}, but the layer's parameters are "
+                    f"{owner}: {label} {problem}, but the layer's parameters are "
                     f"{spec.describe()}. Was it replaced by hand? Assign a {spec.name} "
                     f"{dtype_name(spec.dtype)} array on {spec.device}, or call .to() on the "
                     "model to convert every parameter to one namespace, device and dtype."
                 )
             if local in shapes and tuple(p.shape) != shapes[local]:
                 raise ValueError(
-                    f"{owner}: parameter {label} has shape {tuple(p.shape)} but the layer "
+                    f"{owner}: {label} has shape {tuple(p.shape)} but the layer "
                     f"needs {shapes[local]} (was it replaced by hand?)"
                 )
 
@@ -399,7 +431,8 @@ class Module:
                                     learning_rate))
 
     def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
-        """Move every parameter to namespace ``xp`` (None: keep), ``device`` and ``dtype``.
+        """Move every parameter and buffer to namespace ``xp`` (None: keep), ``device`` and
+        ``dtype``.
 
         ``xp`` is an array module or its name ("numpy", "cupy", "torch", "jax", "dask",
         "array_api_strict"), as for :class:`~xmlp.Linear`.
@@ -409,9 +442,10 @@ class Module:
         """
         plans = []
         for module in self.modules():
-            if module.param_names:
+            names = module.param_names + module.buffer_names
+            if names:
                 spec = module.spec.moved(xp, device, dtype)
-                values = {n: spec.convert(getattr(module, n)) for n in module.param_names}
+                values = {n: spec.convert(getattr(module, n)) for n in names}
                 plans.append((module, spec, values))
         for module, spec, values in plans:
             module.spec = spec
@@ -422,6 +456,24 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _check_names(cls: type[Module]) -> None:
+    """TypeError, when the class is made, for ``param_names`` or ``buffer_names`` that are not
+    tuples of distinct attribute names (``param_names = "scale"`` would list s, c, a, l, e)."""
+    seen: set[str] = set()
+    for kind in ("param_names", "buffer_names"):
+        names = getattr(cls, kind)
+        if not isinstance(names, tuple) or not all(isinstance(n, str) and n.isidentifier()
+                                                   for n in names):
+            raise TypeError(f"{cls.__name__}.{kind} must be a tuple of attribute names, e.g. "
+                            f"('scale',), got {names!r}")
+        for name in names:
+            if name in seen:
+                raise TypeError(f"{cls.__name__}: {name!r} is listed twice in param_names and "
+                                "buffer_names; an array is a parameter (trained) or a buffer "
+                                "(not trained)")
+            seen.add(name)
 
 
 def _hashable(module: Module) -> bool:

@@ -1,9 +1,10 @@
 """What fit puts back when training fails.
 
 - A non-finite epoch (:class:`RestorePoint`): when an epoch's loss, or a parameter after it, is
-  NaN or infinite, fit restores the parameters and the optimizer's state of the last epoch whose
-  loss and parameters were all finite (the initial ones if none), clears stored activations and
-  gradients, and raises FloatingPointError with the History so far.
+  NaN or infinite, fit restores the parameters, the buffers (running statistics) and the
+  optimizer's state of the last epoch whose loss and parameters were all finite (the initial
+  ones if none), clears stored activations and gradients, and raises FloatingPointError with
+  the History so far.
 - What no check could refuse before training (:class:`Undo`). :mod:`xmlp.training.checks`
   checks everything it can before the first step, so that a refused call changes nothing. Two
   things are left, and undone:
@@ -14,9 +15,9 @@
   * the first epoch of streamed Dask data (training or validation), whose chunks are only seen
     as they are computed: a chunk refused there (a label out of range, a masked chunk, a failed
     read) puts the parameters back into the same arrays (writing their values back where
-    NumPy and torch updated them in place) and the optimizer's state and step count, and clears
-    stored activations and gradients, as after a non-finite epoch (holding the previous ones
-    through the epoch would keep one more batch in memory).
+    NumPy and torch updated them in place), the buffers, and the optimizer's state and step
+    count, and clears stored activations and gradients, as after a non-finite epoch (holding
+    the previous ones through the epoch would keep one more batch in memory).
 
   Data in memory is checked whole before training, so nothing else in its first epoch is undone.
 """
@@ -35,7 +36,8 @@ __all__ = ["RestorePoint", "Undo"]
 
 
 class RestorePoint:
-    """Copies of the parameters and the optimizer's state after the last good epoch, made with
+    """Copies of the parameters, the buffers and the optimizer's state after the last good
+    epoch, made with
     namespace ``xp`` (the batches', which the model accepted: array_namespace per parameter
     would cost more than a small model's step)."""
 
@@ -47,6 +49,8 @@ class RestorePoint:
         """Keep copies of ``named`` (the model's named parameters; updates are in place on
         NumPy and torch) and of the optimizer's state as those of ``epoch`` (0: initial)."""
         self.values = {name: self.xp.asarray(p, copy=True) for name, p in named}
+        self.buffers = {name: self.xp.asarray(b, copy=True)
+                        for name, b in self.model.named_buffers()}
         self.state = None if self.optimizer is None else self.optimizer._snapshot()
         self.epoch = epoch
 
@@ -54,6 +58,7 @@ class RestorePoint:
         """Put the saved parameters and state back after the non-finite epoch ``epoch`` (its
         loss ``value``); returns the FloatingPointError for fit to raise."""
         self.model.assign_parameters(self.values)
+        self.model.assign_buffers(self.buffers)
         self.model.clear_state()
         if self.state is not None:
             self.optimizer._restore(self.state)
@@ -96,6 +101,7 @@ class Undo:
         updated them in place; NaN where they held NaN) and the optimizer's initial state."""
         point = self.point
         point.model.assign_parameters(arrays)
+        point.model.assign_buffers(point.buffers)
         point.model.clear_state()
         for name, p in arrays.items():
             xp, before = array_namespace(p), point.values[name]
