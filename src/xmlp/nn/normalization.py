@@ -25,7 +25,7 @@ class _Norm(Module):
                  dtype: Any) -> None:
         owner = type(self).__name__
         self.features = positive_int(features, f"{owner}: {label}")
-        self.eps = real_number(eps, "eps", owner, low=0.0)
+        self.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
         self.spec = ArraySpec.resolve(xp, device, dtype)
         self.weight = self.spec.xp.ones((self.features,), dtype=self.spec.dtype,
                                         device=self.spec.device)
@@ -71,7 +71,7 @@ class LayerNorm(_Norm):
     Args:
         normalized_dim: the size of the last axis of x (``weight`` and ``bias`` have it);
             any leading axes are batch axes.
-        eps: added to the variance, a finite number >= 0 (default 1e-5).
+        eps: added to the variance, a finite number > 0 (default 1e-5).
         xp, device, dtype: where the parameters live, as for :class:`~xmlp.Linear` (default
             NumPy, its default device and float).
 
@@ -138,7 +138,7 @@ class BatchNorm1d(_Norm):
 
     Args:
         num_features: C, the features of x (N, C).
-        eps: added to the variance, a finite number >= 0 (default 1e-5).
+        eps: added to the variance, a finite number > 0 (default 1e-5).
         momentum: the weight of each batch in the running statistics, in [0, 1] (default
             0.1; PyTorch's ``momentum=None``, a cumulative average, is not offered).
         xp, device, dtype: where the parameters and buffers live, as for
