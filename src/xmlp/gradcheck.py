@@ -30,7 +30,22 @@ class GradcheckError(AssertionError):
     ``AssertionError``, so a failed check reads as a failed test). ``array`` names the array
     ("input", "weights", "0.weights"), ``index`` the worst element's index, ``analytic`` and
     ``numeric`` its two values (None where backward gave no gradient) and ``tolerance`` what
-    their difference had to stay within."""
+    their difference had to stay within.
+
+    Example:
+        >>> import numpy as np
+        >>> import xmlp
+        >>> class Half(xmlp.Module):
+        ...     def forward(self, x):
+        ...         return x / 2
+        ...     def backward(self, grad_output):
+        ...         return grad_output            # forgets the 1/2
+        >>> try:
+        ...     xmlp.gradcheck(Half(), np.array([[1.0, 2.0]]), rng=0)
+        ... except xmlp.GradcheckError as exc:
+        ...     print(exc.array, exc.index, isinstance(exc, AssertionError))
+        input (0, 1) True
+    """
 
     def __init__(self, message: str, array: str, index: tuple[int, ...] | None = None,
                  analytic: float | None = None, numeric: float | None = None,
