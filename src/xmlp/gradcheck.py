@@ -145,7 +145,7 @@ class _Check:
         where it gives none)."""
         module = copy.deepcopy(self.module)
         if self.y is not None:
-            module.forward(self.x, self.y)
+            module.forward(self.x, self.y)  # type: ignore[call-arg]  # a loss: (y, t)
             grad_x = module.backward()  # type: ignore[call-arg]
         else:
             out = module.forward(self.x)
@@ -166,7 +166,7 @@ class _Check:
         else:
             module.assign_parameters({name: array})
         if self.y is not None:
-            return module.forward(x, self.y)
+            return module.forward(x, self.y)  # type: ignore[call-arg]  # a loss: (y, t)
         out = module.forward(x)
         xp = array_api_compat.array_namespace(out)
         return xp.sum(out * self.grad_output)

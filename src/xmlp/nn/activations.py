@@ -22,7 +22,7 @@ class Activation(Module):
     """y = f(x) elementwise (or along the last axis): subclasses write ``predict`` (f) and
     ``backward`` (dL/dx from dL/dy and the stored ``x`` / ``output``)."""
 
-    state_names = ("x", "output", "grad_input")
+    state_names: tuple[str, ...] = ("x", "output", "grad_input")
 
     def __init__(self) -> None:
         self.x: Any = None

@@ -32,6 +32,10 @@ class Dropout(Module):
         rng: None, an int seed or a ``numpy.random.Generator`` (used as given: a generator
             shared with other code advances with it).
 
+    A compiled step (:class:`xmlp.TrainStep`) draws each step's masks the same way, on the
+    host and in the same order, and hands them to the traced step as inputs (``given_mask``):
+    compiled and eager training draw the same masks.
+
     The generator is not part of a checkpoint (:func:`xmlp.save` stores arrays, as PyTorch's
     ``state_dict`` stores no random state): give a resumed run a seed of its own.
 
@@ -51,6 +55,9 @@ class Dropout(Module):
 
     state_names = ("x", "output", "mask", "grad_input")
     chain_safe = True  # it accepts what a Linear hands it (see Linear.chain_safe)
+    # the mask of the next forward when it was drawn before (a compiled step's input); None:
+    # forward draws its own
+    given_mask: Any = None
 
     def __init__(self, p: float = 0.5, rng: Any = None) -> None:
         self.p = real_number(p, "p", "Dropout", low=0.0, high=1.0, high_open=True)
@@ -81,11 +88,16 @@ class Dropout(Module):
         return x
 
     def draw_mask(self, x: Any) -> Any:
-        """The next mask for an input like ``x``: keep / (1 - p), with keep drawn from the
-        generator on the host, made in x's namespace, device and dtype."""
-        xp = ops_like(x).xp
-        if self.p == 0.0:  # nothing to drop: no draw
-            return xp.ones_like(x)
-        keep = self.rng.random(tuple(x.shape)) >= self.p  # float64 draws: the same anywhere
-        on_device = xp.asarray(keep, device=array_api_compat.device(x))
-        return xp.astype(on_device, x.dtype) * (1.0 / (1.0 - self.p))
+        """The mask of a forward of ``x``: ``given_mask`` when one was handed in, else the
+        generator's next (:meth:`make_mask`)."""
+        if self.given_mask is not None:
+            return self.given_mask
+        return self.make_mask(tuple(x.shape), ops_like(x).xp, x.dtype, array_api_compat.device(x))
+
+    def make_mask(self, shape: tuple[int, ...], xp: Any, dtype: Any, device: Any) -> Any:
+        """The generator's next mask of ``shape``: keep / (1 - p), with keep drawn on the host,
+        made with namespace ``xp`` on ``device`` in ``dtype`` (p=0: ones, nothing drawn)."""
+        if self.p == 0.0:
+            return xp.ones(shape, dtype=dtype, device=device)
+        keep = self.rng.random(shape) >= self.p  # float64 draws: the same anywhere
+        return xp.astype(xp.asarray(keep, device=device), dtype) * (1.0 / (1.0 - self.p))

@@ -7,10 +7,17 @@ the base class runs, and the optimizer's update), traced once per input shape an
 function, in O(1). NumPy (with its fast paths), array-api-strict and Dask run the same math
 eagerly; CuPy too: a CUDA graph of a step is impossible while CuPy refuses cuBLAS calls during
 stream capture.
+
+What a layer keeps from step to step flows through the traced function as its inputs and
+outputs, as the parameters do: the buffers (BatchNorm1d's running statistics). Random draws are
+made on the host before each step, as the eager step makes them (each Dropout's mask, from its
+generator, in the layers' order), and handed in: a compiled step draws fresh masks each step,
+the same ones an eager step would.
 """
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +26,7 @@ import array_api_compat
 
 from ..backend import reads_are_free
 from ..nn.containers import Container
+from ..nn.dropout import Dropout
 from ..nn.losses import MSELoss
 from ..nn.module import Module, math_of
 from ..nn.target_checks import is_class_indices
@@ -45,10 +53,13 @@ class TrainStep:
             layers too where they are pure array math; a ValueError where there is none) or
             False (always eager).
 
-    After every call the parameters (and the optimizer's state and step count) are real arrays
-    of the model's namespace and device, exactly as an eager step leaves them; a compiled step
-    clears the stored activations (``x``, ``output``, gradients) instead of keeping tracers.
-    ``step.compiled`` says whether a compiler is in use.
+    After every call the parameters and buffers (and the optimizer's state and step count) are
+    real arrays of the model's namespace and device, exactly as an eager step leaves them; a
+    compiled step clears the stored activations (``x``, ``output``, gradients, Dropout's mask)
+    instead of keeping tracers. ``step.compiled`` says whether a compiler is in use. Running
+    statistics (buffers) are inputs and outputs of the compiled step; Dropout's masks are drawn
+    on the host before each step, from each layer's generator as the eager step draws them, and
+    handed in, so compiled and eager steps train alike.
 
     A compiled step checks x and y (and the model and optimizer) the first time it meets
     arrays of a new type, dtype, shape or device; after that, while the parameters, the
@@ -97,6 +108,7 @@ class TrainStep:
         self._placeholders: dict[tuple[Any, ...], Any] = {}
         self._traced: dict[tuple[Any, ...], Callable[..., Any]] = {}
         self._ready: _Ready | None = None
+        self._given: list[Dropout] = []  # the Dropouts whose masks the next step hands in
 
     def __repr__(self) -> str:
         how = f"compiled ({self.backend})" if self.compiled else "eager"
@@ -159,8 +171,28 @@ class TrainStep:
         previous = self._ready
         if previous is not None and previous.same_model(ready):
             ready.signatures.update(previous.signatures)  # checked against this same model
-        ready.signatures[ready.signature(x, y)] = is_class_indices(y) and reads_are_free(y)
+            ready.draws.update(previous.draws)
+        signature = ready.signature(x, y)
+        if ready.has_state and signature not in ready.draws:
+            ready.draws[signature] = self._mask_shapes(x)
+        ready.signatures[signature] = is_class_indices(y) and reads_are_free(y)
         return ready
+
+    def _mask_shapes(self, x: Any) -> list[tuple[Dropout, tuple[int, ...]]]:
+        """Each Dropout of the model with the shape of its mask in a step on ``x``: from one
+        checked forward of ``x`` (every layer's checks, BatchNorm1d's batch of at least 2
+        included), run on the model as it is and undone (its generators copied: no draw
+        counts). Once per new signature of x and y."""
+        model = self.model
+        saved = model._snapshot()
+        try:
+            drops = [m for m in model.modules() if isinstance(m, Dropout)]
+            for module in drops:
+                module.rng = copy.deepcopy(module.rng)
+            model.forward(x)
+            return [(module, tuple(module.mask.shape)) for module in drops]
+        finally:
+            Module._restore(saved)
 
     # -- the compiled step -------------------------------------------------------------------
     def _compiled_step(self, x: Any, y: Any, ready: _Ready) -> tuple[Any, Any]:
@@ -170,18 +202,31 @@ class TrainStep:
         if opt._lr != ready.lr:
             ready.lr, ready.lr_array = opt._lr, self._scalar(opt._lr)
         extra = None if constants is None else self._scalar(constants)
+        masks = self._masks(ready, x, y) if ready.has_state else []
         self._ready = None  # until the step is done: an exception leaves no stale record
-        loss, output, params, state = ready.fn(ready.params, opt._state, ready.lr_array, extra,
-                                               x, y)
+        loss, output, params, state, buffers = ready.fn(
+            ready.params, opt._state, ready.buffers, ready.lr_array, extra, masks, x, y)
         for (module, leaf), value in zip(ready.slots, params, strict=True):
+            setattr(module, leaf, value)
+        for (module, leaf), value in zip(ready.buffer_slots, buffers, strict=True):
             setattr(module, leaf, value)
         opt._state = state
         opt.step_count = step_count
         for attrs, name in ready.stored:  # activations and gradients: cleared, never tracers
             attrs[name] = None
         ready.params, ready.state, ready.count = params, state, step_count
+        ready.buffers = buffers
         self._ready = ready
         return loss, output
+
+    def _masks(self, ready: _Ready, x: Any, y: Any) -> list[Any]:
+        """This step's Dropout masks, drawn on the host from each layer's generator in the
+        order of the model's layers, as the eager step's forward draws them."""
+        spec = self.model.spec
+        shapes = ready.draws[ready.signature(x, y)]
+        self._given = [module for module, _ in shapes]  # read by the trace of this signature
+        return [module.make_mask(shape, spec.xp, spec.dtype, spec.device)
+                for module, shape in shapes]
 
     def _scalar(self, value: Any) -> Any:
         """A learning rate (or a step's bias corrections) as an input of the trace, so that a
@@ -201,7 +246,7 @@ class TrainStep:
 
                 # a new function object per key: jax.jit caches traces by the function, so
                 # jitting self._pure again would reuse the trace of other hyperparameters
-                fn = jax.jit(lambda *args: self._pure(*args), donate_argnums=(0, 1))
+                fn = jax.jit(lambda *args: self._pure(*args), donate_argnums=(0, 1, 2))
             else:
                 import torch
 
@@ -209,15 +254,23 @@ class TrainStep:
             self._traced[key] = fn
         return fn
 
-    def _pure(self, params: list[Any], state: list[list[Any]], lr: Any, constants: Any, x: Any,
-              y: Any) -> tuple[Any, Any, list[Any], list[list[Any]]]:
-        """(loss, output, new parameters, new optimizer state) from the current ones: the
-        layers' math, the loss's and the optimizer's update, on the arrays handed in."""
+    def _pure(self, params: list[Any], state: list[list[Any]], buffers: list[Any], lr: Any,
+              constants: Any, masks: list[Any], x: Any, y: Any
+              ) -> tuple[Any, Any, list[Any], list[list[Any]], list[Any]]:
+        """(loss, output, new parameters, new optimizer state, new buffers) from the current
+        ones and this step's Dropout masks: the layers' math, the loss's and the optimizer's
+        update, on the arrays handed in."""
         opt, model, loss_fn = self.optimizer, self.model, self.loss
         saved = opt._lr, opt._state
+        given = self._given if masks else []
+        buffer_slots = _buffer_slots(model)
         try:
             for (module, leaf), value in zip(opt._slots, params, strict=True):
                 setattr(module, leaf, value)
+            for (module, leaf), value in zip(buffer_slots, buffers, strict=True):
+                setattr(module, leaf, value)
+            for module, mask in zip(given, masks, strict=True):
+                module.given_mask = mask
             opt._state = [list(s) for s in state]
             opt._lr = lr
             output = math_of(model, "forward")(model, x)
@@ -226,9 +279,12 @@ class TrainStep:
             opt._update(None if constants is None else tuple(constants[i] for i in
                                                              range(constants.shape[0])))
             new_params = [getattr(module, leaf) for module, leaf in opt._slots]
-            return loss, output, new_params, opt._state
+            new_buffers = [getattr(module, leaf) for module, leaf in buffer_slots]
+            return loss, output, new_params, opt._state, new_buffers
         finally:
             opt._lr, opt._state = saved
+            for module in given:
+                module.given_mask = None
 
 
 class _Ready:
@@ -239,14 +295,22 @@ class _Ready:
     else (a parameter replaced by hand, ``.to()``, ``load``, an eager step between, a new
     hyperparameter) takes the checked path, which makes a new record."""
 
-    __slots__ = ("count", "fn", "hyper", "lr", "lr_array", "params", "place", "signatures",
-                 "slots", "state", "stored", "structure")
+    __slots__ = ("buffer_slots", "buffers", "count", "draws", "fn", "has_state", "hyper", "lr",
+                 "lr_array", "params", "place", "signatures", "slots", "state", "stored",
+                 "structure")
 
     def __init__(self, step: TrainStep, fn: Callable[..., Any]) -> None:
         opt, model = step.optimizer, step.model
         self.fn = fn
         self.slots = list(opt._slots)
         self.params = [getattr(module, leaf) for module, leaf in self.slots]
+        self.buffer_slots = _buffer_slots(model)
+        self.buffers = [getattr(module, leaf) for module, leaf in self.buffer_slots]
+        # a model with buffers or Dropouts: each new signature runs one checked forward first
+        # (BatchNorm1d's batch of 2), and each step draws its masks
+        self.has_state = bool(self.buffer_slots) or any(
+            isinstance(m, Dropout) for m in model.modules())
+        self.draws: dict[tuple[Any, ...], list[tuple[Dropout, tuple[int, ...]]]] = {}
         self.state, self.count = opt._state, opt.step_count
         self.hyper = opt._hyperparameters()
         self.lr, self.lr_array = opt._lr, step._scalar(opt._lr)
@@ -266,10 +330,11 @@ class _Ready:
 
     def same_model(self, other: _Ready) -> bool:
         """Whether ``other`` was made for the same layers, parameters' places and dtypes."""
+        mine, theirs = self.params + self.buffers, other.params + other.buffers
         return (_same_structure(other.structure) and len(self.structure) == len(other.structure)
-                and len(self.params) == len(other.params)
+                and len(self.params) == len(other.params) and len(mine) == len(theirs)
                 and all(type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-                        for a, b in zip(self.params, other.params, strict=True)))
+                        for a, b in zip(mine, theirs, strict=True)))
 
     def holds(self, step: TrainStep, x: Any, y: Any) -> bool:
         """Whether a step on x and y needs no check (see the class)."""
@@ -279,10 +344,18 @@ class _Ready:
         for (module, leaf), param in zip(self.slots, self.params, strict=True):
             if getattr(module, leaf) is not param:
                 return False
+        for (module, leaf), buffer in zip(self.buffer_slots, self.buffers, strict=True):
+            if getattr(module, leaf) is not buffer:
+                return False
         # labels whose values are read for the range check (torch on the CPU): checked again
         needs_labels = self.signatures.get(self.signature(x, y))
         return (needs_labels is False and opt._hyperparameters() == self.hyper
                 and _same_structure(self.structure))
+
+
+def _buffer_slots(model: Module) -> list[tuple[Module, str]]:
+    """(module, buffer name) for every buffer of ``model``, in named_buffers() order."""
+    return [(module, leaf) for module in model.modules() for leaf in module.buffer_names]
 
 
 def _structure(model: Module) -> list[tuple[Module, list[Module]]]:
