@@ -8,7 +8,9 @@ check. :func:`gradcheck` compares, for the input and for every parameter, the gr
 from __future__ import annotations
 
 import copy
+import inspect
 import math
+import numbers
 from typing import Any
 
 import array_api_compat
@@ -174,8 +176,6 @@ class _Check:
 
 def _takes_target(module: Module) -> bool:
     """Whether a module of the user's own has a forward(y, t), as a loss does."""
-    import inspect
-
     try:
         params = inspect.signature(module.forward).parameters
     except (TypeError, ValueError):
@@ -197,7 +197,7 @@ def _settings(x: Any, eps: Any, atol: Any, rtol: Any) -> tuple[float, float, flo
         if given is None:
             out.append(default)
             continue
-        if isinstance(given, bool) or not isinstance(given, (int, float)):
+        if isinstance(given, bool) or not isinstance(given, numbers.Real):
             raise TypeError(f"gradcheck: {label} must be a real number, got {short_repr(given)}")
         value = float(given)
         if not math.isfinite(value) or value < 0 or (label == "eps" and value == 0):

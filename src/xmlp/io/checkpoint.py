@@ -14,6 +14,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import struct
@@ -40,6 +41,10 @@ _OPT_PREFIX = "optimizer."
 _NUMERIC_KINDS = "fiu"
 _MAX_HEADER = 10_000  # bytes of an .npy header dict; numpy.load's own limit
 _MAX_RECORD = 1 << 22  # characters of the JSON record: 4 Mi, far above any real model's
+# levels of JSON arrays and objects in the record (xmlp writes 4): parsing deeper ones recurses
+# near Python's limit, where whatever the garbage collector finalizes then fails
+_MAX_NESTING = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NPY_MAGIC = b"\x93NUMPY"
 # What numpy.savez and numpy.savez_compressed write; any other method (bzip2, lzma, AES...) is
 # refused before zipfile would need a module that may be missing.
@@ -309,6 +314,8 @@ class Checkpoint:
             raise self.error(f"its {RECORD_KEY!r} record declares {member.dtype.itemsize // 4} "
                              f"characters (at most {_MAX_RECORD})")
         text = str(self._read_member(member)[()])
+        if _deepest(text) > _MAX_NESTING:  # refused before the parser recurses that deep
+            raise self.error(f"its {RECORD_KEY!r} record is nested too deeply")
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -368,6 +375,15 @@ class Checkpoint:
         if member.fortran_order:
             return flat.reshape(member.shape[::-1]).transpose()
         return flat.reshape(member.shape)
+
+
+def _deepest(text: str) -> int:
+    """How deeply the JSON ``text`` nests arrays and objects (brackets inside strings do not
+    count), in one vectorized pass."""
+    codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(codes, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max()) if steps.size else 0
 
 
 def _describe(exc: BaseException) -> str:
