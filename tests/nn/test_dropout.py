@@ -170,3 +170,14 @@ def test_in_a_model_fit_trains_and_validation_sees_no_dropout(xp):
     assert history.val_loss[-1] < history.val_loss[0]
     final = float(xmlp.MSELoss().predict(model.predict(xd), td))
     assert history.val_loss[-1] == pytest.approx(final, rel=1e-12)
+
+
+def test_a_chain_refused_after_the_dropout_draws_nothing(xp):
+    """LayerNorm(5) after 4 features refuses, after the Dropout before it drew a mask: the
+    undone call puts the generator's state back with everything else."""
+    kw = {"xp": xp.module, "device": xp.device, "dtype": xp.float64}
+    model = xmlp.Sequential(xmlp.Linear(3, 4, rng=0, **kw), xmlp.Dropout(0.5, rng=0),
+                            xmlp.LayerNorm(5, **kw))
+    before = model[1].rng.bit_generator.state
+    rejects(ValueError, model, lambda: model.forward(data(xp, (2, 3))), "LayerNorm(5).forward")
+    assert model[1].rng.bit_generator.state == before

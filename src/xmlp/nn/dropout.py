@@ -70,6 +70,19 @@ class Dropout(Module):
     def __repr__(self) -> str:
         return f"Dropout(p={self.p!r})"
 
+    @property
+    def rng_state(self) -> dict[str, Any]:
+        """The generator's state (``rng.bit_generator.state``): what an undone call puts back,
+        so that a refused call draws nothing."""
+        return dict(self.rng.bit_generator.state)
+
+    @rng_state.setter
+    def rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+    def undo_names(self) -> tuple[str, ...] | None:
+        return (*(super().undo_names() or ()), "rng_state")
+
     def forward(self, x: Any) -> Any:
         """x (...) -> x * mask (...), mask = keep / (1 - p) drawn afresh; stores ``x``,
         ``mask`` and ``output``."""

@@ -17,7 +17,6 @@ the same ones an eager step would.
 
 from __future__ import annotations
 
-import copy
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -181,16 +180,14 @@ class TrainStep:
     def _mask_shapes(self, x: Any) -> list[tuple[Dropout, tuple[int, ...]]]:
         """Each Dropout of the model with the shape of its mask in a step on ``x``: from one
         checked forward of ``x`` (every layer's checks, BatchNorm1d's batch of at least 2
-        included), run on the model as it is and undone (its generators copied: no draw
+        included), run on the model as it is and undone (the generators' states too: no draw
         counts). Once per new signature of x and y."""
         model = self.model
         saved = model._snapshot()
         try:
-            drops = [m for m in model.modules() if isinstance(m, Dropout)]
-            for module in drops:
-                module.rng = copy.deepcopy(module.rng)
             model.forward(x)
-            return [(module, tuple(module.mask.shape)) for module in drops]
+            return [(module, tuple(module.mask.shape)) for module in model.modules()
+                    if isinstance(module, Dropout)]
         finally:
             Module._restore(saved)
 
@@ -212,8 +209,8 @@ class TrainStep:
             setattr(module, leaf, value)
         opt._state = state
         opt.step_count = step_count
-        for attrs, name in ready.stored:  # activations and gradients: cleared, never tracers
-            attrs[name] = None
+        for module, name in ready.stored:  # activations and gradients: cleared, never tracers
+            setattr(module, name, None)
         ready.params, ready.state, ready.count = params, state, step_count
         ready.buffers = buffers
         self._ready = ready
@@ -315,7 +312,7 @@ class _Ready:
         self.hyper = opt._hyperparameters()
         self.lr, self.lr_array = opt._lr, step._scalar(opt._lr)
         self.structure = _structure(model)
-        self.stored = [(vars(module), name) for module in [*model.modules(), step.loss]
+        self.stored = [(module, name) for module in [*model.modules(), step.loss]
                        for name in (*module.state_names, *module.grad_names)]
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
         # device and autograd flag
