@@ -85,10 +85,10 @@ class Container(Module):
 
     def run_checked(self, method: str, math: Any, args: tuple[Any, ...]) -> Any:
         layers = self.children()
-        if self.plain(method, layers):
-            edge = layers[-1] if method == "backward" else layers[0]
-            edge.check(method, *args)
-            return math(self, *args)
+        if len(args) == 1 and self.plain(method, layers):
+            (value,) = args
+            (layers[-1] if method == "backward" else layers[0]).check(method, value)
+            return math(self, value)
         if len({id(m) for m in self.modules()}) != len(list(self.modules())):
             self.check_unshared(f"{type(self).__name__}.{method}")
         order = reversed(layers) if method == "backward" else layers

@@ -11,6 +11,7 @@ keeps that are not trained (BatchNorm1d's running statistics) are its buffers, l
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -549,21 +550,52 @@ def owner_name(name: str, method: str) -> str:
 def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callable[..., Any]:
     """The public ``method``: the class's checks, then its ``math`` (kept as ``.math``, which
     containers and compiled steps call once the boundary is checked). A class that runs its
-    own boundary (a container) does it in ``run_checked``."""
+    own boundary (a container) does it in ``run_checked``. Written out for one and two
+    arguments: CPython runs a call with ``*args`` slower, and these run on every pass."""
+    arity = _arity(math)
+    public: Callable[..., Any]
     if cls.run_checked is not Module.run_checked:
 
-        @functools.wraps(math)
         def public(self: Module, *args: Any) -> Any:
             return self.run_checked(method, math, args)
+    elif arity == 0:
+
+        def public(self: Module, /) -> Any:
+            self.check(method)
+            return math(self)
+    elif arity == 1:
+
+        def public(self: Module, a: Any, /) -> Any:
+            self.check(method, a)
+            return math(self, a)
+    elif arity == 2:
+
+        def public(self: Module, a: Any, b: Any, /) -> Any:
+            self.check(method, a, b)
+            return math(self, a, b)
     else:
 
-        @functools.wraps(math)
         def public(self: Module, *args: Any) -> Any:
             self.check(method, *args)
             return math(self, *args)
 
+    functools.update_wrapper(public, math)
+    public.__signature__ = inspect.signature(math)  # type: ignore[attr-defined]
     public.math = math  # type: ignore[attr-defined]
     return public
+
+
+def _arity(function: Callable[..., Any]) -> int | None:
+    """How many arguments ``function`` takes after ``self`` when they are exactly that many
+    positional ones (None otherwise)."""
+    try:
+        params = list(inspect.signature(function).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if all(p.kind in plain and p.default is inspect.Parameter.empty for p in params):
+        return len(params)
+    return None
 
 
 def math_of(module: Module, method: str) -> Callable[..., Any]:
