@@ -38,7 +38,7 @@ class _ParameterSpec:
     def __get__(self, module: Module | None, cls: type[Module]) -> Any:
         if module is None:
             return self
-        names = type(module).param_names + type(module).buffer_names
+        names = type(module).array_names
         if not names:
             raise AttributeError(f"{type(module).__name__!r} object has no attribute 'spec' "
                                  "(a layer without parameters has no place of its own)")
@@ -101,6 +101,7 @@ class Module:
     # arrays of the layer's state that are not trained (running statistics): saved, loaded and
     # moved with the parameters, left alone by optimizers
     buffer_names: tuple[str, ...] = ()
+    array_names: tuple[str, ...] = ()  # param_names + buffer_names, made by the class
     # namespace, device and dtype of the parameters: set by the layer, or taken from its
     # first parameter when first read
     spec: ArraySpec = _ParameterSpec()  # type: ignore[assignment]
@@ -121,6 +122,7 @@ class Module:
             cls.param_names = tuple(legacy)
         _check_names(cls)
         cls.grad_names = tuple("grad_" + name for name in cls.param_names)
+        cls.array_names = cls.param_names + cls.buffer_names
         for grad_name in cls.grad_names:  # None until the first backward sets it
             if not hasattr(cls, grad_name):
                 setattr(cls, grad_name, None)
@@ -361,7 +363,7 @@ class Module:
         records no autograd graph (O(1), no data read). A parameter replaced by hand with
         another array is caught here by the next call, before it changes anything."""
         spec = self.spec
-        for local in self.param_names + self.buffer_names:
+        for local in self.array_names:
             p = getattr(self, local)
             if (type(p) is not spec.array_type or p.dtype != spec.dtype
                     or (spec.check_device and array_api_compat.device(p) != spec.device)
@@ -375,7 +377,7 @@ class Module:
         (shape) naming the first parameter that does not fit this layer any more."""
         spec = self.spec
         shapes = self.param_shapes() or {}
-        for local in self.param_names + self.buffer_names:
+        for local in self.array_names:
             p = getattr(self, local)
             kind = "parameter" if local in self.param_names else "buffer"
             label = f"{kind} {prefix + local!r}"
@@ -481,7 +483,7 @@ class Module:
         """
         plans = []
         for module in self.modules():
-            names = module.param_names + module.buffer_names
+            names = module.array_names
             if names:
                 spec = module.spec.moved(xp, device, dtype)
                 values = {n: spec.convert(getattr(module, n)) for n in names}

@@ -27,6 +27,8 @@ class _Norm(Module):
         self.features = positive_int(features, f"{owner}: {label}")
         self.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
         self.spec = ArraySpec.resolve(xp, device, dtype)
+        # every parameter and buffer is (features,): made once, read on every pass
+        self._shapes = {name: (self.features,) for name in type(self).array_names}
         self.weight = self.spec.xp.ones((self.features,), dtype=self.spec.dtype,
                                         device=self.spec.device)
         self.bias = self.spec.zeros((self.features,))
@@ -39,8 +41,7 @@ class _Norm(Module):
         self.grad_bias: Any = None
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shape = (self.features,)
-        return {name: shape for name in self.param_names + self.buffer_names}
+        return self._shapes
 
     def check(self, method: str, *args: Any) -> None:
         """x: an array of the parameters' namespace, device and dtype, of a shape the layer
