@@ -241,3 +241,21 @@ def test_predict_takes_one_sample(xp):
     norm = layer(xp)
     out = norm.predict(data(xp, (1, 3)))
     assert tuple(out.shape) == (1, 3)
+
+
+@pytest.mark.xp_only("dask")
+def test_fit_on_dask_persists_the_running_statistics(xp):
+    """A model on Dask: fit persists the buffers with the parameters (their graphs stay one
+    computed chunk), and trains as on NumPy."""
+    x, t = make_data(20, 3)
+    nets = []
+    for kw in (layer_kwargs(xp), {}):
+        net = xmlp.Sequential(xmlp.Linear(3, 4, rng=0, **kw), xmlp.BatchNorm1d(4, **kw),
+                              xmlp.Linear(4, 1, rng=1, **kw))
+        data_x, data_t = (xp.from_numpy(x), xp.from_numpy(t)) if kw else (x, t)
+        xmlp.fit(net, data_x, data_t, epochs=2, lr=0.05, batch_size=4, progress=False)
+        nets.append(net)
+    for (name, got), (_, want) in zip(nets[0].named_buffers(), nets[1].named_buffers(),
+                                      strict=True):
+        assert len(got.__dask_graph__()) == 1, name
+        np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-12, atol=1e-14)
