@@ -478,6 +478,7 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         with _not_fitting(target):
             optimizer.load_state_dict(opt_state)
     if scheduler is not None:  # checked by _scheduler_state: cannot fail now
+        assert schedule is not None
         scheduler.load_state_dict(schedule)
     model.assign_parameters(values)
     model.clear_state()
