@@ -423,9 +423,11 @@ class OneCycleLR(LRScheduler):
         three_phase: rise, fall back to the first rate, then anneal (default False).
 
     ``step()`` may be called ``total_steps`` times, once after each batch; once more is a
-    ValueError, as in torch. The rate after the last batch is the end of the cycle
-    (``max_lr / div_factor / final_div_factor``), where torch's goes on along the curve past
-    its end (below zero with "linear"); every rate a batch trains with is torch's.
+    ValueError, as in torch. Every rate and momentum is torch's, but for the rate set after
+    the last batch (which no batch trains with) with ``anneal_strategy="linear"``: torch's
+    goes on along the line past the end of the cycle, below zero, where xmlp's stays at the
+    cycle's last rate (``max_lr / div_factor / final_div_factor``; its momentum, at
+    ``max_momentum``).
 
     Example:
         >>> import xmlp
@@ -534,13 +536,11 @@ class OneCycleLR(LRScheduler):
         for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
             if epoch <= end or i == len(self._phases) - 1:
                 # a phase of no length (pct_start=0.5 and 2 steps, three_phase) is at its end,
-                # where torch would divide by zero; the step after the last batch
-                # (epoch == total_steps) stays at the end of the cycle, where torch goes on
-                # past it (to a negative rate with "linear")
-                pct = min((epoch - start) / (end - start), 1.0) if end != start else 1.0
+                # where torch would divide by zero
+                pct = (epoch - start) / (end - start) if end != start else 1.0
                 if self._cycled is not None:
-                    self._set_momentum(self._anneal(m0, m1, pct))
-                return self._anneal(lr0, lr1, pct)
+                    self._set_momentum(_past(self._anneal(m0, m1, pct), m0, m1, pct))
+                return _past(self._anneal(lr0, lr1, pct), lr0, lr1, pct)
             start = end
         raise AssertionError("unreachable: the last phase always matches")
 
@@ -665,6 +665,15 @@ class ReduceLROnPlateau(LRScheduler):
                                                     "num_bad_epochs", owner),
                 "cooldown_counter": _non_negative_int(counters["cooldown_counter"],
                                                       "cooldown_counter", owner)}
+
+
+def _past(value: float, start: float, end: float, pct: float) -> float:
+    """OneCycleLR's ``value`` at ``pct`` of a phase from ``start`` to ``end``: torch's, but
+    after the last batch (``pct > 1``) never beyond the phase's range, where torch's linear
+    anneal goes on (to a negative rate, a momentum above its bound)."""
+    if pct <= 1.0:
+        return value
+    return min(max(value, min(start, end)), max(start, end))
 
 
 def _non_negative_int(value: Any, label: str, owner: str) -> int:
