@@ -225,3 +225,88 @@ def test_torch_compile_of_the_step_equals_the_eager_reference(xp):
         step(x, y)
     for got, want in zip(model.parameters(), eager_reference("deep-ce-adam"), strict=True):
         np.testing.assert_allclose(to_host(got), want, rtol=0, atol=1e-12)
+
+
+# -- what a compiled step notices between calls (it checks nothing again while nothing changed)
+def _warm(xp, **kw):
+    model = mlp(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, compile=True, **(kw or {"lr": 0.1}))
+    x, y = data_for("reg", xp)
+    step(x, y)
+    step(x, y)
+    return model, step, x, y
+
+
+def _host(model):
+    return [to_host(p).copy() for p in model.parameters()]
+
+
+@pytest.mark.xp_only("jax")
+def test_a_parameter_replaced_by_hand_is_checked_again(xp):
+    model, step, x, y = _warm(xp)
+    model.linear1.weights = xp.from_numpy(np.ones((8, 4)), "float32")
+    before = _host(model)
+    with pytest.raises(TypeError, match="parameter 'weights'"):
+        step(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(_host(model), before, strict=True))
+    model.linear1.weights = xp.from_numpy(np.ones((8, 4)))  # a right one is trained
+    step(x, y)
+    assert not np.array_equal(to_host(model.linear1.weights), np.ones((8, 4)))
+
+
+@pytest.mark.xp_only("jax")
+def test_a_layer_replaced_by_hand_is_refused_as_by_the_optimizer(xp):
+    model, step, x, y = _warm(xp)
+    model.linear2 = xmlp.Linear(8, 2, rng=5, **layer_kwargs(xp))
+    with pytest.raises(RuntimeError, match="layers changed since this optimizer was built"):
+        step(x, y)
+
+
+@pytest.mark.xp_only("jax")
+def test_arrays_unlike_those_checked_before_are_checked(xp):
+    model, step, x, y = _warm(xp)
+    before = _host(model)
+    with pytest.raises(TypeError):
+        step(xp.ns.astype(x, xp.ns.float32), y)
+    with pytest.raises(ValueError):
+        step(x, y[:, :1])
+    with pytest.raises(TypeError):
+        step(X_REG, Y_REG)  # NumPy arrays for a JAX model: never moved silently
+    assert all(np.array_equal(a, b) for a, b in zip(_host(model), before, strict=True))
+    assert step.optimizer.step_count == 2
+
+
+@pytest.mark.xp_only("jax")
+def test_eager_steps_and_new_hyperparameters_between_compiled_steps(xp):
+    """An eager step, a new momentum and load_state_dict between compiled steps: the same
+    parameters as the same sequence of eager steps."""
+    def run(compiled):
+        model = mlp(**layer_kwargs(xp))
+        opt = xmlp.optim.SGD(model, lr=0.05, momentum=0.9)
+        step = xmlp.TrainStep(model, optimizer=opt, compile=compiled)
+        loss = xmlp.MSELoss()
+        x, y = data_for("reg", xp)
+        step(x, y)
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward())
+        opt.step()
+        step(x, y)
+        opt.momentum = 0.5
+        step(x, y)
+        opt.load_state_dict(opt.state_dict())
+        step(x, y)
+        return _host(model), opt.step_count
+
+    (compiled, n1), (eager, n2) = run(True), run(False)
+    assert n1 == n2 == 5
+    for a, b in zip(compiled, eager, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.xp_only("jax")
+def test_activations_stay_cleared_after_compiled_steps(xp):
+    model, step, x, y = _warm(xp)
+    model.forward(x)  # an eager pass between stores real arrays...
+    step(x, y)  # ...which the next compiled step clears
+    assert model.linear1.x is None and model.activation.output is None
+    assert model.linear2.grad_weights is None and step.loss.diff is None

@@ -11,13 +11,17 @@ stream capture.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
 
+from ..backend import reads_are_free
+from ..nn.containers import Container
 from ..nn.losses import MSELoss
 from ..nn.module import Module, math_of
+from ..nn.target_checks import is_class_indices
 from ..optim import SGD, Optimizer
 from .checks import check_model, update_rule
 
@@ -45,6 +49,12 @@ class TrainStep:
     of the model's namespace and device, exactly as an eager step leaves them; a compiled step
     clears the stored activations (``x``, ``output``, gradients) instead of keeping tracers.
     ``step.compiled`` says whether a compiler is in use.
+
+    A compiled step checks x and y (and the model and optimizer) the first time it meets
+    arrays of a new type, dtype, shape or device; after that, while the parameters, the
+    layers, the optimizer's state and its hyperparameters are those the last step left
+    (identity tests, O(1)), it runs without checking again, so that a small model's step
+    costs what the compiled function costs. Anything changed by hand in between is checked.
 
     Example:
         >>> import xmlp
@@ -86,6 +96,7 @@ class TrainStep:
         self.compiled = compile is True or (compile == "auto" and self.backend == "jax" and own)
         self._placeholders: dict[tuple[Any, ...], Any] = {}
         self._traced: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._ready: _Ready | None = None
 
     def __repr__(self) -> str:
         how = f"compiled ({self.backend})" if self.compiled else "eager"
@@ -96,6 +107,9 @@ class TrainStep:
 
     def run(self, x: Any, y: Any) -> tuple[Any, Any]:
         """(the loss, the model's output for x): the step, checked at the boundary."""
+        ready = self._ready
+        if ready is not None and ready.holds(self, x, y):
+            return self._compiled_step(x, y, ready)
         self._check(x, y)
         if not self.compiled:  # the public passes: a layer of the user's may refuse
             output = self.model.forward(x)
@@ -103,7 +117,7 @@ class TrainStep:
             self.model.backward(self.loss.backward())
             self.optimizer.step()
             return loss, output
-        return self._compiled_step(x, y)
+        return self._compiled_step(x, y, self._prepare(x, y))
 
     # -- the boundary ------------------------------------------------------------------------
     def _check(self, x: Any, y: Any) -> None:
@@ -121,38 +135,58 @@ class TrainStep:
             self._placeholders[key] = placeholder
         self.loss.check("forward", placeholder, y)
 
-    # -- the compiled step -------------------------------------------------------------------
-    def _compiled_step(self, x: Any, y: Any) -> tuple[Any, Any]:
+    def _prepare(self, x: Any, y: Any) -> _Ready:
+        """What a compiled step needs, checked (x and y were, by :meth:`_check`): the
+        optimizer's state where the parameters are, the traced function for its
+        hyperparameters; kept as :class:`_Ready` so that the next call with arrays like these
+        and a model as this one leaves makes no check again."""
         opt, model = self.optimizer, self.model
+        owner = f"{type(opt).__name__}.step"
+        holders = [m for m in model.modules() if m.param_names]
+        if len(holders) != len(opt._holders) or any(
+                a is not b for a, b in zip(holders, opt._holders, strict=True)):
+            raise RuntimeError(
+                f"{owner}: the {type(model).__name__}'s layers changed since this optimizer "
+                "was built; build a new optimizer for the model as it is now.")
         if opt._state is None:  # as the first eager step makes it
             opt._state, opt._specs = opt._new_state()
             opt._packed = False
         else:
-            opt._check_state_place(f"{type(opt).__name__}.step")
+            opt._check_state_place(owner)
         if not opt._packed:
             opt._pack()
+        ready = _Ready(self, self._function())
+        previous = self._ready
+        if previous is not None and previous.same_model(ready):
+            ready.signatures.update(previous.signatures)  # checked against this same model
+        ready.signatures[ready.signature(x, y)] = is_class_indices(y) and reads_are_free(y)
+        return ready
+
+    # -- the compiled step -------------------------------------------------------------------
+    def _compiled_step(self, x: Any, y: Any, ready: _Ready) -> tuple[Any, Any]:
+        opt = self.optimizer
         step_count = opt.step_count + 1
-        constants = opt._step_constants(step_count)
-        scalars = [self._scalar(v) for v in (opt.lr, *(constants or ()))]
-        fn = self._function()
-        params = [getattr(m, leaf) for m, leaf in opt._slots]
-        loss, output, new_params, new_state = fn(params, opt._state, scalars, x, y)
-        for (module, leaf), value in zip(opt._slots, new_params, strict=True):
+        constants = opt._step_constants(step_count)  # may fail: nothing changed yet
+        if opt._lr != ready.lr:
+            ready.lr, ready.lr_array = opt._lr, self._scalar(opt._lr)
+        extra = None if constants is None else self._scalar(constants)
+        self._ready = None  # until the step is done: an exception leaves no stale record
+        loss, output, params, state = ready.fn(ready.params, opt._state, ready.lr_array, extra,
+                                               x, y)
+        for (module, leaf), value in zip(ready.slots, params, strict=True):
             setattr(module, leaf, value)
-        opt._state = [list(s) for s in new_state]
+        opt._state = state
         opt.step_count = step_count
-        model.clear_state()
-        self.loss.clear_state()
+        for attrs, name in ready.stored:  # activations and gradients: cleared, never tracers
+            attrs[name] = None
+        ready.params, ready.state, ready.count = params, state, step_count
+        self._ready = ready
         return loss, output
 
-    def _scalar(self, value: float) -> Any:
-        """A learning rate or bias correction as an input of the trace, so that a new value
-        costs no new trace: a host NumPy scalar for jax.jit, a tensor for torch.compile."""
+    def _scalar(self, value: Any) -> Any:
+        """A learning rate (or a step's bias corrections) as an input of the trace, so that a
+        new value costs no new trace: an array of the model's dtype on its device."""
         spec = self.model.spec
-        if self.backend == "jax":
-            import numpy as np
-
-            return np.asarray(value, dtype=str(spec.dtype))
         return spec.xp.asarray(value, dtype=spec.dtype, device=spec.device)
 
     def _function(self) -> Callable[..., Any]:
@@ -165,7 +199,9 @@ class TrainStep:
             if self.backend == "jax":
                 import jax
 
-                fn = jax.jit(self._pure, donate_argnums=(0, 1))
+                # a new function object per key: jax.jit caches traces by the function, so
+                # jitting self._pure again would reuse the trace of other hyperparameters
+                fn = jax.jit(lambda *args: self._pure(*args), donate_argnums=(0, 1))
             else:
                 import torch
 
@@ -173,7 +209,7 @@ class TrainStep:
             self._traced[key] = fn
         return fn
 
-    def _pure(self, params: list[Any], state: list[list[Any]], scalars: list[Any], x: Any,
+    def _pure(self, params: list[Any], state: list[list[Any]], lr: Any, constants: Any, x: Any,
               y: Any) -> tuple[Any, Any, list[Any], list[list[Any]]]:
         """(loss, output, new parameters, new optimizer state) from the current ones: the
         layers' math, the loss's and the optimizer's update, on the arrays handed in."""
@@ -183,12 +219,88 @@ class TrainStep:
             for (module, leaf), value in zip(opt._slots, params, strict=True):
                 setattr(module, leaf, value)
             opt._state = [list(s) for s in state]
-            opt._lr = scalars[0]
+            opt._lr = lr
             output = math_of(model, "forward")(model, x)
             loss = math_of(loss_fn, "forward")(loss_fn, output, y)
             math_of(model, "backward")(model, math_of(loss_fn, "backward")(loss_fn))
-            opt._update(tuple(scalars[1:]) or None)
+            opt._update(None if constants is None else tuple(constants[i] for i in
+                                                             range(constants.shape[0])))
             new_params = [getattr(module, leaf) for module, leaf in opt._slots]
             return loss, output, new_params, opt._state
         finally:
             opt._lr, opt._state = saved
+
+
+class _Ready:
+    """A compiled step's record of what was checked, kept between calls: the next call runs
+    without checks when its x and y are like ones already checked (type, dtype, shape,
+    device) and the model, the optimizer and its hyperparameters are as the last step left
+    them (the same array objects, the same layers), which O(1) identity tests tell. Anything
+    else (a parameter replaced by hand, ``.to()``, ``load``, an eager step between, a new
+    hyperparameter) takes the checked path, which makes a new record."""
+
+    __slots__ = ("count", "fn", "hyper", "lr", "lr_array", "params", "place", "signatures",
+                 "slots", "state", "stored", "structure")
+
+    def __init__(self, step: TrainStep, fn: Callable[..., Any]) -> None:
+        opt, model = step.optimizer, step.model
+        self.fn = fn
+        self.slots = list(opt._slots)
+        self.params = [getattr(module, leaf) for module, leaf in self.slots]
+        self.state, self.count = opt._state, opt.step_count
+        self.hyper = opt._hyperparameters()
+        self.lr, self.lr_array = opt._lr, step._scalar(opt._lr)
+        self.structure = _structure(model)
+        self.stored = [(vars(module), name) for module in [*model.modules(), step.loss]
+                       for name in (*module.state_names, *module.grad_names)]
+        # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
+        # device and autograd flag
+        self.place = (("device", "requires_grad") if step.backend == "torch"
+                      else ("sharding",))
+        self.signatures: dict[tuple[Any, ...], bool] = {}
+
+    def signature(self, x: Any, y: Any) -> tuple[Any, ...]:
+        return (type(x), x.dtype, x.shape, type(y), y.dtype, y.shape,
+                *[getattr(x, a, None) for a in self.place],
+                *[getattr(y, a, None) for a in self.place])
+
+    def same_model(self, other: _Ready) -> bool:
+        """Whether ``other`` was made for the same layers, parameters' places and dtypes."""
+        return (_same_structure(other.structure) and len(self.structure) == len(other.structure)
+                and len(self.params) == len(other.params)
+                and all(type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+                        for a, b in zip(self.params, other.params, strict=True)))
+
+    def holds(self, step: TrainStep, x: Any, y: Any) -> bool:
+        """Whether a step on x and y needs no check (see the class)."""
+        opt = step.optimizer
+        if opt._state is not self.state or opt.step_count != self.count:
+            return False
+        for (module, leaf), param in zip(self.slots, self.params, strict=True):
+            if getattr(module, leaf) is not param:
+                return False
+        # labels whose values are read for the range check (torch on the CPU): checked again
+        needs_labels = self.signatures.get(self.signature(x, y))
+        return (needs_labels is False and opt._hyperparameters() == self.hyper
+                and _same_structure(self.structure))
+
+
+def _structure(model: Module) -> list[tuple[Module, list[Module]]]:
+    """Each module of ``model`` that can have children, with them (compared by identity: a
+    layer replaced or added by hand changes it)."""
+    return [(module, _children(module)) for module in model.modules()
+            if type(module).named_children is not Module.named_children]
+
+
+def _children(module: Module) -> list[Module]:
+    if isinstance(module, Container):
+        return module.children()
+    return [child for _, child in module.named_children()]
+
+
+def _same_structure(structure: list[tuple[Module, list[Module]]]) -> bool:
+    for module, children in structure:
+        now = _children(module)
+        if len(now) != len(children) or not all(map(operator.is_, now, children)):
+            return False
+    return True
