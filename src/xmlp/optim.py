@@ -362,7 +362,8 @@ class SGD(Optimizer):
         for (module, leaf), state in zip(self._slots, self._state, strict=True):
             ops = module.spec.ops
             param, grad = getattr(module, leaf), getattr(module, "grad_" + leaf)
-            if momentum:
+            if self._state_keys:  # a momentum buffer: built with momentum > 0, whose value
+                # is an array inside a compiled step (a schedule may cycle it)
                 param, state[0] = ops.sgd_momentum(param, grad, state[0], lr, momentum,
                                                    nesterov, decay)
             elif decay:

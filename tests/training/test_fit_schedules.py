@@ -262,3 +262,83 @@ def _np():
     from tests.conftest import Backend
 
     return Backend("numpy", np, np)
+
+
+# -- compiled steps: the schedule's values are inputs, clipping is inside -----------------------
+def _count_traces(monkeypatch):
+    """How many times the step's Python runs: once per trace (jax.jit), never per call."""
+    calls = [0]
+    pure = xmlp.TrainStep._pure
+
+    def counting(self, *args):
+        calls[0] += 1
+        return pure(self, *args)
+
+    monkeypatch.setattr(xmlp.TrainStep, "_pure", counting)
+    return calls
+
+
+@pytest.mark.xp_only("jax")
+@pytest.mark.parametrize("name", ["cosine", "onecycle", "onecycle-sgd", "plateau"])
+def test_a_schedule_costs_no_new_trace(xp, name, monkeypatch):
+    """Six epochs of three batches (7, 7, 6 samples: two shapes) with a rate that changes
+    every epoch or every batch (and a momentum cycled every batch): two traces, as with a
+    constant rate; the same numbers as the eager fit."""
+    traces = _count_traces(monkeypatch)
+    model, _, _, rates, _ = with_fit(xp, name, clip=0.5)
+    assert traces[0] == 2
+    assert len(set(rates)) == 6 or name == "plateau"
+    eager, *_ = with_fit(xp, name, clip=0.5, compile=False)
+    assert traces[0] == 2
+    for got, want in zip(model.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(to_host(got), to_host(want), **TOL)
+
+
+@pytest.mark.xp_only("jax")
+def test_the_compiled_step_clips_as_the_eager_step(xp):
+    """TrainStep(clip_grad_norm=) clips inside the trace: the same parameters as the eager
+    step that calls clip_grad_norm, every step clipped."""
+    x, t = xp.from_numpy(X), xp.from_numpy(T)
+    params = []
+    for compile in (True, False):
+        model, opt = build(xp)
+        step = xmlp.TrainStep(model, optimizer=opt, compile=compile, clip_grad_norm=0.05)
+        assert step.compiled is compile
+        for _ in range(10):
+            step(x, t)
+        params.append([to_host(p) for p in model.parameters()])
+    want_model, want_opt = build(xp)
+    loss = xmlp.MSELoss()
+    for _ in range(10):
+        loss.forward(want_model.forward(x), t)
+        want_model.backward(loss.backward())
+        assert float(xmlp.clip_grad_norm(want_model, 0.05)) > 0.05  # every step clipped
+        want_opt.step()
+    for compiled, eager, want in zip(*params, want_model.parameters(), strict=True):
+        np.testing.assert_allclose(compiled, eager, **TOL)
+        np.testing.assert_allclose(eager, to_host(want), **TOL)
+
+
+@pytest.mark.slow
+@pytest.mark.xp_only("torch")
+# inductor itself calls torch.jit.script_method, which torch deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_torch_compile_with_a_cycled_momentum_and_clipping(xp):
+    """torch.compile(fullgraph=True): OneCycleLR's rate and momentum and the clipping inside
+    the graph; one graph per batch shape (dynamo's own count: a counter in the function
+    would be guarded on), the eager numbers."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    model, *_ = with_fit(xp, "onecycle-sgd", clip=0.5, compile=True)
+    assert counters["stats"]["unique_graphs"] == 2
+    eager, *_ = with_fit(xp, "onecycle-sgd", clip=0.5, compile=False)
+    for got, want in zip(model.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(to_host(got), to_host(want), **TOL)
+
+
+def test_train_step_refuses_a_bad_clip():
+    model, opt = build(_np())
+    assert message(ValueError, lambda: xmlp.TrainStep(model, optimizer=opt,
+                                                      clip_grad_norm=-1.0)) == (
+        "TrainStep: clip_grad_norm must be a finite number > 0, got -1.0")

@@ -193,9 +193,9 @@ def _stepper(model: Module, plan: Plan, lr: Any, optimizer: Any,
     eager step (a loss that is no Module, or a model without parameters, stays eager); then a
     per-batch schedule's step."""
     step = None
-    if (compile is not False and isinstance(plan.loss, Module) and model.parameters()
-            and plan.clip is None):
-        train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile)
+    if compile is not False and isinstance(plan.loss, Module) and model.parameters():
+        train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile,
+                          clip_grad_norm=plan.clip)
         step = train.run if train.compiled else None
     if step is None:
         step = partial(_step, model, plan.loss, update=plan.update)
