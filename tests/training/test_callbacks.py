@@ -270,3 +270,12 @@ def _np():
     from tests.conftest import Backend
 
     return Backend("numpy", np, np)
+
+
+def test_restoring_needs_the_model_fit_sets():
+    stop = xmlp.EarlyStopping(monitor="loss", restore_best_weights=True)
+    history = Values()
+    history.append(1.0)
+    assert message(RuntimeError, lambda: stop.on_epoch_end(1, history)).startswith(
+        "EarlyStopping: restore_best_weights keeps the model's parameters, but no model was "
+        "set")

@@ -38,9 +38,6 @@ class Callback:
     when training ends without an error. Any object with an ``on_epoch_end(epoch, history)``
     method works as a callback; the others are called when it has them.
 
-    Args:
-        (none: subclasses take their own.)
-
     Example:
         >>> import xmlp
         >>> from xmlp.data import generate_data
@@ -179,7 +176,10 @@ class EarlyStopping(Callback):
         return None
 
     def _keep(self, epoch: int) -> None:
-        assert self.model is not None  # set by fit
+        if self.model is None:
+            raise RuntimeError("EarlyStopping: restore_best_weights keeps the model's "
+                               "parameters, but no model was set: fit sets it "
+                               "(set_model(model)) before the first epoch")
         self.best_weights = {name: module.spec.xp.asarray(getattr(module, leaf), copy=True)
                              for name, (module, leaf) in _slots(self.model)}
         if self.best_epoch is None:
@@ -193,7 +193,7 @@ class EarlyStopping(Callback):
             if self.verbose:
                 print(f"Restoring model weights from the end of the best epoch: "
                       f"{self.best_epoch}.")
-            assert self.model is not None
+            assert self.model is not None  # best_weights were kept from it
             self.model.assign_parameters(self.best_weights)
             self.model.clear_state()
             self.best_weights = None  # the model holds these arrays now
