@@ -187,6 +187,20 @@ def test_a_nonfinite_epoch_puts_the_schedule_back():
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_nonfinite_epoch_keeps_the_schedule_stepped_after_the_last_finite_one():
+    """An epoch schedule steps after each epoch's callbacks: after the failed epoch 2 it is
+    as epoch 1 left it, stepped once, with the rate of epoch 2."""
+    model, opt = build(_np())
+    scheduler = xmlp.optim.CosineAnnealingLR(opt, T_max=4)
+    with np.errstate(invalid="ignore"), pytest.raises(FloatingPointError):
+        xmlp.fit(model, X, T, epochs=3, batch_size=7, optimizer=opt, scheduler=scheduler,
+                 loss=PoisonedLoss(poison=5), progress=False)
+    want_opt = build(_np())[1]
+    want = xmlp.optim.CosineAnnealingLR(want_opt, T_max=4)
+    want.step()
+    assert scheduler.state_dict() == want.state_dict() and opt.lr == want_opt.lr
+
+
 def test_a_streamed_refusal_puts_the_schedule_back():
     da = pytest.importorskip("dask.array", reason="Dask is not installed")
     gen = np.random.default_rng(0)

@@ -169,8 +169,9 @@ def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, 
             if validation is not None:
                 validation.evaluate(model, plan.loss, plan.classifier, history)
             undo.disarm()
+            stop = epochs_run.end_epoch(epoch, value, history)  # callbacks, the schedule's step
             point.save(named, epoch)
-            if epochs_run.end_epoch(epoch, value, history):
+            if stop:
                 break
         ends.finish(history)
     return history
