@@ -241,6 +241,16 @@ def test_fit_refuses_bad_callbacks(kwargs, error, text):
                                                   progress=False, **kwargs)) == text
 
 
+def test_fit_refuses_a_callback_given_twice():
+    stop = xmlp.EarlyStopping(monitor="loss")
+    model = xmlp.MLP(2, 5, 1, rng=0)
+    for kwargs in ({"early_stopping": stop, "callbacks": [stop]}, {"callbacks": [stop, stop]}):
+        assert rejects(ValueError, model, lambda kwargs=kwargs: xmlp.fit(
+            model, X, T, epochs=3, lr=0.1, progress=False, **kwargs)) == (
+            "fit: a callback object is given twice (in early_stopping= and callbacks=, or "
+            "twice in callbacks=): it would count each epoch twice")
+
+
 @pytest.mark.parametrize(("kwargs", "error", "text"), [
     ({"monitor": "val_acc"}, ValueError, "EarlyStopping: monitor must be one of loss, "
      "val_loss, accuracy, val_accuracy (the lists of fit's History), got 'val_acc'"),

@@ -221,6 +221,9 @@ def check_callbacks(early_stopping: Any, callbacks: Any, validation: bool,
                 f"fit: callbacks[{i}] ({type(item).__name__}) has no on_epoch_end(epoch, "
                 "history) method; subclass xmlp.Callback, or pass a function as callback=")
     watchers = tuple(item for item in (early_stopping, *callbacks) if item is not None)
+    if len({id(item) for item in watchers}) != len(watchers):
+        raise ValueError("fit: a callback object is given twice (in early_stopping= and "
+                         "callbacks=, or twice in callbacks=): it would count each epoch twice")
     for item in watchers:
         if not isinstance(item, EarlyStopping):
             continue
