@@ -26,6 +26,25 @@ __all__ = ["Module"]
 _OWNERS: weakref.WeakKeyDictionary[Module, weakref.ref[Module]] = weakref.WeakKeyDictionary()
 
 
+class _ParameterSpec:
+    """``module.spec`` of a layer that set none: where its first parameter lives, fixed when
+    first read (a parameter replaced by hand by another kind of array is then refused by the
+    next call). A descriptor, not ``__getattr__``: a class with ``__getattr__`` makes every
+    attribute read of its instances slower, and layers read theirs on every pass."""
+
+    def __get__(self, module: Module | None, cls: type[Module]) -> Any:
+        if module is None:
+            return self
+        names = type(module).param_names
+        if not names:
+            raise AttributeError(f"{type(module).__name__!r} object has no attribute 'spec' "
+                                 "(a layer without parameters has no place of its own)")
+        spec = floating_spec(getattr(module, names[0]), type(module).__name__,
+                             repr(names[0]), converting=True)
+        module.spec = spec  # in the instance, which reads before this descriptor from now on
+        return spec
+
+
 class Module:
     """Base class of every layer, model and loss.
 
@@ -70,7 +89,7 @@ class Module:
     grad_names: tuple[str, ...] = ()  # "grad_" + each parameter's name, made by the class
     # namespace, device and dtype of the parameters: set by the layer, or taken from its
     # first parameter when first read
-    spec: ArraySpec
+    spec: ArraySpec = _ParameterSpec()  # type: ignore[assignment]
     # what layers store (annotations only: a layer that never sets them has none)
     x: Any
     output: Any
@@ -87,25 +106,13 @@ class Module:
                 f"param_names = {tuple(legacy)!r}", DeprecationWarning, stacklevel=2)
             cls.param_names = tuple(legacy)
         cls.grad_names = tuple("grad_" + name for name in cls.param_names)
+        for grad_name in cls.grad_names:  # None until the first backward sets it
+            if not hasattr(cls, grad_name):
+                setattr(cls, grad_name, None)
         for method in ("forward", "backward", "predict"):
             math = cls.__dict__.get(method)
             if callable(math) and not hasattr(math, "math"):
                 setattr(cls, method, _checked(cls, method, math))
-
-    def __getattr__(self, name: str) -> Any:
-        # only reached for attributes never set: a gradient before the first backward, or
-        # the spec of a layer that did not set one
-        if name.startswith("grad_") and name[5:] in type(self).param_names:
-            return None
-        if name == "spec" and type(self).param_names:
-            # where the parameters live, fixed when first read: a parameter replaced by hand
-            # by another kind of array is then refused by the next call
-            first = getattr(self, type(self).param_names[0])
-            spec = floating_spec(first, type(self).__name__, repr(type(self).param_names[0]),
-                                 converting=True)
-            self.spec = spec
-            return spec
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- the protocol (subclasses define these) ----------------------------------------------
     def forward(self, x: Any) -> Any:
@@ -133,8 +140,9 @@ class Module:
         if method == "backward" and len(args) == 1:
             if self.param_names:
                 self.check_params(owner)
-            if "output" in self.__dict__:  # a layer that stores no output is not checked
-                check_grad_output(self.output, args[0], owner,
+            output = getattr(self, "output", _ABSENT)
+            if output is not _ABSENT:  # a layer that stores no output is not checked
+                check_grad_output(output, args[0], owner,
                                   against=None if self.param_names else "the forward input")
         elif len(args) == 1:
             if self.param_names:
@@ -271,15 +279,42 @@ class Module:
             for name in module.param_names:
                 setattr(module, "grad_" + name, None)
 
-    def _snapshot(self) -> list[tuple[Module, dict[str, Any]]]:
-        """Shallow copies of every module's attributes, to undo a rejected call."""
-        return [(m, dict(m.__dict__)) for m in self.modules()]
+    def _snapshot(self) -> list[tuple[Module, dict[str, Any], bool]]:
+        """What each module's passes can change, to undo a rejected call: the attributes a
+        module declares (:meth:`undo_names`), or every attribute of one that declares none.
+        Read by name: reading ``__dict__`` would make every later attribute read of a layer
+        slower (CPython then drops its inline values)."""
+        snapshot = []
+        for m in self.modules():
+            names = m.undo_names()
+            if names is None:
+                snapshot.append((m, dict(m.__dict__), True))
+            else:
+                snapshot.append((m, {n: getattr(m, n, _ABSENT) for n in names}, False))
+        return snapshot
 
     @staticmethod
-    def _restore(snapshot: list[tuple[Module, dict[str, Any]]]) -> None:
-        for module, attrs in snapshot:
-            module.__dict__.clear()
-            module.__dict__.update(attrs)
+    def _restore(snapshot: list[tuple[Module, dict[str, Any], bool]]) -> None:
+        for module, attrs, whole in snapshot:
+            if whole:
+                module.__dict__.clear()
+                module.__dict__.update(attrs)
+                continue
+            for name, value in attrs.items():
+                if value is not _ABSENT:
+                    setattr(module, name, value)
+                elif hasattr(module, name):
+                    delattr(module, name)
+
+    def undo_names(self) -> tuple[str, ...] | None:
+        """The attributes a pass of this module can change, which an undone call puts back:
+        parameters, gradients, ``state_names`` and ``spec`` for a layer that declares
+        ``state_names`` or parameters; None (every attribute) for one that declares neither."""
+        if not (self.state_names or self.param_names):
+            return None
+        spec = ("spec",) if self.param_names else ()
+        return (*self.param_names, *self.grad_names, *self.state_names,
+                *getattr(self, "buffer_names", ()), *spec)
 
     # -- parameters replaced by hand ---------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]] | None:
@@ -430,6 +465,9 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+_ABSENT = object()  # an attribute a snapshot found unset
 
 
 def _hashable(module: Module) -> bool:

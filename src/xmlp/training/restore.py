@@ -90,7 +90,7 @@ class Undo:
 
     def __init__(self, model: Module, point: RestorePoint, streamed: bool) -> None:
         self.point = point  # holds the initial values and state until the first epoch ends
-        self.first_step: list[tuple[Module, dict[str, Any]]] | None = model._snapshot()
+        self.first_step: list[tuple[Module, dict[str, Any], bool]] | None = model._snapshot()
         self.arrays = dict(model.named_parameters()) if streamed else None
 
     def stepped(self) -> None:

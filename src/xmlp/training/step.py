@@ -202,8 +202,8 @@ class TrainStep:
             setattr(module, leaf, value)
         opt._state = state
         opt.step_count = step_count
-        for attrs, name in ready.stored:  # activations and gradients: cleared, never tracers
-            attrs[name] = None
+        for module, name in ready.stored:  # activations and gradients: cleared, never tracers
+            setattr(module, name, None)
         ready.params, ready.state, ready.count = params, state, step_count
         self._ready = ready
         return loss, output
@@ -311,7 +311,7 @@ class _Ready:
         self.inputs = _inputs(opt)
         self.inputs_array = step._scalar(self.inputs)
         self.structure = _structure(model)
-        self.stored = [(vars(module), name) for module in [*model.modules(), step.loss]
+        self.stored = [(module, name) for module in [*model.modules(), step.loss]
                        for name in (*module.state_names, *module.grad_names)]
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
         # device and autograd flag
