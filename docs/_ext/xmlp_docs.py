@@ -40,8 +40,8 @@ PACKAGE = "xmlp"
 # belongs to the user guide.
 TOP_LEVEL = ("index", "getting-started", "user-guide", "errors", "performance", "development")
 # Reading order of the user guide; pages not named here follow alphabetically.
-GUIDE_ORDER = ("layers", "usage", "optimizers", "optim", "classification", "backends", "dask",
-               "streaming", "sklearn", "scikit-learn")
+GUIDE_ORDER = ("layers", "usage", "optimizers", "optim", "classification", "training",
+               "backends", "dask", "streaming", "sklearn", "scikit-learn")
 GUIDE_MARKER = "% xmlp-guide-pages"
 # Libraries a public submodule may import at its top that the docs build does not install:
 # replaced by mocks while the reference is generated (autodoc does the same for its imports).

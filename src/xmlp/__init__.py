@@ -16,6 +16,8 @@ from .nn.linear import Linear
 from .nn.losses import CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .training.batches import rechunk_for
+from .training.callbacks import Callback, EarlyStopping
+from .training.clip import clip_grad_norm
 from .training.loop import History, fit
 from .training.step import TrainStep
 
@@ -24,7 +26,9 @@ __version__ = "0.2.0"
 
 __all__ = [
     "MLP",
+    "Callback",
     "CrossEntropyLoss",
+    "EarlyStopping",
     "ForwardNotCalledError",
     "History",
     "Linear",
@@ -39,6 +43,7 @@ __all__ = [
     "TrainStep",
     "__version__",
     "accuracy",
+    "clip_grad_norm",
     "fit",
     "load",
     "optim",

@@ -5,6 +5,7 @@ from .containers import MLP, Container, Sequential
 from .linear import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module, math_of
+from .summary import Summary, summarize
 
 __all__ = ["MLP", "Container", "CrossEntropyLoss", "Linear", "MSELoss", "Module", "ReLU",
-           "Sequential", "Sigmoid", "Softmax", "Tanh", "math_of"]
+           "Sequential", "Sigmoid", "Softmax", "Summary", "Tanh", "math_of", "summarize"]
