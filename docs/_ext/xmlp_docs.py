@@ -41,6 +41,7 @@ PACKAGE = "xmlp"
 TOP_LEVEL = ("index", "getting-started", "user-guide", "errors", "performance", "development")
 # Reading order of the user guide; pages not named here follow alphabetically.
 GUIDE_ORDER = ("layers", "usage", "own-layer", "optimizers", "optim", "classification",
+               "training",
                "backends", "dask", "streaming", "sklearn", "scikit-learn")
 GUIDE_MARKER = "% xmlp-guide-pages"
 # Libraries a public submodule may import at its top that the docs build does not install:

@@ -19,6 +19,8 @@ from .nn.losses import CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .nn.normalization import BatchNorm1d, LayerNorm
 from .training.batches import rechunk_for
+from .training.callbacks import Callback, EarlyStopping
+from .training.clip import clip_grad_norm
 from .training.loop import History, fit
 from .training.step import TrainStep
 
@@ -30,8 +32,10 @@ __all__ = [
     "GELU",
     "MLP",
     "BatchNorm1d",
+    "Callback",
     "CrossEntropyLoss",
     "Dropout",
+    "EarlyStopping",
     "ForwardNotCalledError",
     "GradcheckError",
     "History",
@@ -51,6 +55,7 @@ __all__ = [
     "TrainStep",
     "__version__",
     "accuracy",
+    "clip_grad_norm",
     "fit",
     "gradcheck",
     "load",

@@ -1,4 +1,5 @@
-"""Optimizers with torch.optim's update formulas: SGD (momentum, Nesterov), Adam and AdamW.
+"""Optimizers with torch.optim's update formulas: SGD (momentum, Nesterov), Adam and AdamW;
+and torch's learning-rate schedules (StepLR, CosineAnnealingLR, OneCycleLR...).
 
 An optimizer is built on a model and updates every parameter of it from the gradients the last
 ``backward()`` stored (:meth:`~xmlp.Module.named_grads`)::
@@ -25,7 +26,19 @@ import numpy as np
 from .backend import ArraySpec, short_repr, to_host
 from .nn.module import Module
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LinearLR",
+    "OneCycleLR",
+    "Optimizer",
+    "ReduceLROnPlateau",
+    "StepLR",
+]
 
 # The largest step count an optimizer takes (load_state_dict refuses more): 2**53, below which
 # every count is exactly a float, and beta**step a float in [0, 1].
@@ -349,7 +362,8 @@ class SGD(Optimizer):
         for (module, leaf), state in zip(self._slots, self._state, strict=True):
             ops = module.spec.ops
             param, grad = getattr(module, leaf), getattr(module, "grad_" + leaf)
-            if momentum:
+            if self._state_keys:  # a momentum buffer: built with momentum > 0, whose value
+                # is an array inside a compiled step (a schedule may cycle it)
                 param, state[0] = ops.sgd_momentum(param, grad, state[0], lr, momentum,
                                                    nesterov, decay)
             elif decay:
@@ -426,3 +440,17 @@ class AdamW(Adam):
     def __init__(self, model: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(model, lr, betas, eps, weight_decay)
+
+
+# The learning-rate schedules live in xmlp.schedules and are used from here, as torch's from
+# torch.optim.lr_scheduler; that module imports nothing of this one at its top, so either
+# may be imported first.
+from .schedules import (  # noqa: E402
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    StepLR,
+)

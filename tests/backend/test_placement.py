@@ -383,6 +383,10 @@ def _trained_mlp() -> tuple[xmlp.MLP, np.ndarray]:
     return model, x
 
 
+def _every_attribute(model: xmlp.Module) -> list[tuple[Any, dict[str, Any]]]:
+    return [(module, dict(module.__dict__)) for module in model.modules()]
+
+
 def _assert_unchanged(model: xmlp.Module, snapshot: list[tuple[Any, dict[str, Any]]]) -> None:
     """Every attribute of every module is the same object as before (and so the same value)."""
     for module, attrs in snapshot:
@@ -395,7 +399,7 @@ def _assert_unchanged(model: xmlp.Module, snapshot: list[tuple[Any, dict[str, An
                          ids=["int-dtype", "not-a-namespace", "unknown-device"])
 def test_rejected_to_changes_nothing(bad):
     model, _ = _trained_mlp()
-    snapshot = model._snapshot()
+    snapshot = _every_attribute(model)
     values = [p.copy() for p in model.parameters()]
     with pytest.raises(TypeError):
         model.to(**bad)
@@ -410,7 +414,7 @@ def test_to_failing_half_way_changes_nothing(monkeypatch):
     """The third parameter's copy fails (as a full device would): the first two, already made,
     are never assigned."""
     model, x = _trained_mlp()
-    snapshot = model._snapshot()
+    snapshot = _every_attribute(model)
     real = ArraySpec.convert
     calls = []
 
@@ -437,7 +441,7 @@ def test_to_mixed_model_failing_on_a_later_layer_changes_nothing(strict):
     model = xmlp.Sequential(xmlp.Linear(3, 4, xp=xps, rng=0), xmlp.Tanh(),
                             xmlp.Linear(4, 2, xp=xps, rng=1))
     model.layers[2] = xmlp.Linear(4, 2, rng=1)  # by hand: Sequential() refuses mixed layers
-    snapshot = model._snapshot()
+    snapshot = _every_attribute(model)
     with pytest.raises(TypeError, match="device1"):
         model.to(device=xps.Device("device1"))
     _assert_unchanged(model, snapshot)

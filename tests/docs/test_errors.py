@@ -118,6 +118,13 @@ def fit_until_the_parameters_overflow() -> None:
         xmlp.fit(model, np.ones((1, 1)), np.zeros((1, 1)), epochs=2, lr=1e308, progress=False)
 
 
+def fit_with_a_schedule_and_lr() -> None:
+    model = xmlp.MLP(1, 2, 1, rng=0)
+    scheduler = xmlp.optim.StepLR(xmlp.optim.SGD(model, lr=0.1), step_size=10)
+    xmlp.fit(model, np.ones((4, 1)), np.ones((4, 1)), epochs=1, lr=0.1, scheduler=scheduler,
+             progress=False)
+
+
 def fit_with_refused_validation_data() -> None:
     x = np.ones((10, 3))
     xmlp.fit(xmlp.MLP(3, 5, 1, rng=0), x, np.ones((10, 1)), epochs=1, lr=0.1, progress=False,
@@ -458,6 +465,28 @@ CASES = [
          "on the model being trained, e.g. xmlp.optim.Adam(model, ...)", "another-model"),
     Case("A state dict of another optimizer class", ValueError, load_the_state_of_another_optimizer,
          "Adam.load_state_dict: the state dict is of a 'SGD' optimizer, not 'Adam'", "state-dict"),
+    Case("A schedule that is not of fit's optimizer", ValueError, fit_with_a_schedule_and_lr,
+         "fit: the StepLR sets the learning rate of the optimizer it was built on, but fit was "
+         "given lr=0.1 (plain SGD, no optimizer); build opt = xmlp.optim.SGD(model, lr=...), the "
+         "schedule on it, and pass optimizer=opt", "schedule-lr"),
+    Case("A schedule that is not of fit's optimizer", TypeError,
+         lambda: xmlp.fit(OTHER_MODEL, np.ones((4, 1)), np.ones((4, 1)), epochs=1,
+                          optimizer=xmlp.optim.SGD(OTHER_MODEL, lr=0.1), scheduler="cos"),
+         None, "schedule-type"),
+    Case("A bad schedule argument", ValueError,
+         lambda: xmlp.optim.StepLR(xmlp.optim.SGD(xmlp.MLP(2, 3, 1, rng=0), lr=0.1), 0),
+         "StepLR: step_size must be a positive int, got 0", "schedule-argument"),
+    Case("A bad schedule argument", TypeError,
+         lambda: xmlp.optim.ExponentialLR(xmlp.optim.SGD(xmlp.MLP(2, 3, 1, rng=0), lr=0.1),
+                                          gamma="0.9"),
+         None, "schedule-type-argument"),
+    Case("An `EarlyStopping` that monitors what fit does not record", ValueError,
+         lambda: xmlp.fit(xmlp.MLP(1, 2, 1, rng=0), np.ones((4, 1)), np.ones((4, 1)), epochs=1,
+                          lr=0.1, early_stopping=xmlp.EarlyStopping(), progress=False),
+         "fit: EarlyStopping monitors 'val_loss', which fit records only with validation_data; "
+         "pass validation_data=(x_val, y_val), or monitor 'loss'", "early-stopping-monitor"),
+    Case("An `EarlyStopping` that monitors what fit does not record", TypeError,
+         lambda: xmlp.EarlyStopping(patience=1.5), None, "early-stopping-argument"),
 ]
 
 

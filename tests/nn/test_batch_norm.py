@@ -259,3 +259,13 @@ def test_fit_on_dask_persists_the_running_statistics(xp):
                                       strict=True):
         assert len(got.__dask_graph__()) == 1, name
         np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-12, atol=1e-14)
+
+
+def test_the_summary_counts_the_running_statistics_as_non_trainable():
+    """As Keras counts a BatchNormalization: 4 C elements, 2 C of them not trained."""
+    net = xmlp.Sequential(xmlp.Linear(3, 8, rng=0), xmlp.BatchNorm1d(8), xmlp.Linear(8, 2, rng=1))
+    summary = net.summary((None, 3))
+    assert [row.params + row.buffers for row in summary.rows] == [32, 32, 18]
+    assert (summary.total_params, summary.trainable_params, summary.non_trainable_params) == (
+        82, 66, 16)
+    assert "Non-trainable params: 16 (128 B)" in str(summary)

@@ -29,6 +29,7 @@ import numpy as np
 from ..backend import ArraySpec, to_host
 from ..nn.module import Module
 from ..optim import Optimizer
+from ..schedules import LRScheduler
 
 __all__ = ["FORMAT_VERSION", "RECORD_KEY", "Checkpoint", "Member", "load", "open_checkpoint",
            "save", "write_checkpoint"]
@@ -36,7 +37,8 @@ __all__ = ["FORMAT_VERSION", "RECORD_KEY", "Checkpoint", "Member", "load", "open
 FORMAT_VERSION = 1
 RECORD_KEY = "__xmlp__"  # a JSON string: {"format": 1, "class": "MLP", "shapes": {...}}
 # An optimizer's state arrays are stored as "optimizer.<parameter>.<state key>", and its class,
-# step count and hyperparameters as the record's "optimizer" field.
+# step count and hyperparameters as the record's "optimizer" field; a learning-rate schedule's
+# state (plain numbers) as the record's "scheduler" field.
 _OPT_PREFIX = "optimizer."
 _NUMERIC_KINDS = "fiu"
 _MAX_HEADER = 10_000  # bytes of an .npy header dict; numpy.load's own limit
@@ -52,9 +54,10 @@ _COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
 
 # -- saving ---------------------------------------------------------------------------------------
-def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> None:
-    """Write ``model``'s parameters (and ``optimizer``'s state) to a ``.npz`` at exactly
-    ``path`` (no suffix added).
+def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None,
+         scheduler: LRScheduler | None = None) -> None:
+    """Write ``model``'s parameters and buffers (and ``optimizer``'s state, and
+    ``scheduler``'s) to a ``.npz`` at exactly ``path`` (no suffix added).
 
     Keys are the names of :meth:`~xmlp.Module.named_parameters` ("linear1.weights", ...) and
     of :meth:`~xmlp.Module.named_buffers` ("1.running_mean", ...), each a host copy of the
@@ -63,6 +66,8 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     :mod:`xmlp.optim` optimizer built on ``model``) its state arrays are stored as
     "optimizer.<parameter>.<state key>" and its class, step count and hyperparameters in the
     record's "optimizer" field, so that :func:`load` with an optimizer resumes training exactly.
+    With a ``scheduler`` (an :mod:`xmlp.optim` schedule built on ``optimizer``) its state is
+    the record's "scheduler" field (:meth:`~xmlp.optim.LRScheduler.state_dict`).
 
     The file is written to a temporary file in the target's directory and renamed over it, so a
     crash never leaves a half-written checkpoint. ``path`` is resolved like ``open(path, "w")``
@@ -73,6 +78,7 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         model: an :class:`xmlp.Module`.
         path: the file to write (``str`` or path-like), used as given.
         optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, whose state is saved too.
+        scheduler: a learning-rate schedule built on ``optimizer``, whose state is saved too.
 
     Example:
         >>> import xmlp
@@ -84,6 +90,7 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     """
     target = _check_args(model, path, "save")
     _check_optimizer(model, optimizer, "save")
+    _check_scheduler(optimizer, scheduler, "save")
     arrays: dict[str, Any] = {name: to_host(value) for name, value in
                               [*model.named_parameters(), *model.named_buffers()]}
     opt_record = None
@@ -104,6 +111,8 @@ def save(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     }
     if opt_record is not None:
         record["optimizer"] = opt_record
+    if scheduler is not None:
+        record["scheduler"] = scheduler.state_dict()
     write_checkpoint(target, arrays, record)
 
 
@@ -413,16 +422,19 @@ def open_checkpoint(path: str) -> Iterator[Checkpoint]:
             checkpoint.close()
 
 
-def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Module:
-    """Fill ``model``'s parameters and buffers (and ``optimizer``'s state) from a file written
-    by :func:`save`; returns ``model``.
+def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | None = None,
+         scheduler: LRScheduler | None = None) -> Module:
+    """Fill ``model``'s parameters and buffers (and ``optimizer``'s state, and
+    ``scheduler``'s) from a file written by :func:`save`; returns ``model``.
 
     Each value is cast to the dtype of the parameter it replaces and made on that parameter's
     namespace and device, so a checkpoint saved from CuPy float32 loads into a NumPy float64
     model and back. Stored activations and gradients are cleared. With an ``optimizer`` (built
     on ``model``, of the class that was saved) its step count, hyperparameters and state are
     restored too (:meth:`~xmlp.optim.Optimizer.load_state_dict`); without one, any optimizer
-    state in the file is ignored (and not read).
+    state in the file is ignored (and not read). With a ``scheduler`` (built on ``optimizer``,
+    of the class that was saved) its state is restored too, so that training resumes where
+    it stopped (the learning rate it set is the optimizer's, restored with it).
 
     The file's zip directory, array headers and record are checked before any array data is
     read, and only the model's parameters and buffers are read (with an ``optimizer``, also
@@ -436,16 +448,20 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         path: a file written by :func:`save` (``str`` or path-like).
         optimizer: an :mod:`xmlp.optim` optimizer built on ``model``, of the saved class, whose
             state is restored too.
+        scheduler: a learning-rate schedule built on ``optimizer``, of the saved class, whose
+            state is restored too.
 
     Raises:
         ValueError: the file's parameter names or shapes differ from the model's (the message
             names the first mismatch), its optimizer state does not fit ``optimizer`` (another
             class, parameters or shapes, or a malformed field such as ``"eps": "x"``: the
-            message names it), or the file is not a readable xmlp checkpoint (corrupt,
+            message names it), its schedule state does not fit ``scheduler`` (or is missing),
+            or the file is not a readable xmlp checkpoint (corrupt,
             truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
             record, holding object arrays: nothing is ever unpickled).
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
-    The model (and the optimizer) are left unchanged whenever an error is raised.
+    The model (and the optimizer and the schedule) are left unchanged whenever an error is
+    raised.
 
     Example:
         >>> import xmlp
@@ -460,11 +476,13 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     """
     target = _check_args(model, path, "load")
     _check_optimizer(model, optimizer, "load")
+    _check_scheduler(optimizer, scheduler, "load")
     params = list(model.named_parameters())
     buffers = list(model.named_buffers())
     named = params + buffers
     with open_checkpoint(target) as checkpoint:
         _check_names(checkpoint, model, named, {name for name, _ in buffers})
+        schedule = None if scheduler is None else _scheduler_state(checkpoint, scheduler)
         # the optimizer state is checked from the headers before any array is read: only
         # arrays of the names, kinds and shapes the optimizer needs are ever read
         opt_members = None if optimizer is None else _optimizer_members(checkpoint, optimizer)
@@ -482,6 +500,9 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
         assert opt_state is not None
         with _not_fitting(target):
             optimizer.load_state_dict(opt_state)
+    if scheduler is not None:  # checked by _scheduler_state: cannot fail now
+        assert schedule is not None
+        scheduler.load_state_dict(schedule)
     model.assign_parameters(values)
     model.assign_buffers(buffer_values)
     model.clear_state()
@@ -538,14 +559,40 @@ def _check_optimizer(model: Module, optimizer: Any, caller: str) -> None:
                          f"optimizer of this {type(model).__name__}")
 
 
+def _check_scheduler(optimizer: Any, scheduler: Any, caller: str) -> None:
+    if scheduler is None:
+        return
+    if not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"{caller}: scheduler must be an xmlp.optim schedule, got "
+                        f"{type(scheduler).__name__}")
+    if optimizer is None:
+        raise ValueError(f"{caller}: scheduler= needs optimizer= too: the learning rate the "
+                         f"{type(scheduler).__name__} set is part of the optimizer's state")
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(f"{caller}: the {type(scheduler).__name__} was built on another "
+                         "optimizer; pass the schedule of this optimizer")
+
+
+def _scheduler_state(checkpoint: Checkpoint, scheduler: LRScheduler) -> dict[str, Any]:
+    """The file's schedule state, once ``scheduler`` has accepted it (checked, not loaded)."""
+    state = checkpoint.record.get("scheduler")
+    if state is None:
+        raise ValueError(f"load: {checkpoint.label!r} holds no schedule state (it was saved "
+                         "without scheduler=); load without scheduler= and build the schedule "
+                         "anew")
+    with _not_fitting(checkpoint.label, "schedule"):
+        scheduler._check_state_dict(state)
+    return dict(state)
+
+
 @contextmanager
-def _not_fitting(target: str) -> Iterator[None]:
-    """The optimizer's refusal of the file's state (ValueError or TypeError) as a ValueError:
-    it is a problem with the file's content."""
+def _not_fitting(target: str, what: str = "optimizer") -> Iterator[None]:
+    """The optimizer's (or schedule's) refusal of the file's state (ValueError or TypeError)
+    as a ValueError: it is a problem with the file's content."""
     try:
         yield
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"load: the optimizer state in {target!r} does not fit: {exc}") \
+        raise ValueError(f"load: the {what} state in {target!r} does not fit: {exc}") \
             from exc
 
 

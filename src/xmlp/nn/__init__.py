@@ -7,7 +7,8 @@ from .linear import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module, math_of
 from .normalization import BatchNorm1d, LayerNorm
+from .summary import Summary, summarize
 
 __all__ = ["ELU", "GELU", "MLP", "BatchNorm1d", "Container", "CrossEntropyLoss", "Dropout",
            "LayerNorm", "LeakyReLU", "Linear", "MSELoss", "Module", "ReLU", "Sequential", "SiLU",
-           "Sigmoid", "Softmax", "Softplus", "Tanh", "math_of"]
+           "Sigmoid", "Softmax", "Softplus", "Summary", "Tanh", "math_of", "summarize"]

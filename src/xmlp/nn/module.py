@@ -495,6 +495,14 @@ class Module:
         self.clear_state()
         return self
 
+    def summary(self, input_shape: Any = None) -> Any:
+        """A table of the layers, their output shapes for a batch of ``input_shape`` (e.g.
+        ``(None, 64)``; None: no shapes), their parameter counts and the totals: a
+        :class:`xmlp.nn.Summary`, which prints as the table (:func:`xmlp.nn.summarize`)."""
+        from .summary import summarize  # the summary module imports this one
+
+        return summarize(self, input_shape)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

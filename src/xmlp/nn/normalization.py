@@ -28,7 +28,8 @@ class _Norm(Module):
         self.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
         self.spec = ArraySpec.resolve(xp, device, dtype)
         # every parameter and buffer is (features,): made once, read on every pass
-        self._shapes = {name: (self.features,) for name in type(self).array_names}
+        self._shapes: dict[str, tuple[int, ...]] = {
+            name: (self.features,) for name in type(self).array_names}
         self.weight = self.spec.xp.ones((self.features,), dtype=self.spec.dtype,
                                         device=self.spec.device)
         self.bias = self.spec.zeros((self.features,))

@@ -4,13 +4,16 @@ the model and the optimizer as they were.
 :func:`check_fit` checks, in this order: the model, the loss, ``epochs``, ``lr`` /
 ``optimizer``, x and y (arrays of one namespace with one known, non-zero number of samples),
 ``validation_data`` (the same, of the training data's namespace, the model's, or Dask),
-``batch_size``, ``shuffle``, ``progress``, ``callback``, ``rng`` and full batch for streamed data.
-Then the data against the model (:func:`check_against_model`): the first batch of the
-validation data, then of the training data, goes through ``model.predict`` and the loss's
-``predict``, which check namespaces, devices, dtypes and shapes and store nothing, and a
-classifier's labels are checked on the whole ``y`` (and ``y_val``) where reading them costs no
-device sync. What only the chunks of streamed Dask data show (their values) is checked as they
-stream in; see :mod:`xmlp.training.restore` for what fit puts back then.
+``batch_size``, ``shuffle``, ``progress``, ``callback``, ``rng``, full batch for streamed data,
+``scheduler`` (an :mod:`xmlp.optim` schedule of fit's optimizer; a per-batch one with a step
+left for every batch), ``early_stopping`` and ``callbacks`` (objects with ``on_epoch_end``; an
+EarlyStopping monitoring what fit records) and ``clip_grad_norm``. Then the data against the
+model (:func:`check_against_model`): the first batch of the validation data, then of the
+training data, goes through ``model.predict`` and the loss's ``predict``, which check
+namespaces, devices, dtypes and shapes and store nothing, and a classifier's labels are checked
+on the whole ``y`` (and ``y_val``) where reading them costs no device sync. What only the
+chunks of streamed Dask data show (their values) is checked as they stream in; see
+:mod:`xmlp.training.restore` for what fit puts back then.
 """
 
 from __future__ import annotations
@@ -35,17 +38,23 @@ from ..nn.losses import CrossEntropyLoss, MSELoss
 from ..nn.module import Module
 from ..nn.target_checks import raise_bad_label
 from ..optim import Optimizer
+from ..schedules import LRScheduler, OneCycleLR
 from .batches import first_batch, model_namespace, streams
+from .callbacks import EarlyStopping
+from .clip import check_clip_args, clip_grad_norm
 from .validation import label_count, refused
 
 __all__ = [
     "Plan",
     "check_against_model",
+    "check_callbacks",
     "check_data",
     "check_fit",
     "check_labels",
     "check_model",
+    "check_scheduler",
     "check_validation",
+    "clipped",
     "update_rule",
 ]
 
@@ -54,7 +63,7 @@ class Plan(NamedTuple):
     """What :func:`check_fit` found: the arguments of fit, checked and resolved."""
 
     loss: Any  # the loss, MSELoss() by default
-    update: Callable[[], Any]  # one update: optimizer.step or plain SGD
+    update: Callable[[], Any]  # one update: optimizer.step or plain SGD (clipped first)
     xp: Any  # the namespace of x and y
     n: int  # their number of samples
     epochs: int
@@ -64,11 +73,15 @@ class Plan(NamedTuple):
     n_labels: int  # how many class labels y holds (for the accuracy)
     validation: tuple[Any, Any, int] | None  # (x_val, y_val, their number of samples)
     streamed: bool  # training or validation data are Dask chunks streamed to the model
+    scheduler: Any = None  # an xmlp.optim schedule of the optimizer
+    callbacks: tuple[Any, ...] = ()  # callback objects, early_stopping= first
+    clip: float | None = None  # the largest total gradient norm (clip_grad_norm=)
 
 
 def check_fit(model: Module, x: Any, y: Any, *, epochs: Any, lr: Any, loss: Any,
               optimizer: Any, validation_data: Any, batch_size: Any, shuffle: Any, rng: Any,
-              progress: Any, callback: Any) -> Plan:
+              progress: Any, callback: Any, scheduler: Any = None, early_stopping: Any = None,
+              clip_grad_norm: Any = None, callbacks: Any = None) -> Plan:
     """Every check of fit's arguments and data (see the module's docs); TypeError or
     ValueError for the first that fails, before anything changes."""
     check_model(model)
@@ -86,6 +99,13 @@ def check_fit(model: Module, x: Any, y: Any, *, epochs: Any, lr: Any, loss: Any,
     if batch_size is None:
         _check_full_batch(model, x, n)
     classifier = isinstance(loss_fn, CrossEntropyLoss)
+    check_scheduler(scheduler, optimizer, lr, n_epochs * -(-n // step))
+    watchers = check_callbacks(early_stopping, callbacks, validation is not None, classifier)
+    clip = None if clip_grad_norm is None else check_clip_args(clip_grad_norm, 2.0, "fit",
+                                                                "clip_grad_norm")[0]
+    if clip is not None and not model.parameters():
+        raise ValueError(f"fit: clip_grad_norm= clips gradients, but the "
+                         f"{type(model).__name__} has no parameters")
     if validation is not None:
         xv, yv, nv = validation
         try:
@@ -94,8 +114,9 @@ def check_fit(model: Module, x: Any, y: Any, *, epochs: Any, lr: Any, loss: Any,
             raise refused(exc) from exc
     check_against_model(model, loss_fn, x, y, step, classifier)
     streamed = streams(model, x) or (validation is not None and streams(model, validation[0]))
-    return Plan(loss_fn, update, xp, n, n_epochs, step, generator, classifier,
-                label_count(xp, y), validation, streamed)
+    return Plan(loss_fn, update if clip is None else clipped(update, model, clip), xp, n,
+                n_epochs, step, generator, classifier, label_count(xp, y), validation, streamed,
+                scheduler, watchers, clip)
 
 
 def check_model(model: Any) -> None:
@@ -137,6 +158,83 @@ def update_rule(model: Module, lr: Any, optimizer: Any) -> Callable[[], Any]:
             f"xmlp.optim.{type(optimizer).__name__}(model, ...)"
         )
     return optimizer.step
+
+
+def clipped(update: Callable[[], Any], model: Module, max_norm: float) -> Callable[[], Any]:
+    """``update`` after the gradients are clipped to the total norm ``max_norm``."""
+
+    def clip_then_update() -> None:
+        clip_grad_norm(model, max_norm)
+        update()
+
+    return clip_then_update
+
+
+def check_scheduler(scheduler: Any, optimizer: Any, lr: Any, steps: int) -> None:
+    """TypeError unless ``scheduler`` is None or an xmlp.optim schedule; ValueError unless
+    it was built on fit's ``optimizer`` (with ``lr=`` fit has none), or, for a per-batch
+    schedule, has ``steps`` steps left."""
+    if scheduler is None:
+        return
+    if not isinstance(scheduler, LRScheduler):
+        raise TypeError(
+            "fit: scheduler must be an xmlp.optim schedule (StepLR, CosineAnnealingLR, "
+            f"OneCycleLR, ReduceLROnPlateau...), got {type(scheduler).__name__}")
+    name = type(scheduler).__name__
+    if optimizer is None:
+        raise ValueError(
+            f"fit: the {name} sets the learning rate of the optimizer it was built on, but "
+            f"fit was given lr={short_repr(lr)} (plain SGD, no optimizer); build "
+            "opt = xmlp.optim.SGD(model, lr=...), the schedule on it, and pass optimizer=opt")
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(
+            f"fit: the {name} was built on another optimizer "
+            f"({type(scheduler.optimizer).__name__} at {id(scheduler.optimizer):#x}); build "
+            f"it on the optimizer= fit trains with ({type(optimizer).__name__} at "
+            f"{id(optimizer):#x})")
+    if isinstance(scheduler, OneCycleLR):
+        left = scheduler.total_steps - scheduler.last_epoch
+        if steps > left:
+            raise ValueError(
+                f"fit: the OneCycleLR has {left} steps left (total_steps="
+                f"{scheduler.total_steps}, {scheduler.last_epoch} taken) but fit takes "
+                f"{steps} (one per batch); build it with total_steps={steps}, or epochs and "
+                "steps_per_epoch of this fit (steps_per_epoch: batches per epoch)")
+
+
+def check_callbacks(early_stopping: Any, callbacks: Any, validation: bool,
+                    classifier: bool) -> tuple[Any, ...]:
+    """The callback objects, ``early_stopping`` first: TypeError unless it is an
+    :class:`EarlyStopping` and every callback has an ``on_epoch_end`` method; ValueError for
+    an EarlyStopping that monitors what fit will not record."""
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"fit: early_stopping must be None or an xmlp.EarlyStopping, got "
+                        f"{type(early_stopping).__name__}")
+    if callbacks is None:
+        callbacks = ()
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"fit: callbacks must be a list of callback objects, got "
+                        f"{type(callbacks).__name__}")
+    for i, item in enumerate(callbacks):
+        if not callable(getattr(item, "on_epoch_end", None)):
+            raise TypeError(
+                f"fit: callbacks[{i}] ({type(item).__name__}) has no on_epoch_end(epoch, "
+                "history) method; subclass xmlp.Callback, or pass a function as callback=")
+    watchers = tuple(item for item in (early_stopping, *callbacks) if item is not None)
+    if len({id(item) for item in watchers}) != len(watchers):
+        raise ValueError("fit: a callback object is given twice (in early_stopping= and "
+                         "callbacks=, or twice in callbacks=): it would count each epoch twice")
+    for item in watchers:
+        if not isinstance(item, EarlyStopping):
+            continue
+        if item.monitor.startswith("val_") and not validation:
+            raise ValueError(f"fit: EarlyStopping monitors {item.monitor!r}, which fit "
+                             "records only with validation_data; pass validation_data="
+                             "(x_val, y_val), or monitor 'loss'")
+        if "accuracy" in item.monitor and not classifier:
+            raise ValueError(f"fit: EarlyStopping monitors {item.monitor!r}, which fit "
+                             "records only for a classifier (loss=xmlp.CrossEntropyLoss())")
+    return watchers
 
 
 def check_data(x: Any, y: Any, x_label: str, y_label: str, model: Module) -> tuple[Any, int]:

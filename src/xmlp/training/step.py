@@ -29,8 +29,9 @@ from ..nn.dropout import Dropout
 from ..nn.losses import MSELoss
 from ..nn.module import Module, math_of
 from ..nn.target_checks import is_class_indices
-from ..optim import SGD, Optimizer
+from ..optim import SGD, Adam, Optimizer
 from .checks import check_model, update_rule
+from .clip import check_clip_args, clip_grad_norm, clip_grads
 
 __all__ = ["TrainStep"]
 
@@ -51,6 +52,13 @@ class TrainStep:
             CuPy), True (the backend's compiler: ``jax.jit`` or ``torch.compile``, for your own
             layers too where they are pure array math; a ValueError where there is none) or
             False (always eager).
+        clip_grad_norm: None, or the largest total norm of the gradients: each step clips
+            them (:func:`xmlp.clip_grad_norm`) between backward and the update, inside the
+            compiled step too.
+
+    The learning rate, and the momentum a schedule may cycle (SGD's ``momentum``, Adam's
+    ``betas[0]``), are inputs of a compiled step: a new value costs no new trace. Other
+    hyperparameters are constants of the trace (a new value: a new trace).
 
     After every call the parameters and buffers (and the optimizer's state and step count) are
     real arrays of the model's namespace and device, exactly as an eager step leaves them; a
@@ -79,7 +87,8 @@ class TrainStep:
     """
 
     def __init__(self, model: Module, loss: Any = None, *, optimizer: Optimizer | None = None,
-                 lr: float | None = None, compile: Any = "auto") -> None:
+                 lr: float | None = None, compile: Any = "auto",
+                 clip_grad_norm: float | None = None) -> None:
         check_model(model)
         loss = MSELoss() if loss is None else loss
         if not isinstance(loss, Module):
@@ -89,6 +98,8 @@ class TrainStep:
         if not any(compile is c for c in _COMPILE):  # True and 1 are not the same request
             raise ValueError(f"TrainStep: compile must be 'auto', True or False, got "
                              f"{compile!r}")
+        self.clip = None if clip_grad_norm is None else check_clip_args(
+            clip_grad_norm, 2.0, "TrainStep", "clip_grad_norm")[0]
         self.model: Module = model
         self.loss: Any = loss
         self.optimizer = SGD(model, lr) if optimizer is None else optimizer  # type: ignore[arg-type]
@@ -126,6 +137,8 @@ class TrainStep:
             output = self.model.forward(x)
             loss = self.loss.forward(output, y)
             self.model.backward(self.loss.backward())
+            if self.clip is not None:
+                clip_grad_norm(self.model, self.clip)
             self.optimizer.step()
             return loss, output
         return self._compiled_step(x, y, self._prepare(x, y))
@@ -196,23 +209,38 @@ class TrainStep:
         opt = self.optimizer
         step_count = opt.step_count + 1
         constants = opt._step_constants(step_count)  # may fail: nothing changed yet
-        if opt._lr != ready.lr:
-            ready.lr, ready.lr_array = opt._lr, self._scalar(opt._lr)
+        inputs = _inputs(opt)
+        if inputs != ready.inputs:  # a schedule's new rate (or momentum): a new array only
+            ready.inputs, ready.inputs_array = inputs, self._scalar(inputs)
         extra = None if constants is None else self._scalar(constants)
         masks = self._masks(ready, x, y) if ready.has_state else []
         self._ready = None  # until the step is done: an exception leaves no stale record
-        loss, output, params, state, buffers = ready.fn(
-            ready.params, opt._state, ready.buffers, ready.lr_array, extra, masks, x, y)
+        # put back here, not in the traced function: a float it read would be a constant of
+        # the trace (torch.compile guards on it: a new rate, a recompile)
+        saved = opt._state, inputs
+        try:
+            loss, output, params, state, buffers = ready.fn(
+                ready.params, opt._state, ready.buffers, ready.inputs_array, extra, masks, x, y)
+        except BaseException:
+            for (module, leaf), value in zip(ready.slots + ready.buffer_slots,
+                                             ready.params + ready.buffers, strict=True):
+                setattr(module, leaf, value)  # not the trace's arrays
+            raise
+        finally:
+            opt._state = saved[0]
+            _set_inputs(opt, saved[1])
+            for module in self._given:
+                module.given_mask = None
         for (module, leaf), value in zip(ready.slots, params, strict=True):
             setattr(module, leaf, value)
         for (module, leaf), value in zip(ready.buffer_slots, buffers, strict=True):
             setattr(module, leaf, value)
+        ready.buffers = buffers
         opt._state = state
         opt.step_count = step_count
         for module, name in ready.stored:  # activations and gradients: cleared, never tracers
             setattr(module, name, None)
         ready.params, ready.state, ready.count = params, state, step_count
-        ready.buffers = buffers
         self._ready = ready
         return loss, output
 
@@ -226,16 +254,17 @@ class TrainStep:
                 for module, shape in shapes]
 
     def _scalar(self, value: Any) -> Any:
-        """A learning rate (or a step's bias corrections) as an input of the trace, so that a
-        new value costs no new trace: an array of the model's dtype on its device."""
+        """A learning rate and momentum (or a step's bias corrections) as an input of the
+        trace, so that a new value costs no new trace: an array of the model's dtype on its
+        device."""
         spec = self.model.spec
         return spec.xp.asarray(value, dtype=spec.dtype, device=spec.device)
 
     def _function(self) -> Callable[..., Any]:
         """The traced step for the optimizer's hyperparameters now (their values are constants
-        of the trace, but the learning rate and the step's bias corrections are inputs)."""
-        opt = self.optimizer
-        key = tuple(sorted((k, repr(v)) for k, v in opt._hyperparameters().items() if k != "lr"))
+        of the trace, but the learning rate, a cycled momentum and the step's bias corrections
+        are inputs)."""
+        key = tuple(sorted((k, repr(v)) for k, v in _static(self.optimizer).items()))
         fn = self._traced.get(key)
         if fn is None:
             if self.backend == "jax":
@@ -251,37 +280,67 @@ class TrainStep:
             self._traced[key] = fn
         return fn
 
-    def _pure(self, params: list[Any], state: list[list[Any]], buffers: list[Any], lr: Any,
+    def _pure(self, params: list[Any], state: list[list[Any]], buffers: list[Any], inputs: Any,
               constants: Any, masks: list[Any], x: Any, y: Any
               ) -> tuple[Any, Any, list[Any], list[list[Any]], list[Any]]:
         """(loss, output, new parameters, new optimizer state, new buffers) from the current
-        ones and this step's Dropout masks: the layers' math, the loss's and the optimizer's
-        update, on the arrays handed in."""
+        ones and this step's Dropout masks: the layers' math, the loss's, the clipping of the
+        gradients and the optimizer's update, on the arrays handed in (``inputs``: the learning
+        rate and a cycled momentum)."""
         opt, model, loss_fn = self.optimizer, self.model, self.loss
-        saved = opt._lr, opt._state
-        given = self._given if masks else []
         buffer_slots = _buffer_slots(model)
-        try:
-            for (module, leaf), value in zip(opt._slots, params, strict=True):
-                setattr(module, leaf, value)
-            for (module, leaf), value in zip(buffer_slots, buffers, strict=True):
-                setattr(module, leaf, value)
-            for module, mask in zip(given, masks, strict=True):
-                module.given_mask = mask
-            opt._state = [list(s) for s in state]
-            opt._lr = lr
-            output = math_of(model, "forward")(model, x)
-            loss = math_of(loss_fn, "forward")(loss_fn, output, y)
-            math_of(model, "backward")(model, math_of(loss_fn, "backward")(loss_fn))
-            opt._update(None if constants is None else tuple(constants[i] for i in
-                                                             range(constants.shape[0])))
-            new_params = [getattr(module, leaf) for module, leaf in opt._slots]
-            new_buffers = [getattr(module, leaf) for module, leaf in buffer_slots]
-            return loss, output, new_params, opt._state, new_buffers
-        finally:
-            opt._lr, opt._state = saved
-            for module in given:
-                module.given_mask = None
+        # the caller (_compiled_step) puts the optimizer's state and inputs back afterwards,
+        # and takes the masks back from the Dropouts
+        for (module, leaf), value in zip(opt._slots + buffer_slots, params + buffers,
+                                         strict=True):
+            setattr(module, leaf, value)
+        for module, mask in zip(self._given if masks else [], masks, strict=True):
+            module.given_mask = mask
+        opt._state = [list(s) for s in state]
+        _set_inputs(opt, [inputs[i] for i in range(inputs.shape[0])])
+        output = math_of(model, "forward")(model, x)
+        loss = math_of(loss_fn, "forward")(loss_fn, output, y)
+        math_of(model, "backward")(model, math_of(loss_fn, "backward")(loss_fn))
+        if self.clip is not None:
+            clip_grads(opt._holders, self.clip, 2.0)
+        opt._update(None if constants is None else tuple(constants[i] for i in
+                                                         range(constants.shape[0])))
+        new_params = [getattr(module, leaf) for module, leaf in opt._slots]
+        new_buffers = [getattr(module, leaf) for module, leaf in buffer_slots]
+        return loss, output, new_params, opt._state, new_buffers
+
+
+def _inputs(opt: Optimizer) -> tuple[Any, ...]:
+    """The hyperparameters a compiled step takes as inputs, not as constants of its trace, so
+    that a schedule changing them costs no new trace: the learning rate, and the momentum
+    OneCycleLR cycles (Adam's and AdamW's ``betas[0]``, the ``momentum`` of an SGD that keeps
+    a momentum buffer)."""
+    if isinstance(opt, Adam):
+        return (opt._lr, opt.betas[0])
+    if isinstance(opt, SGD) and opt._state_keys:
+        return (opt._lr, opt.momentum)
+    return (opt._lr,)
+
+
+def _set_inputs(opt: Optimizer, values: Any) -> None:
+    """Set what :func:`_inputs` lists (traced arrays inside the trace, floats after it)."""
+    opt._lr = values[0]
+    if isinstance(opt, Adam):
+        opt.betas = (values[1], opt.betas[1])
+    elif len(values) > 1:
+        opt.momentum = values[1]  # type: ignore[attr-defined]
+
+
+def _static(opt: Optimizer) -> dict[str, Any]:
+    """The hyperparameters that are constants of a trace: all but :func:`_inputs`' values
+    (an SGD's momentum counts by whether it keeps a momentum buffer)."""
+    hyper = opt._hyperparameters()
+    del hyper["lr"]
+    if isinstance(opt, Adam):
+        hyper["betas"] = hyper["betas"][1]
+    elif isinstance(opt, SGD):
+        hyper["momentum"] = bool(opt._state_keys)
+    return hyper
 
 
 class _Ready:
@@ -292,9 +351,9 @@ class _Ready:
     else (a parameter replaced by hand, ``.to()``, ``load``, an eager step between, a new
     hyperparameter) takes the checked path, which makes a new record."""
 
-    __slots__ = ("buffer_slots", "buffers", "count", "draws", "fn", "has_state", "hyper", "lr",
-                 "lr_array", "params", "place", "signatures", "slots", "state", "stored",
-                 "structure")
+    __slots__ = ("buffer_slots", "buffers", "count", "draws", "fn", "has_state", "hyper",
+                 "inputs", "inputs_array", "params", "place", "signatures", "slots", "state",
+                 "stored", "structure")
 
     def __init__(self, step: TrainStep, fn: Callable[..., Any]) -> None:
         opt, model = step.optimizer, step.model
@@ -309,8 +368,9 @@ class _Ready:
             isinstance(m, Dropout) for m in model.modules())
         self.draws: dict[tuple[Any, ...], list[tuple[Dropout, tuple[int, ...]]]] = {}
         self.state, self.count = opt._state, opt.step_count
-        self.hyper = opt._hyperparameters()
-        self.lr, self.lr_array = opt._lr, step._scalar(opt._lr)
+        self.hyper = _static(opt)
+        self.inputs = _inputs(opt)
+        self.inputs_array = step._scalar(self.inputs)
         self.structure = _structure(model)
         self.stored = [(module, name) for module in [*model.modules(), step.loss]
                        for name in (*module.state_names, *module.grad_names)]
@@ -346,7 +406,7 @@ class _Ready:
                 return False
         # labels whose values are read for the range check (torch on the CPU): checked again
         needs_labels = self.signatures.get(self.signature(x, y))
-        return (needs_labels is False and opt._hyperparameters() == self.hyper
+        return (needs_labels is False and _static(opt) == self.hyper
                 and _same_structure(self.structure))
 
 
