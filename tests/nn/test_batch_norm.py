@@ -269,3 +269,29 @@ def test_the_summary_counts_the_running_statistics_as_non_trainable():
     assert (summary.total_params, summary.trainable_params, summary.non_trainable_params) == (
         82, 66, 16)
     assert "Non-trainable params: 16 (128 B)" in str(summary)
+
+
+def test_early_stopping_restores_the_best_epochs_running_statistics():
+    """restore_best_weights puts back the buffers with the parameters (Keras restores its
+    non-trainable weights too): the restored model's validation loss, which predict computes
+    with the running statistics, is the best epoch's."""
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((24, 3))
+    t = x[:, :1] * 2 + 0.5 * gen.standard_normal((24, 1))
+    net = xmlp.Sequential(xmlp.Linear(3, 16, rng=0), xmlp.BatchNorm1d(16), xmlp.ReLU(),
+                          xmlp.Linear(16, 1, rng=1))
+    kept = {}
+
+    def remember(epoch, history):
+        kept[epoch] = [b.copy() for _, b in net.named_buffers()]
+
+    stop = xmlp.EarlyStopping(patience=3, restore_best_weights=True)
+    history = xmlp.fit(net, x[:16], t[:16], epochs=60, batch_size=8, shuffle=True, rng=0,
+                       optimizer=xmlp.optim.Adam(net, lr=0.05), validation_data=(x[16:], t[16:]),
+                       callback=remember, early_stopping=stop, progress=False)
+    best = stop.best_epoch
+    assert best < len(history)
+    for (_, got), want in zip(net.named_buffers(), kept[best], strict=True):
+        np.testing.assert_array_equal(got, want)
+    loss = xmlp.MSELoss().predict(net.predict(x[16:]), t[16:])
+    assert float(loss) == pytest.approx(min(history.val_loss), rel=1e-12)

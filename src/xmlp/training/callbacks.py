@@ -76,11 +76,12 @@ class EarlyStopping(Callback):
     Training stops after ``patience`` epochs in a row without improvement (``patience=0``:
     after the first one), never after the first epoch. Each fit starts afresh.
 
-    With ``restore_best_weights=True``, the model gets back the parameters of its best epoch
-    when training ends (stopped early or not; as Keras 3): copies are kept in the parameters'
+    With ``restore_best_weights=True``, the model gets back the parameters (and buffers:
+    running statistics) of its best epoch when training ends (stopped early or not; as Keras 3,
+    whose weights include the non-trainable ones): copies are kept in the parameters'
     namespace, device and dtype each time an epoch improves (one copy of the parameters).
-    Only the parameters are restored, as in Keras: the optimizer's state (moments, step count)
-    and the learning-rate schedule stay as the last epoch left them. Stored activations and
+    Only the model is restored, as in Keras: the optimizer's state (moments, step count) and
+    the learning-rate schedule stay as the last epoch left them. Stored activations and
     gradients are cleared.
 
     Args:
@@ -148,6 +149,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
         self.wait = 0
         self.best_weights: dict[str, Any] | None = None
+        self.best_buffers: dict[str, Any] = {}
 
     def _improves(self, value: float, reference: float) -> bool:
         if self.maximize:
@@ -182,6 +184,8 @@ class EarlyStopping(Callback):
                                "(set_model(model)) before the first epoch")
         self.best_weights = {name: module.spec.xp.asarray(getattr(module, leaf), copy=True)
                              for name, (module, leaf) in _slots(self.model)}
+        self.best_buffers = {name: module.spec.xp.asarray(getattr(module, leaf), copy=True)
+                             for name, (module, leaf) in _slots(self.model, buffers=True)}
         if self.best_epoch is None:
             self.best_epoch = epoch
 
@@ -195,8 +199,9 @@ class EarlyStopping(Callback):
                       f"{self.best_epoch}.")
             assert self.model is not None  # best_weights were kept from it
             self.model.assign_parameters(self.best_weights)
+            self.model.assign_buffers(self.best_buffers)
             self.model.clear_state()
-            self.best_weights = None  # the model holds these arrays now
+            self.best_weights, self.best_buffers = None, {}  # the model holds these now
 
     def __repr__(self) -> str:
         return (f"EarlyStopping(monitor={self.monitor!r}, min_delta={self.min_delta!r}, "
@@ -209,8 +214,9 @@ def monitored(history: Any, key: str) -> float:
     return float((history if key == "loss" else getattr(history, key))[-1])
 
 
-def _slots(model: Module) -> list[tuple[str, tuple[Module, str]]]:
-    return [(name, model.owner_of(name)) for name, _ in model.named_parameters()]
+def _slots(model: Module, buffers: bool = False) -> list[tuple[str, tuple[Module, str]]]:
+    named = model.named_buffers() if buffers else model.named_parameters()
+    return [(name, model.owner_of(name, buffer=buffers)) for name, _ in named]
 
 
 def _finite(value: Any, label: str, owner: str, minimum: float = -float("inf")) -> float:
