@@ -284,9 +284,9 @@ def _count_traces(monkeypatch):
     calls = [0]
     pure = xmlp.TrainStep._pure
 
-    def counting(self, *args):
+    def counting(self, *args, **kwargs):
         calls[0] += 1
-        return pure(self, *args)
+        return pure(self, *args, **kwargs)
 
     monkeypatch.setattr(xmlp.TrainStep, "_pure", counting)
     return calls

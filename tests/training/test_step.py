@@ -98,7 +98,7 @@ def test_one_trace_per_input_shape(xp):
     x, y = data_for("reg", xp)
     for _ in range(5):
         step(x, y)
-    (traced,) = step._traced.values()
+    (traced,) = [fn for (_, output), fn in step._traced.items() if not output]
     assert traced._cache_size() == 1
     step(x[:30, ...], y[:30, ...])  # a shorter last batch: one more shape
     step(x, y)
@@ -114,7 +114,7 @@ def test_a_new_learning_rate_costs_no_new_trace(xp):
     step(x, y)
     opt.lr = 0.001
     step(x, y)
-    (traced,) = step._traced.values()
+    (traced,) = [fn for (_, output), fn in step._traced.items() if not output]
     assert traced._cache_size() == 1
 
 
@@ -310,3 +310,29 @@ def test_activations_stay_cleared_after_compiled_steps(xp):
     step(x, y)  # ...which the next compiled step clears
     assert model.linear1.x is None and model.activation.output is None
     assert model.linear2.grad_weights is None and step.loss.diff is None
+
+
+@pytest.mark.xp_only("jax")
+def test_the_output_is_handed_back_on_request(xp):
+    model = mlp(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, lr=0.1)
+    x, y = data_for("reg", xp)
+    loss, output = step.run(x, y)
+    assert tuple(output.shape) == (40, 2)
+    loss, output = step.run(x, y, output=False)
+    assert output is None and tuple(loss.shape) == ()
+
+
+@pytest.mark.slow
+@pytest.mark.xp_only("torch")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_many_compiled_steps_in_one_process(xp):
+    """Each TrainStep compiles code of its own: torch.compile caps the recompiles of one code
+    object, which a process building more steps than that cap (a sweep) would reach."""
+    import torch
+
+    cap = torch._dynamo.config.recompile_limit
+    x, y = data_for("reg", xp)
+    for i in range(cap + 2):
+        model = xmlp.MLP(4, 3 + i % 3, 2, rng=i, **layer_kwargs(xp))
+        assert xmlp.TrainStep(model, lr=0.1, compile=True)(x, y).shape == ()

@@ -197,7 +197,7 @@ def _stepper(model: Module, plan: Plan, lr: Any, optimizer: Any,
     if compile is not False and isinstance(plan.loss, Module) and model.parameters():
         train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile,
                           clip_grad_norm=plan.clip)
-        step = train.run if train.compiled else None
+        step = partial(train.run, output=plan.classifier) if train.compiled else None
     if step is None:
         step = partial(_step, model, plan.loss, update=plan.update)
     scheduler = plan.scheduler

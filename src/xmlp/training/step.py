@@ -18,6 +18,7 @@ the same ones an eager step would.
 from __future__ import annotations
 
 import operator
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -125,13 +126,15 @@ class TrainStep:
         return f"TrainStep({self.model!r}, {type(self.loss).__name__}, {how})"
 
     def __call__(self, x: Any, y: Any) -> Any:
-        return self.run(x, y)[0]
+        return self.run(x, y, output=False)[0]
 
-    def run(self, x: Any, y: Any) -> tuple[Any, Any]:
-        """(the loss, the model's output for x): the step, checked at the boundary."""
+    def run(self, x: Any, y: Any, *, output: bool = True) -> tuple[Any, Any]:
+        """(the loss, the model's output for x): the step, checked at the boundary. A compiled
+        step with ``output=False`` returns None for the output (one array less to hand back,
+        which shows in a small model's step)."""
         ready = self._ready
         if ready is not None and ready.holds(self, x, y):
-            return self._compiled_step(x, y, ready)
+            return self._compiled_step(x, y, ready, output)
         self._check(x, y)
         if not self.compiled:  # the public passes: a layer of the user's may refuse
             output = self.model.forward(x)
@@ -141,7 +144,7 @@ class TrainStep:
                 clip_grad_norm(self.model, self.clip)
             self.optimizer.step()
             return loss, output
-        return self._compiled_step(x, y, self._prepare(x, y))
+        return self._compiled_step(x, y, self._prepare(x, y), output)
 
     # -- the boundary ------------------------------------------------------------------------
     def _check(self, x: Any, y: Any) -> None:
@@ -179,7 +182,7 @@ class TrainStep:
             opt._check_state_place(owner)
         if not opt._packed:
             opt._pack()
-        ready = _Ready(self, self._function())
+        ready = _Ready(self, self._function(True), self._function(False))
         previous = self._ready
         if previous is not None and previous.same_model(ready):
             ready.signatures.update(previous.signatures)  # checked against this same model
@@ -205,7 +208,7 @@ class TrainStep:
             Module._restore(saved)
 
     # -- the compiled step -------------------------------------------------------------------
-    def _compiled_step(self, x: Any, y: Any, ready: _Ready) -> tuple[Any, Any]:
+    def _compiled_step(self, x: Any, y: Any, ready: _Ready, output: bool) -> tuple[Any, Any]:
         opt = self.optimizer
         step_count = opt.step_count + 1
         constants = opt._step_constants(step_count)  # may fail: nothing changed yet
@@ -219,7 +222,7 @@ class TrainStep:
         # the trace (torch.compile guards on it: a new rate, a recompile)
         saved = opt._state, inputs
         try:
-            loss, output, params, state, buffers = ready.fn(
+            loss, out, params, state, buffers = (ready.fn if output else ready.lean)(
                 ready.params, opt._state, ready.buffers, ready.inputs_array, extra, masks, x, y)
         except BaseException:
             for (module, leaf), value in zip(ready.slots + ready.buffer_slots,
@@ -242,7 +245,7 @@ class TrainStep:
             setattr(module, name, None)
         ready.params, ready.state, ready.count = params, state, step_count
         self._ready = ready
-        return loss, output
+        return loss, out
 
     def _masks(self, ready: _Ready, x: Any, y: Any) -> list[Any]:
         """This step's Dropout masks, drawn on the host from each layer's generator in the
@@ -260,28 +263,30 @@ class TrainStep:
         spec = self.model.spec
         return spec.xp.asarray(value, dtype=spec.dtype, device=spec.device)
 
-    def _function(self) -> Callable[..., Any]:
+    def _function(self, output: bool) -> Callable[..., Any]:
         """The traced step for the optimizer's hyperparameters now (their values are constants
         of the trace, but the learning rate, a cycled momentum and the step's bias corrections
-        are inputs)."""
-        key = tuple(sorted((k, repr(v)) for k, v in _static(self.optimizer).items()))
+        are inputs), handing back the model's output or not."""
+        key = (tuple(sorted((k, repr(v)) for k, v in _static(self.optimizer).items())), output)
         fn = self._traced.get(key)
         if fn is None:
+            # a function of its own per key and per step: jax.jit caches traces by the
+            # function, and torch.compile by its code object, whose recompiles it caps
+            # (every TrainStep of a process would count against one cap)
+            pure = types.MethodType(_own_copy(TrainStep._pure, output), self)
             if self.backend == "jax":
                 import jax
 
-                # a new function object per key: jax.jit caches traces by the function, so
-                # jitting self._pure again would reuse the trace of other hyperparameters
-                fn = jax.jit(lambda *args: self._pure(*args), donate_argnums=(0, 1, 2))
+                fn = jax.jit(pure, donate_argnums=(0, 1, 2))
             else:
                 import torch
 
-                fn = torch.compile(self._pure, fullgraph=True, dynamic=False)
+                fn = torch.compile(pure, fullgraph=True, dynamic=False)
             self._traced[key] = fn
         return fn
 
     def _pure(self, params: list[Any], state: list[list[Any]], buffers: list[Any], inputs: Any,
-              constants: Any, masks: list[Any], x: Any, y: Any
+              constants: Any, masks: list[Any], x: Any, y: Any, output: bool = True
               ) -> tuple[Any, Any, list[Any], list[list[Any]], list[Any]]:
         """(loss, output, new parameters, new optimizer state, new buffers) from the current
         ones and this step's Dropout masks: the layers' math, the loss's, the clipping of the
@@ -298,8 +303,8 @@ class TrainStep:
             module.given_mask = mask
         opt._state = [list(s) for s in state]
         _set_inputs(opt, [inputs[i] for i in range(inputs.shape[0])])
-        output = math_of(model, "forward")(model, x)
-        loss = math_of(loss_fn, "forward")(loss_fn, output, y)
+        out = math_of(model, "forward")(model, x)
+        loss = math_of(loss_fn, "forward")(loss_fn, out, y)
         math_of(model, "backward")(model, math_of(loss_fn, "backward")(loss_fn))
         if self.clip is not None:
             clip_grads(opt._holders, self.clip, 2.0)
@@ -307,7 +312,7 @@ class TrainStep:
                                                          range(constants.shape[0])))
         new_params = [getattr(module, leaf) for module, leaf in opt._slots]
         new_buffers = [getattr(module, leaf) for module, leaf in buffer_slots]
-        return loss, output, new_params, opt._state, new_buffers
+        return loss, out if output else None, new_params, opt._state, new_buffers
 
 
 def _inputs(opt: Optimizer) -> tuple[Any, ...]:
@@ -352,12 +357,13 @@ class _Ready:
     hyperparameter) takes the checked path, which makes a new record."""
 
     __slots__ = ("buffer_slots", "buffers", "count", "draws", "fn", "has_state", "hyper",
-                 "inputs", "inputs_array", "params", "place", "signatures", "slots", "state",
-                 "stored", "structure")
+                 "inputs", "inputs_array", "lean", "params", "place", "signatures", "slots",
+                 "state", "stored", "structure")
 
-    def __init__(self, step: TrainStep, fn: Callable[..., Any]) -> None:
+    def __init__(self, step: TrainStep, fn: Callable[..., Any], lean: Callable[..., Any]
+                 ) -> None:
         opt, model = step.optimizer, step.model
-        self.fn = fn
+        self.fn, self.lean = fn, lean  # handing back the model's output, and not
         self.slots = list(opt._slots)
         self.params = [getattr(module, leaf) for module, leaf in self.slots]
         self.buffer_slots = _buffer_slots(model)
@@ -434,3 +440,11 @@ def _same_structure(structure: list[tuple[Module, list[Module]]]) -> bool:
         if len(now) != len(children) or not all(map(operator.is_, now, children)):
             return False
     return True
+
+
+def _own_copy(function: Callable[..., Any], *defaults: Any) -> Callable[..., Any]:
+    """``function`` with a code object of its own (the same code) and these ``defaults`` for
+    its last parameters."""
+    return types.FunctionType(function.__code__.replace(), function.__globals__,
+                              function.__name__, defaults or function.__defaults__,
+                              function.__closure__)
