@@ -241,8 +241,10 @@ class TrainStep:
         ready.buffers = buffers
         opt._state = state
         opt.step_count = step_count
-        for module, name in ready.stored:  # activations and gradients: cleared, never tracers
-            setattr(module, name, None)
+        if any(getattr(m, n) is not None for m, n in ready.first_stored):
+            # a trace (its forward) left tracers, an eager pass in between its arrays: cleared
+            for module, name in ready.stored:
+                setattr(module, name, None)
         ready.params, ready.state, ready.count = params, state, step_count
         self._ready = ready
         return loss, out
@@ -356,9 +358,9 @@ class _Ready:
     else (a parameter replaced by hand, ``.to()``, ``load``, an eager step between, a new
     hyperparameter) takes the checked path, which makes a new record."""
 
-    __slots__ = ("buffer_slots", "buffers", "count", "draws", "fn", "has_state", "hyper",
-                 "inputs", "inputs_array", "lean", "params", "place", "signatures", "slots",
-                 "state", "stored", "structure")
+    __slots__ = ("buffer_slots", "buffers", "count", "draws", "first_stored", "fn", "has_state",
+                 "hyper", "inputs", "inputs_array", "lean", "params", "place", "signatures",
+                 "slots", "state", "stored", "structure")
 
     def __init__(self, step: TrainStep, fn: Callable[..., Any], lean: Callable[..., Any]
                  ) -> None:
@@ -380,6 +382,10 @@ class _Ready:
         self.structure = _structure(model)
         self.stored = [(module, name) for module in [*model.modules(), step.loss]
                        for name in (*module.state_names, *module.grad_names)]
+        # what every forward stores first (a layer's x, a loss's prediction): not None after
+        # a trace or an eager pass
+        self.first_stored = [(module, module.state_names[0])
+                             for module in [*model.modules(), step.loss] if module.state_names]
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
         # device and autograd flag
         self.place = (("device", "requires_grad") if step.backend == "torch"
