@@ -589,10 +589,10 @@ def _checked(cls: type[Module], method: str, math: Callable[..., Any]) -> Callab
             self.check(method, *args)
             return math(self, *args)
 
-    functools.update_wrapper(public, math)
-    public.__signature__ = inspect.signature(math)  # type: ignore[attr-defined]
-    public.math = math  # type: ignore[attr-defined]
-    return public
+    wrapper: Any = functools.update_wrapper(public, math)
+    wrapper.__signature__ = inspect.signature(math)
+    wrapper.math = math
+    return wrapper
 
 
 def _arity(function: Callable[..., Any]) -> int | None:
