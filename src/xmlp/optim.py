@@ -124,15 +124,27 @@ class Optimizer:
         if not model.grads_ok(holders):
             model.check_grads(owner)  # raises for a missing or mismatched gradient
             holders = _holders(model)  # accepted anyway (an array subclass, say)
+        self._check_layers(holders, owner)
+        step = self.step_count + 1
+        constants = self._step_constants(step)  # may fail (OverflowError): nothing changed yet
+        self._prepare_state(owner)
+        self._update(constants)
+        self.step_count = step
+
+    def _check_layers(self, holders: list[Module], owner: str) -> None:
+        """RuntimeError unless ``holders`` (the model's modules with parameters now) are the
+        ones this optimizer was built on."""
         if len(holders) != len(self._holders) or any(
             a is not b for a, b in zip(holders, self._holders, strict=True)
         ):
             raise RuntimeError(
-                f"{owner}: the {type(model).__name__}'s layers changed since this optimizer was "
-                "built; build a new optimizer for the model as it is now."
+                f"{owner}: the {type(self.model).__name__}'s layers changed since this "
+                "optimizer was built; build a new optimizer for the model as it is now."
             )
-        step = self.step_count + 1
-        constants = self._step_constants(step)  # may fail (OverflowError): nothing changed yet
+
+    def _prepare_state(self, owner: str) -> None:
+        """The state made on the first step, or checked to live where the parameters do, and
+        laid out for the ops."""
         if self._state is None:
             self._state, self._specs = self._new_state()
             self._packed = False
@@ -140,8 +152,6 @@ class Optimizer:
             self._check_state_place(owner)
         if not self._packed:
             self._pack()
-        self._update(constants)
-        self.step_count = step
 
     def _pack(self) -> None:
         """Let the ops lay the state out as they update it fastest (one namespace only)."""

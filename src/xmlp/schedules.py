@@ -606,11 +606,11 @@ class ReduceLROnPlateau(LRScheduler):
         owner = type(self).__name__
         self.mode = _choice(values["mode"], "mode", owner, ("min", "max"))
         self.factor = _real(values["factor"], "factor", owner, high=1.0, high_open=True)
-        self.patience = _non_negative_int(values["patience"], "patience", owner)
+        self.patience = non_negative_int(values["patience"], "patience", owner)
         self.threshold = _real(values["threshold"], "threshold", owner)
         self.threshold_mode = _choice(values["threshold_mode"], "threshold_mode", owner,
                                       ("rel", "abs"))
-        self.cooldown = _non_negative_int(values["cooldown"], "cooldown", owner)
+        self.cooldown = non_negative_int(values["cooldown"], "cooldown", owner)
         self.min_lr = _real(values["min_lr"], "min_lr", owner)
         self.eps = _real(values["eps"], "eps", owner)
 
@@ -661,9 +661,9 @@ class ReduceLROnPlateau(LRScheduler):
         if math.isnan(best):
             raise ValueError(f"{owner}: best must be a number or +-inf, got nan")
         return {"best": float(best),
-                "num_bad_epochs": _non_negative_int(counters["num_bad_epochs"],
+                "num_bad_epochs": non_negative_int(counters["num_bad_epochs"],
                                                     "num_bad_epochs", owner),
-                "cooldown_counter": _non_negative_int(counters["cooldown_counter"],
+                "cooldown_counter": non_negative_int(counters["cooldown_counter"],
                                                       "cooldown_counter", owner)}
 
 
@@ -676,7 +676,9 @@ def _past(value: float, start: float, end: float, pct: float) -> float:
     return min(max(value, min(start, end)), max(start, end))
 
 
-def _non_negative_int(value: Any, label: str, owner: str) -> int:
+def non_negative_int(value: Any, label: str, owner: str) -> int:
+    """``value`` as an int >= 0: TypeError unless an int (not a bool), ValueError if negative
+    (also :class:`xmlp.EarlyStopping`'s counts)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
     if value < 0:

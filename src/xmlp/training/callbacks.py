@@ -20,7 +20,7 @@ from typing import Any
 
 from ..backend import short_repr
 from ..nn.module import Module
-from ..schedules import ReduceLROnPlateau
+from ..schedules import ReduceLROnPlateau, non_negative_int
 
 __all__ = ["MONITORED", "Callback", "EarlyStopping", "EpochEnd"]
 
@@ -130,8 +130,8 @@ class EarlyStopping(Callback):
                              f"{short_repr(mode)}")
         self.monitor, self.mode = monitor, mode
         self.min_delta = _finite(min_delta, "min_delta", owner, minimum=0.0)
-        self.patience = _count(patience, "patience", owner)
-        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch", owner)
+        self.patience = non_negative_int(patience, "patience", owner)
+        self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch", owner)
         self.baseline = None if baseline is None else _finite(baseline, "baseline", owner)
         if not isinstance(restore_best_weights, bool):
             raise TypeError(f"{owner}: restore_best_weights must be True or False, got "
@@ -227,14 +227,6 @@ def _finite(value: Any, label: str, owner: str, minimum: float = -float("inf")) 
         bound = "a finite number" + (f" >= {minimum:g}" if minimum > -float("inf") else "")
         raise ValueError(f"{owner}: {label} must be {bound}, got {short_repr(value)}")
     return number
-
-
-def _count(value: Any, label: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    if value < 0:
-        raise ValueError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    return int(value)
 
 
 class EpochEnd:

@@ -169,19 +169,8 @@ class TrainStep:
         and a model as this one leaves makes no check again."""
         opt, model = self.optimizer, self.model
         owner = f"{type(opt).__name__}.step"
-        holders = [m for m in model.modules() if m.param_names]
-        if len(holders) != len(opt._holders) or any(
-                a is not b for a, b in zip(holders, opt._holders, strict=True)):
-            raise RuntimeError(
-                f"{owner}: the {type(model).__name__}'s layers changed since this optimizer "
-                "was built; build a new optimizer for the model as it is now.")
-        if opt._state is None:  # as the first eager step makes it
-            opt._state, opt._specs = opt._new_state()
-            opt._packed = False
-        else:
-            opt._check_state_place(owner)
-        if not opt._packed:
-            opt._pack()
+        opt._check_layers([m for m in model.modules() if m.param_names], owner)
+        opt._prepare_state(owner)
         ready = _Ready(self, self._function(True), self._function(False))
         previous = self._ready
         if previous is not None and previous.same_model(ready):
