@@ -296,3 +296,9 @@ def test_the_module_own_checks_pass_through(xp):
         xmlp.gradcheck(layer, xp.from_numpy(np.ones((2, 4))))
     with pytest.raises(ValueError, match="a batch of 1 sample has no variance"):
         xmlp.gradcheck(xmlp.BatchNorm1d(3, **layer_kwargs(xp)), xp.from_numpy(X[:1]))
+
+
+@pytest.mark.parametrize("name", ["eps", "atol", "rtol"])
+def test_a_tolerance_beyond_the_float_range_is_a_value_error(name):
+    with pytest.raises(ValueError, match=f"gradcheck: {name} must be a finite number"):
+        xmlp.gradcheck(xmlp.Linear(3, 2, rng=0), np.ones((2, 3)), **{name: 10**400})

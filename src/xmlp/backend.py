@@ -34,6 +34,7 @@ __all__ = [
     "persist_parameters",
     "positive_int",
     "reads_are_free",
+    "real_as_float",
     "resolve_namespace",
     "short_repr",
     "to_host",
@@ -210,6 +211,15 @@ def make_rng(rng: Any = None) -> np.random.Generator:
             "rng must be None, a non-negative int seed or a numpy.random.Generator, got "
             f"{type(rng).__name__}: {short_repr(rng)}"
         ) from exc
+
+
+def real_as_float(value: Any) -> float:
+    """``float(value)`` for a real number, +-inf for one beyond the float range (``10**400``,
+    where ``float`` raises OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def check_learning_rate(learning_rate: Any) -> float:

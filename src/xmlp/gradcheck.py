@@ -16,7 +16,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .backend import dtype_name, make_rng, namespace_or_none, short_repr, to_host
+from .backend import dtype_name, make_rng, namespace_or_none, real_as_float, short_repr, to_host
 from .nn.losses import Loss
 from .nn.module import Module
 
@@ -199,7 +199,7 @@ def _settings(x: Any, eps: Any, atol: Any, rtol: Any) -> tuple[float, float, flo
             continue
         if isinstance(given, bool) or not isinstance(given, numbers.Real):
             raise TypeError(f"gradcheck: {label} must be a real number, got {short_repr(given)}")
-        value = float(given)
+        value = real_as_float(given)
         if not math.isfinite(value) or value < 0 or (label == "eps" and value == 0):
             need = "> 0" if label == "eps" else ">= 0"
             raise ValueError(f"gradcheck: {label} must be a finite number {need}, got "

@@ -26,7 +26,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
-from .backend import positive_int, short_repr
+from .backend import positive_int, real_as_float, short_repr
 
 if TYPE_CHECKING:
     from .optim import Optimizer
@@ -49,11 +49,7 @@ def _real(value: Any, label: str, owner: str, *, low: float = 0.0, low_open: boo
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {label} must be a real number, got "
                         f"{type(value).__name__}: {short_repr(value)}")
-    raw: Any = value
-    try:
-        number = float(raw)
-    except OverflowError:  # an int beyond the float range
-        number = math.inf if raw > 0 else -math.inf
+    number = real_as_float(value)
     below = number <= low if low_open else number < low
     above = number >= high if high_open else number > high
     if not math.isfinite(number) or below or above:
@@ -658,9 +654,10 @@ class ReduceLROnPlateau(LRScheduler):
         best = counters["best"]  # inf (-inf) before the first epoch, as in torch
         if isinstance(best, bool) or not isinstance(best, numbers.Real):
             raise TypeError(f"{owner}: best must be a number, got {short_repr(best)}")
+        best = real_as_float(best)
         if math.isnan(best):
             raise ValueError(f"{owner}: best must be a number or +-inf, got nan")
-        return {"best": float(best),
+        return {"best": best,
                 "num_bad_epochs": non_negative_int(counters["num_bad_epochs"],
                                                     "num_bad_epochs", owner),
                 "cooldown_counter": non_negative_int(counters["cooldown_counter"],
@@ -691,7 +688,7 @@ def _metric(value: Any, owner: str) -> float:
     if isinstance(value, bool):
         raise TypeError(f"{owner}: the metric must be a number or a 0-d array, got {value!r}")
     try:
-        return float(value)
+        return real_as_float(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{owner}: the metric must be a number or a 0-d array, got "
                         f"{short_repr(value)}") from exc

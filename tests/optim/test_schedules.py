@@ -392,3 +392,15 @@ def test_the_schedules_are_xmlp_optim_names_and_import_in_any_order():
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=False)
         assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_plateau_takes_an_int_beyond_the_float_range_as_infinite():
+    """A metric or a stored best of 10**400 is +inf (float() would raise OverflowError)."""
+    opt = xmlp.optim.SGD(xmlp.Linear(2, 1, rng=0), lr=0.1)
+    plateau = xmlp.optim.ReduceLROnPlateau(opt)
+    plateau.step(10**400)
+    assert plateau.best == float("inf") and plateau.num_bad_epochs == 1
+    state = plateau.state_dict()
+    state["state"]["best"] = -(10**400)
+    plateau.load_state_dict(state)
+    assert plateau.best == -float("inf")

@@ -289,3 +289,9 @@ def test_restoring_needs_the_model_fit_sets():
     assert message(RuntimeError, lambda: stop.on_epoch_end(1, history)).startswith(
         "EarlyStopping: restore_best_weights keeps the model's parameters, but no model was "
         "set")
+
+
+@pytest.mark.parametrize("name", ["min_delta", "baseline"])
+def test_early_stopping_refuses_a_number_beyond_the_float_range(name):
+    with pytest.raises(ValueError, match=f"EarlyStopping: {name} must be a finite number"):
+        xmlp.EarlyStopping(**{name: 10**400})

@@ -18,7 +18,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backend import short_repr
+from ..backend import real_as_float, short_repr
 from ..nn.module import Module
 from ..schedules import ReduceLROnPlateau, non_negative_int
 
@@ -222,7 +222,7 @@ def _slots(model: Module, buffers: bool = False) -> list[tuple[str, tuple[Module
 def _finite(value: Any, label: str, owner: str, minimum: float = -float("inf")) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {label} must be a real number, got {short_repr(value)}")
-    number = float(value)
+    number = real_as_float(value)
     if not (abs(number) < float("inf") and number >= minimum):
         bound = "a finite number" + (f" >= {minimum:g}" if minimum > -float("inf") else "")
         raise ValueError(f"{owner}: {label} must be {bound}, got {short_repr(value)}")
