@@ -98,7 +98,7 @@ def test_one_trace_per_input_shape(xp):
     x, y = data_for("reg", xp)
     for _ in range(5):
         step(x, y)
-    (traced,) = [fn for (_, output), fn in step._traced.items() if not output]
+    (traced,) = [fn for (_, output, _), fn in step._traced.items() if not output]
     assert traced._cache_size() == 1
     step(x[:30, ...], y[:30, ...])  # a shorter last batch: one more shape
     step(x, y)
@@ -114,7 +114,7 @@ def test_a_new_learning_rate_costs_no_new_trace(xp):
     step(x, y)
     opt.lr = 0.001
     step(x, y)
-    (traced,) = [fn for (_, output), fn in step._traced.items() if not output]
+    (traced,) = [fn for (_, output, _), fn in step._traced.items() if not output]
     assert traced._cache_size() == 1
 
 
@@ -300,6 +300,31 @@ def test_eager_steps_and_new_hyperparameters_between_compiled_steps(xp):
     (compiled, n1), (eager, n2) = run(True), run(False)
     assert n1 == n2 == 5
     for a, b in zip(compiled, eager, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.xp_only("jax")
+def test_changes_by_hand_between_steps_on_the_same_arrays_are_used(xp):
+    """The same x and y each call (the quickest check: identity with what the last step
+    left): a new activation layer, its new slope, a new learning rate and a parameter set by
+    hand are each used by the next compiled step, as by the eager step."""
+    def run(compiled):
+        model = mlp(**layer_kwargs(xp))
+        opt = xmlp.optim.SGD(model, lr=0.05)
+        step = xmlp.TrainStep(model, optimizer=opt, compile=compiled)
+        x, y = data_for("reg", xp)
+        step(x, y)
+        model.activation = xmlp.LeakyReLU(0.1)
+        step(x, y)
+        model.activation.negative_slope = 0.3
+        step(x, y)
+        opt.lr = 0.01
+        step(x, y)
+        model.linear2.biases = xp.from_numpy(np.full(2, 0.5))
+        step(x, y)
+        return _host(model)
+
+    for a, b in zip(run(True), run(False), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 

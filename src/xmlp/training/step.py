@@ -25,7 +25,6 @@ from typing import Any
 import array_api_compat
 
 from ..backend import reads_are_free
-from ..nn.containers import Container
 from ..nn.dropout import Dropout
 from ..nn.losses import MSELoss
 from ..nn.module import Module, math_of
@@ -126,6 +125,11 @@ class TrainStep:
         return f"TrainStep({self.model!r}, {type(self.loss).__name__}, {how})"
 
     def __call__(self, x: Any, y: Any) -> Any:
+        ready = self._ready
+        if (ready is not None and x is ready.last_x and y is ready.last_y and ready.immutable
+                and ready.reader is not None
+                and all(map(operator.is_, ready.reader(self), ready.seen))):
+            return self._compiled_step(x, y, ready, False, True)[0]  # see _Ready.unchanged
         return self.run(x, y, output=False)[0]
 
     def run(self, x: Any, y: Any, *, output: bool = True) -> tuple[Any, Any]:
@@ -133,8 +137,11 @@ class TrainStep:
         step with ``output=False`` returns None for the output (one array less to hand back,
         which shows in a small model's step)."""
         ready = self._ready
-        if ready is not None and ready.holds(self, x, y):
-            return self._compiled_step(x, y, ready, output)
+        if ready is not None:
+            if ready.unchanged(self, x, y):
+                return self._compiled_step(x, y, ready, output, True)
+            if ready.holds(self, x, y):
+                return self._compiled_step(x, y, ready, output, False)
         self._check(x, y)
         if not self.compiled:  # the public passes: a layer of the user's may refuse
             output = self.model.forward(x)
@@ -144,7 +151,7 @@ class TrainStep:
                 clip_grad_norm(self.model, self.clip)
             self.optimizer.step()
             return loss, output
-        return self._compiled_step(x, y, self._prepare(x, y), output)
+        return self._compiled_step(x, y, self._prepare(x, y), output, False)
 
     # -- the boundary ------------------------------------------------------------------------
     def _check(self, x: Any, y: Any) -> None:
@@ -197,44 +204,55 @@ class TrainStep:
             Module._restore(saved)
 
     # -- the compiled step -------------------------------------------------------------------
-    def _compiled_step(self, x: Any, y: Any, ready: _Ready, output: bool) -> tuple[Any, Any]:
+    def _compiled_step(self, x: Any, y: Any, ready: _Ready, output: bool, unchanged: bool
+                       ) -> tuple[Any, Any]:
+        """The traced function on the record's arrays; ``unchanged``: nothing but this step
+        object touched the model since the last step (:meth:`_Ready.unchanged`)."""
         opt = self.optimizer
         step_count = opt.step_count + 1
-        constants = opt._step_constants(step_count)  # may fail: nothing changed yet
-        inputs = _inputs(opt)
-        if inputs != ready.inputs:  # a schedule's new rate (or momentum): a new array only
-            ready.inputs, ready.inputs_array = inputs, self._scalar(inputs)
-        extra = None if constants is None else self._scalar(constants)
+        extra = None  # Adam's bias corrections: inputs of the step (may fail: nothing changed)
+        if ready.constants:
+            extra = self._scalar(opt._step_constants(step_count))
         masks = self._masks(ready, x, y) if ready.has_state else []
         self._ready = None  # until the step is done: an exception leaves no stale record
-        # put back here, not in the traced function: a float it read would be a constant of
-        # the trace (torch.compile guards on it: a new rate, a recompile)
-        saved = opt._state, inputs
+        state = opt._state
         try:
-            loss, out, params, state, buffers = (ready.fn if output else ready.lean)(
-                ready.params, opt._state, ready.buffers, ready.inputs_array, extra, masks, x, y)
+            loss, out, params, new_state, buffers = (ready.fn if output else ready.lean)(
+                ready.params, state, ready.buffers, ready.inputs_array, extra, masks, x, y)
         except BaseException:
-            for (module, leaf), value in zip(ready.slots + ready.buffer_slots,
-                                             ready.params + ready.buffers, strict=True):
-                setattr(module, leaf, value)  # not the trace's arrays
+            ready.put_back()  # not the trace's arrays
             raise
         finally:
-            opt._state = saved[0]
-            _set_inputs(opt, saved[1])
+            traced = opt._state is not state
+            if traced:
+                # a trace ran (or torch.compile replayed its side effects): put back here, not
+                # in the traced function, the floats it read (torch.compile guards on them: a
+                # new rate, a recompile)
+                opt._state = state
+                _set_inputs(opt, ready.inputs)
             for module in self._given:
                 module.given_mask = None
-        for (module, leaf), value in zip(ready.slots, params, strict=True):
-            setattr(module, leaf, value)
-        for (module, leaf), value in zip(ready.buffer_slots, buffers, strict=True):
-            setattr(module, leaf, value)
-        ready.buffers = buffers
-        opt._state = state
+        any(map(setattr, ready.mods, ready.leaves, params))
+        if ready.buffer_mods:
+            any(map(setattr, ready.buffer_mods, ready.buffer_leaves, buffers))
+            ready.buffers = buffers
+        opt._state = new_state
         opt.step_count = step_count
-        if any(getattr(m, n) is not None for m, n in ready.first_stored):
+        ready.params, ready.state, ready.count = params, new_state, step_count
+        ready.last_x, ready.last_y = x, y
+        if traced or not unchanged:
             # a trace (its forward) left tracers, an eager pass in between its arrays: cleared
-            for module, name in ready.stored:
-                setattr(module, name, None)
-        ready.params, ready.state, ready.count = params, state, step_count
+            if any(map(operator.is_not, map(getattr, ready.first_mods, ready.first_names),
+                       ready.nones)):
+                for module, name in ready.stored:
+                    setattr(module, name, None)
+            ready.look()
+        else:  # only these changed (the stored activations were None and stay None)
+            seen, (at_state, at_count, at_params, at_buffers) = ready.seen, ready.at
+            seen[at_state], seen[at_count] = new_state, step_count
+            any(map(seen.__setitem__, at_params, params))
+            if at_buffers:
+                any(map(seen.__setitem__, at_buffers, buffers))
         self._ready = ready
         return loss, out
 
@@ -258,7 +276,8 @@ class TrainStep:
         """The traced step for the optimizer's hyperparameters now (their values are constants
         of the trace, but the learning rate, a cycled momentum and the step's bias corrections
         are inputs), handing back the model's output or not."""
-        key = (tuple(sorted((k, repr(v)) for k, v in _static(self.optimizer).items())), output)
+        key = (tuple(sorted((k, repr(v)) for k, v in _static(self.optimizer).items())), output,
+               layer_constants(self.model, self.loss))
         fn = self._traced.get(key)
         if fn is None:
             # a function of its own per key and per step: jax.jit caches traces by the
@@ -347,17 +366,21 @@ class _Ready:
     else (a parameter replaced by hand, ``.to()``, ``load``, an eager step between, a new
     hyperparameter) takes the checked path, which makes a new record."""
 
-    __slots__ = ("buffer_slots", "buffers", "count", "draws", "first_stored", "fn", "has_state",
-                 "hyper", "inputs", "inputs_array", "lean", "params", "place", "signatures",
-                 "slots", "state", "stored", "structure")
+    __slots__ = ("at", "buffer_leaves", "buffer_mods", "buffer_slots", "buffers", "constants",
+                 "count", "draws", "first_mods", "first_names", "fn", "has_state", "hyper",
+                 "immutable", "inputs", "inputs_array", "knob_values", "knobs", "last_x",
+                 "last_y", "layers", "lean", "leaves", "mods", "nones", "params", "place",
+                 "reader", "seen", "signatures", "slots", "state", "step", "stored")
 
     def __init__(self, step: TrainStep, fn: Callable[..., Any], lean: Callable[..., Any]
                  ) -> None:
         opt, model = step.optimizer, step.model
         self.fn, self.lean = fn, lean  # handing back the model's output, and not
         self.slots = list(opt._slots)
+        self.mods, self.leaves = _columns(self.slots)
         self.params = [getattr(module, leaf) for module, leaf in self.slots]
         self.buffer_slots = _buffer_slots(model)
+        self.buffer_mods, self.buffer_leaves = _columns(self.buffer_slots)
         self.buffers = [getattr(module, leaf) for module, leaf in self.buffer_slots]
         # a model with buffers or Dropouts: each new signature runs one checked forward first
         # (BatchNorm1d's batch of 2), and each step draws its masks
@@ -368,18 +391,44 @@ class _Ready:
         self.hyper = _static(opt)
         self.inputs = _inputs(opt)
         self.inputs_array = step._scalar(self.inputs)
-        self.structure = _structure(model)
+        # every hyperparameter's value in one read: while they are as they were, neither the
+        # trace's constants nor its inputs changed
+        names = ["_lr" if name == "lr" else name for name in opt._hyperparameters()]
+        self.knobs: Callable[[Optimizer], Any] = (
+            operator.attrgetter(*names) if all(hasattr(opt, n) for n in names)
+            else type(opt)._hyperparameters)
+        self.knob_values = self.knobs(opt)
+        self.layers = layer_constants(model, step.loss)
         self.stored = [(module, name) for module in [*model.modules(), step.loss]
                        for name in (*module.state_names, *module.grad_names)]
         # what every forward stores first (a layer's x, a loss's prediction): not None after
         # a trace or an eager pass
-        self.first_stored = [(module, module.state_names[0])
-                             for module in [*model.modules(), step.loss] if module.state_names]
+        self.first_mods, self.first_names = _columns(
+            [(module, module.state_names[0]) for module in [*model.modules(), step.loss]
+             if module.state_names])
+        self.nones = [None] * len(self.first_mods)
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
         # device and autograd flag
         self.place = (("device", "requires_grad") if step.backend == "torch"
                       else ("sharding",))
         self.signatures: dict[tuple[Any, ...], bool] = {}
+        # a JAX array's type, dtype, shape and device never change: the last step's x and y
+        # need no new signature (a tensor can be resized in place)
+        self.immutable = step.backend == "jax"
+        self.last_x: Any = None
+        self.last_y: Any = None
+        # an optimizer whose update needs per-step constants (Adam's bias corrections)
+        self.constants = type(opt)._step_constants is not Optimizer._step_constants
+        # where every layer, parameter, buffer and first stored activation is reachable by
+        # attribute names from the step (an MLP, a model of your own), one C call reads them
+        # all, for identity tests with what the last step left
+        self.step = step
+        self.reader: Callable[[TrainStep], tuple[Any, ...]] | None = None
+        self.seen: list[Any] = []
+        found = _paths(step, self.slots, self.buffer_slots)
+        if found is not None:
+            paths, self.at = found
+            self.reader = operator.attrgetter(*paths)
 
     def signature(self, x: Any, y: Any) -> tuple[Any, ...]:
         return (type(x), x.dtype, x.shape, type(y), y.dtype, y.shape,
@@ -389,26 +438,95 @@ class _Ready:
     def same_model(self, other: _Ready) -> bool:
         """Whether ``other`` was made for the same layers, parameters' places and dtypes."""
         mine, theirs = self.params + self.buffers, other.params + other.buffers
-        return (_same_structure(other.structure) and len(self.structure) == len(other.structure)
+        return (self.layers == other.layers
                 and len(self.params) == len(other.params) and len(mine) == len(theirs)
                 and all(type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
                         for a, b in zip(mine, theirs, strict=True)))
 
+    def unchanged(self, step: TrainStep, x: Any, y: Any) -> bool:
+        """Whether x and y are the last step's (JAX arrays: immutable) and every object the
+        step reads (optimizer state, step count and hyperparameters; layers, parameters,
+        buffers; stored activations, None) is the one the last step left: one attrgetter
+        call and a C loop of identity tests."""
+        return (x is self.last_x and y is self.last_y and self.immutable
+                and self.reader is not None
+                and all(map(operator.is_, self.reader(step), self.seen)))
+
+    def look(self) -> None:
+        """Remember what :meth:`unchanged` compares with, as it is now."""
+        if self.reader is not None:
+            self.seen = list(self.reader(self.step))
+
+    def put_back(self) -> None:
+        """The parameters and buffers this record holds, back on their layers."""
+        any(map(setattr, self.mods + self.buffer_mods, self.leaves + self.buffer_leaves,
+                self.params + self.buffers))
+
     def holds(self, step: TrainStep, x: Any, y: Any) -> bool:
-        """Whether a step on x and y needs no check (see the class)."""
+        """Whether a step on x and y needs no check (see the class). Identity tests read
+        through ``map`` (C loops): a small model's step is a few microseconds of Python."""
         opt = step.optimizer
-        if opt._state is not self.state or opt.step_count != self.count:
+        if (opt._state is not self.state or opt.step_count != self.count
+                or not all(map(operator.is_, map(getattr, self.mods, self.leaves), self.params))
+                or not all(map(operator.is_, map(getattr, self.buffer_mods, self.buffer_leaves),
+                               self.buffers))
+                or layer_constants(step.model, step.loss) != self.layers):
             return False
-        for (module, leaf), param in zip(self.slots, self.params, strict=True):
-            if getattr(module, leaf) is not param:
-                return False
-        for (module, leaf), buffer in zip(self.buffer_slots, self.buffers, strict=True):
-            if getattr(module, leaf) is not buffer:
-                return False
         # labels whose values are read for the range check (torch on the CPU): checked again
-        needs_labels = self.signatures.get(self.signature(x, y))
-        return (needs_labels is False and _static(opt) == self.hyper
-                and _same_structure(self.structure))
+        if not (self.immutable and x is self.last_x and y is self.last_y) and (
+                self.signatures.get(self.signature(x, y)) is not False):
+            return False
+        knobs = self.knobs(opt)
+        if knobs != self.knob_values:  # a schedule's new rate, or a new hyperparameter
+            if _static(opt) != self.hyper:
+                return False  # a constant of the trace: a new trace, made by the checked path
+            inputs = _inputs(opt)
+            if inputs != self.inputs:  # the rate (or a cycled momentum): a new array only
+                self.inputs, self.inputs_array = inputs, step._scalar(inputs)
+            self.knob_values = knobs
+        return True
+
+
+def _paths(step: TrainStep, slots: list[tuple[Module, str]],
+           buffer_slots: list[tuple[Module, str]]
+           ) -> tuple[tuple[str, ...], tuple[int, int, list[int], list[int]]] | None:
+    """The dotted names, from ``step``, of what a step reads: the optimizer's state, step
+    count and hyperparameters, every layer of the model, every parameter and buffer, each
+    layer's (and the loss's) first stored activation; with where the state, the count, the
+    parameters (in ``slots`` order) and the buffers stand among them. None where a layer is
+    not an attribute of its parent under its name (a Sequential's) or a hyperparameter is not
+    an attribute of the optimizer."""
+    opt = step.optimizer
+    knobs = ["_lr" if name == "lr" else name for name in opt._hyperparameters()]
+    if not all(hasattr(opt, name) for name in knobs):
+        return None
+    paths = ["optimizer._state", "optimizer.step_count", *(f"optimizer.{n}" for n in knobs)]
+    where: dict[int, str] = {}
+
+    def walk(module: Module, path: str) -> bool:
+        where[id(module)] = path
+        constants = [name for name, value in _attributes(module)
+                     if type(value) in _CONSTANT_TYPES]
+        paths.extend(f"{path}.{name}" for name in (*module.param_names, *module.buffer_names,
+                                                   *module.state_names[:1], *constants))
+        for name, child in module.named_children():
+            if getattr(module, name, None) is not child:
+                return False
+            paths.append(f"{path}.{name}")
+            if not walk(child, f"{path}.{name}"):
+                return False
+        return True
+
+    if not walk(step.model, "model") or not walk(step.loss, "loss"):
+        return None
+    index = {path: i for i, path in enumerate(paths)}
+    return tuple(paths), (0, 1, [index[f"{where[id(m)]}.{leaf}"] for m, leaf in slots],
+                          [index[f"{where[id(m)]}.{leaf}"] for m, leaf in buffer_slots])
+
+
+def _columns(pairs: list[tuple[Module, str]]) -> tuple[tuple[Module, ...], tuple[str, ...]]:
+    """The modules and the names of (module, name) pairs, as two tuples."""
+    return tuple(m for m, _ in pairs), tuple(n for _, n in pairs)
 
 
 def _buffer_slots(model: Module) -> list[tuple[Module, str]]:
@@ -416,25 +534,20 @@ def _buffer_slots(model: Module) -> list[tuple[Module, str]]:
     return [(module, leaf) for module in model.modules() for leaf in module.buffer_names]
 
 
-def _structure(model: Module) -> list[tuple[Module, list[Module]]]:
-    """Each module of ``model`` that can have children, with them (compared by identity: a
-    layer replaced or added by hand changes it)."""
-    return [(module, _children(module)) for module in model.modules()
-            if type(module).named_children is not Module.named_children]
+def layer_constants(model: Module, loss: Module) -> tuple[Any, ...]:
+    """Every layer of ``model`` (and the loss), in order, with the numbers and strings it
+    keeps (a LeakyReLU's slope, a Dropout's rate, a Linear's sizes): constants of a trace,
+    so that a layer replaced or changed by hand makes a new one. Layers compare by identity."""
+    return tuple((module, tuple((name, value) for name, value in _attributes(module)
+                                if type(value) in _CONSTANT_TYPES))
+                 for module in [*model.modules(), loss])
 
 
-def _children(module: Module) -> list[Module]:
-    if isinstance(module, Container):
-        return module.children()
-    return [child for _, child in module.named_children()]
+def _attributes(module: Module) -> Any:
+    return getattr(module, "__dict__", {}).items()  # none, for a class with __slots__
 
 
-def _same_structure(structure: list[tuple[Module, list[Module]]]) -> bool:
-    for module, children in structure:
-        now = _children(module)
-        if len(now) != len(children) or not all(map(operator.is_, now, children)):
-            return False
-    return True
+_CONSTANT_TYPES = (int, float, bool, str)
 
 
 def _own_copy(function: Callable[..., Any], *defaults: Any) -> Callable[..., Any]:
