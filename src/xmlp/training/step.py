@@ -369,8 +369,8 @@ class _Ready:
     __slots__ = ("at", "buffer_leaves", "buffer_mods", "buffer_slots", "buffers", "constants",
                  "count", "draws", "first_mods", "first_names", "fn", "has_state", "hyper",
                  "immutable", "inputs", "inputs_array", "knob_values", "knobs", "last_x",
-                 "last_y", "layers", "lean", "leaves", "mods", "nones", "params", "place",
-                 "reader", "seen", "signatures", "slots", "state", "step", "stored")
+                 "last_y", "layers", "lean", "leaves", "mods", "nones", "params", "reader",
+                 "reads", "seen", "signatures", "slots", "state", "step", "stored")
 
     def __init__(self, step: TrainStep, fn: Callable[..., Any], lean: Callable[..., Any]
                  ) -> None:
@@ -409,8 +409,8 @@ class _Ready:
         self.nones = [None] * len(self.first_mods)
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
         # device and autograd flag
-        self.place = (("device", "requires_grad") if step.backend == "torch"
-                      else ("sharding",))
+        self.reads = operator.attrgetter("dtype", "shape", *(
+            ("device", "requires_grad") if step.backend == "torch" else ("sharding",)))
         self.signatures: dict[tuple[Any, ...], bool] = {}
         # a JAX array's type, dtype, shape and device never change: the last step's x and y
         # need no new signature (a tensor can be resized in place)
@@ -431,9 +431,12 @@ class _Ready:
             self.reader = operator.attrgetter(*paths)
 
     def signature(self, x: Any, y: Any) -> tuple[Any, ...]:
-        return (type(x), x.dtype, x.shape, type(y), y.dtype, y.shape,
-                *[getattr(x, a, None) for a in self.place],
-                *[getattr(y, a, None) for a in self.place])
+        """(type, dtype, shape and place of x, the same of y); () for what is not an array of
+        the backend, never a checked signature (the checked path then names it)."""
+        try:
+            return (type(x), self.reads(x), type(y), self.reads(y))
+        except AttributeError:
+            return ()
 
     def same_model(self, other: _Ready) -> bool:
         """Whether ``other`` was made for the same layers, parameters' places and dtypes."""
