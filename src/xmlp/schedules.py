@@ -164,6 +164,9 @@ class LRScheduler:
                              f"{short_repr(counters)}")
         return {}
 
+    def _check_last_epoch(self, epoch: int, owner: str) -> None:
+        """ValueError for an epoch the schedule cannot be at (none past a cycle's end)."""
+
     def state_dict(self) -> dict[str, Any]:
         """Plain data (JSON-friendly): ``{"scheduler": "StepLR", "last_epoch": int,
         "base_lrs": [float], "last_lr": [float], "hyperparameters": {...}, "state": {...}}``
@@ -218,6 +221,7 @@ class LRScheduler:
         if not isinstance(counters, dict):
             raise TypeError(f"{owner}: state must be a dict, got {type(counters).__name__}")
         counters = trial._check_counters(counters, owner)
+        trial._check_last_epoch(int(epoch), owner)
         return int(epoch), lrs[0], lrs[1], hyper, counters
 
     def __repr__(self) -> str:
@@ -518,6 +522,12 @@ class OneCycleLR(LRScheduler):
                 "cycle_momentum": self.cycle_momentum, "base_momentum": self.base_momentum,
                 "max_momentum": self.max_momentum, "div_factor": self.div_factor,
                 "final_div_factor": self.final_div_factor, "three_phase": self.three_phase}
+
+    def _check_last_epoch(self, epoch: int, owner: str) -> None:
+        if epoch > self.total_steps:
+            raise ValueError(f"{owner}: last_epoch must be at most total_steps="
+                             f"{self.total_steps} (the steps of the cycle), got "
+                             f"{short_repr(epoch)}")
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":

@@ -201,6 +201,27 @@ def test_onecycle_steps_at_most_total_steps_times():
     assert (opt.lr, opt.betas, scheduler.last_epoch) == before
 
 
+def test_onecycle_loads_no_state_past_its_total_steps():
+    """last_epoch up to the loaded total_steps (that of the state dict, which replaces the
+    schedule's); one more is refused before anything changes."""
+    opt = xmlp.optim.Adam(model(), lr=0.01)
+    longer = xmlp.optim.OneCycleLR(opt, max_lr=0.1, total_steps=6)
+    for _ in range(5):
+        longer.step()
+    scheduler = xmlp.optim.OneCycleLR(opt, max_lr=0.1, total_steps=4)
+    good = longer.state_dict()
+    before = _state(scheduler)
+    for last_epoch in (7, 10**400):
+        text = message(ValueError, lambda e=last_epoch: scheduler.load_state_dict(
+            {**good, "last_epoch": e}))
+        assert text.startswith("OneCycleLR.load_state_dict: last_epoch must be at most "
+                               "total_steps=6 (the steps of the cycle), got ")
+        assert _state(scheduler) == before
+    scheduler.load_state_dict({**good, "last_epoch": 6})
+    assert (scheduler.last_epoch, scheduler.total_steps) == (6, 6)
+    assert "tried to step 7 times" in message(ValueError, scheduler.step)
+
+
 def test_a_rate_the_optimizer_refuses_changes_nothing():
     """A growing schedule that passes the float range is refused by the optimizer's lr
     check before the schedule counts the step."""
