@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .backend import positive_int, real_as_float, short_repr
@@ -201,8 +202,11 @@ class LRScheduler:
             raise ValueError(f"{owner}: the state dict is of a {state_dict['scheduler']!r} "
                              f"schedule, not {type(self).__name__!r}")
         epoch = state_dict["last_epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"{owner}: last_epoch must be an int >= 0, got {short_repr(epoch)}")
+        is_int = isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool)
+        if not is_int or not 0 <= epoch <= sys.maxsize:
+            limit = f" up to {sys.maxsize}" if is_int and epoch > 0 else ""
+            raise ValueError(f"{owner}: last_epoch must be an int >= 0{limit}, got "
+                             f"{short_repr(epoch)}")
         lrs = []
         for key in ("base_lrs", "last_lr"):
             value = state_dict[key]
@@ -684,12 +688,16 @@ def _past(value: float, start: float, end: float, pct: float) -> float:
 
 
 def non_negative_int(value: Any, label: str, owner: str) -> int:
-    """``value`` as an int >= 0: TypeError unless an int (not a bool), ValueError if negative
-    (also :class:`xmlp.EarlyStopping`'s counts)."""
+    """``value`` as an int from 0 to ``sys.maxsize`` (no count of epochs goes further, and an
+    int of more than 4300 digits has no repr nor JSON): TypeError unless an int (not a
+    bool), ValueError out of range, naming the limit only for a value above it (also
+    :class:`xmlp.EarlyStopping`'s counts)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    if value < 0:
-        raise ValueError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
+    if not 0 <= value <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if value > 0 else ""
+        raise ValueError(f"{owner}: {label} must be an int >= 0{limit}, got "
+                         f"{short_repr(value)}")
     return int(value)
 
 
