@@ -156,7 +156,7 @@ class _Check:
                 raise TypeError(f"gradcheck: {self.name}.forward returned "
                                 f"{type(out).__name__}: {short_repr(out)}, not an array; a "
                                 "layer's forward must return an array of x's namespace")
-        elif (isinstance(out, bool) or not isinstance(out, numbers.Real)) and (
+        elif not (isinstance(out, numbers.Real) and not isinstance(out, bool)) and (
                 namespace_or_none(out) is None or tuple(out.shape) != ()):
             raise TypeError(f"gradcheck: {self.name}.forward returned {type(out).__name__}: "
                             f"{short_repr(out)}, not a number or a 0-d array; a loss's "

@@ -694,11 +694,12 @@ def non_negative_int(value: Any, label: str, owner: str) -> int:
     :class:`xmlp.EarlyStopping`'s counts)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    if not 0 <= value <= sys.maxsize:
-        limit = f" up to {sys.maxsize}" if value > 0 else ""
+    number = int(value)
+    if not 0 <= number <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if number > 0 else ""
         raise ValueError(f"{owner}: {label} must be an int >= 0{limit}, got "
                          f"{short_repr(value)}")
-    return int(value)
+    return number
 
 
 def _metric(value: Any, owner: str) -> float:

@@ -137,10 +137,10 @@ class EarlyStopping(Callback):
         if not isinstance(restore_best_weights, bool):
             raise TypeError(f"{owner}: restore_best_weights must be True or False, got "
                             f"{short_repr(restore_best_weights)}")
-        # an int, as Keras takes it: True and False are 1 and 0 there too
-        if not isinstance(verbose, numbers.Integral):
+        level: Any = verbose  # an int, as Keras takes it: True and False are 1 and 0 there too
+        if not isinstance(level, numbers.Integral):
             raise TypeError(f"{owner}: verbose must be 0 or 1, got {short_repr(verbose)}")
-        if verbose not in (0, 1):
+        if level not in (0, 1):
             raise ValueError(f"{owner}: verbose must be 0 or 1, got {short_repr(verbose)}")
         self.restore_best_weights, self.verbose = restore_best_weights, int(verbose)
         # "max" for accuracies, "min" for losses (what "auto" means for every key monitored)
