@@ -64,6 +64,34 @@ class Reverse(xmlp.Module):
         return grad_output
 
 
+class ReturnsFloat(xmlp.Module):
+    """forward returns a Python float (the first element), not an array."""
+
+    def forward(self, x: Any) -> Any:
+        return float(x[0, 0])
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output * np.ones(3)
+
+
+class ReturnsList(xmlp.Module):
+    """forward returns a list of rows."""
+
+    def forward(self, x: Any) -> Any:
+        return x.tolist()
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output
+
+
+class PerSampleMSE(xmlp.MSELoss):
+    """A loss whose forward returns one value per sample, not the loss."""
+
+    def forward(self, y: Any, t: Any) -> Any:
+        super().forward(y, t)
+        return ((y - t) ** 2).mean(axis=1)
+
+
 class HalfMSE(xmlp.MSELoss):
     """MSE whose backward forgets the factor 2."""
 
@@ -282,12 +310,41 @@ def test_tolerances_decide():
     (lambda: xmlp.gradcheck(xmlp.Tanh(), X, eps="1e-6"), TypeError,
      "gradcheck: eps must be a real number, got '1e-6'"),
     (lambda: xmlp.gradcheck(xmlp.Tanh(), X, rng="seed"), TypeError, "rng must be None"),
+    (lambda: xmlp.gradcheck(ReturnsFloat(), X), TypeError,
+     "gradcheck: ReturnsFloat.forward returned float: 0.3, not an array; a layer's forward "
+     "must return an array of x's namespace"),
+    (lambda: xmlp.gradcheck(ReturnsList(), X), TypeError,
+     "gradcheck: ReturnsList.forward returned list: [[0.3, -1.2, 2.0], [-0.7, 0.9, 1.4], "
+     "[1.1, -0.4, -2.2]], not an array; a layer's forward must return an array of x's "
+     "namespace"),
+    (lambda: xmlp.gradcheck(PerSampleMSE(), X, y=X), TypeError,
+     "gradcheck: PerSampleMSE.forward returned ndarray: array([0., 0., 0.]), not a number or "
+     "a 0-d array; a loss's forward must return the loss"),
+    (lambda: xmlp.gradcheck(xmlp.Tanh(), np.array([[1.0, np.nan], [2.0, 3.0]])), ValueError,
+     "gradcheck: x holds nan at index (0, 1); finite differences of Tanh need finite values"),
+    (lambda: xmlp.gradcheck(xmlp.Tanh(), np.array([1.0, -np.inf])), ValueError,
+     "gradcheck: x holds -inf at index (1,); finite differences of Tanh need finite values"),
+    (lambda: xmlp.gradcheck(xmlp.MSELoss(), X, y=np.where(X > 0.5, np.nan, X)), ValueError,
+     "gradcheck: y holds nan at index "),
+    (lambda: xmlp.gradcheck(Scale(np.array([1.0, np.nan, 1.0])), X), ValueError,
+     "gradcheck: parameter 'scale' holds nan at index (1,); finite differences of Scale need "
+     "finite values"),
 ], ids=["module", "x", "int-x", "loss-without-y", "y-for-a-layer", "eps", "atol", "rtol",
-        "eps-str", "rng"])
+        "eps-str", "rng", "float-output", "list-output", "loss-per-sample", "nan-x", "inf-x",
+        "nan-y", "nan-parameter"])
 def test_what_it_refuses(call, error, words):
     with pytest.raises(error) as info:
         call()
     assert str(info.value).startswith(words)
+
+
+def test_a_nan_input_is_refused_on_every_backend(xp):
+    x = X.copy()
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError) as info:
+        xmlp.gradcheck(xmlp.Linear(3, 2, rng=0, **layer_kwargs(xp)), xp.from_numpy(x))
+    assert str(info.value) == ("gradcheck: x holds nan at index (1, 2); finite differences of "
+                               "Linear need finite values")
 
 
 def test_the_module_own_checks_pass_through(xp):

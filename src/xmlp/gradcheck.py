@@ -91,8 +91,11 @@ def gradcheck(module: Module, x: Any, *, y: Any = None, eps: float | None = None
         GradcheckError: an ``AssertionError`` naming the array ("input" or the parameter), the
             worst element's index, the two values and the tolerance; also when ``backward``
             gives no gradient, or one of another shape.
-        TypeError: ``module`` is no :class:`xmlp.Module`, x is no array, or ``y`` is missing
-            for a loss (or given for a layer); errors of the module's own checks pass through.
+        TypeError: ``module`` is no :class:`xmlp.Module`, x is no array, ``y`` is missing
+            for a loss (or given for a layer), or ``forward`` returns no array (a loss's: no
+            number or 0-d array); errors of the module's own checks pass through.
+        ValueError: x, y or a parameter holds NaN or an infinity (where finite differences
+            are NaN or 0), or a bad ``eps``, ``atol`` or ``rtol``.
 
     Example:
         >>> import numpy as np
@@ -141,16 +144,34 @@ class _Check:
         self.rng = make_rng(rng)
         self.params = list(self.module.named_parameters())
         self.grad_output: Any = None
+        for label, array in [("x", x), ("y", y), *((f"parameter {n!r}", p)
+                                                   for n, p in self.params)]:
+            _check_finite(array, label, self.name)
+
+    def _output(self, out: Any) -> Any:
+        """``out``, what forward returned: TypeError unless an array (for a loss: a number or
+        a 0-d array), which finite differences can sum."""
+        if self.y is None:
+            if namespace_or_none(out) is None:
+                raise TypeError(f"gradcheck: {self.name}.forward returned "
+                                f"{type(out).__name__}: {short_repr(out)}, not an array; a "
+                                "layer's forward must return an array of x's namespace")
+        elif not (isinstance(out, numbers.Real) and not isinstance(out, bool)) and (
+                namespace_or_none(out) is None or tuple(out.shape) != ()):
+            raise TypeError(f"gradcheck: {self.name}.forward returned {type(out).__name__}: "
+                            f"{short_repr(out)}, not a number or a 0-d array; a loss's "
+                            "forward must return the loss")
+        return out
 
     def analytic(self) -> dict[str, Any]:
         """{"input": dL/dx, parameter name: dL/dp} as the module's backward gives them (None
         where it gives none)."""
         module = copy.deepcopy(self.module)
         if self.y is not None:
-            module.forward(self.x, self.y)  # type: ignore[call-arg]  # a loss: (y, t)
+            self._output(module.forward(self.x, self.y))  # type: ignore[call-arg]  # (y, t)
             grad_x = module.backward()  # type: ignore[call-arg]
         else:
-            out = module.forward(self.x)
+            out = self._output(module.forward(self.x))
             xp = array_api_compat.array_namespace(out)
             draws = self.rng.standard_normal(tuple(out.shape))
             self.grad_output = xp.asarray(np.asarray(draws, dtype=dtype_name(out.dtype)),
@@ -168,10 +189,24 @@ class _Check:
         else:
             module.assign_parameters({name: array})
         if self.y is not None:
-            return module.forward(x, self.y)  # type: ignore[call-arg]  # a loss: (y, t)
-        out = module.forward(x)
+            return self._output(module.forward(x, self.y))  # type: ignore[call-arg]  # (y, t)
+        out = self._output(module.forward(x))
         xp = array_api_compat.array_namespace(out)
         return xp.sum(out * self.grad_output)
+
+
+def _check_finite(array: Any, label: str, name: str) -> None:
+    """ValueError where a floating ``array`` (x, y or a parameter of the module ``name``)
+    holds NaN or an infinity: finite differences there are NaN or 0, whatever backward
+    does."""
+    if array is None or namespace_or_none(array) is None:
+        return
+    host = to_host(array)
+    if host.dtype.kind != "f" or bool(np.isfinite(host).all()):
+        return
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
+    raise ValueError(f"gradcheck: {label} holds {float(host[index])} at index {index}; "
+                     f"finite differences of {name} need finite values")
 
 
 def _takes_target(module: Module) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .backend import positive_int, real_as_float, short_repr
@@ -164,6 +165,9 @@ class LRScheduler:
                              f"{short_repr(counters)}")
         return {}
 
+    def _check_last_epoch(self, epoch: int, owner: str) -> None:
+        """ValueError for an epoch the schedule cannot be at (none past a cycle's end)."""
+
     def state_dict(self) -> dict[str, Any]:
         """Plain data (JSON-friendly): ``{"scheduler": "StepLR", "last_epoch": int,
         "base_lrs": [float], "last_lr": [float], "hyperparameters": {...}, "state": {...}}``
@@ -198,8 +202,11 @@ class LRScheduler:
             raise ValueError(f"{owner}: the state dict is of a {state_dict['scheduler']!r} "
                              f"schedule, not {type(self).__name__!r}")
         epoch = state_dict["last_epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"{owner}: last_epoch must be an int >= 0, got {short_repr(epoch)}")
+        is_int = isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool)
+        if not is_int or not 0 <= epoch <= sys.maxsize:
+            limit = f" up to {sys.maxsize}" if is_int and epoch > 0 else ""
+            raise ValueError(f"{owner}: last_epoch must be an int >= 0{limit}, got "
+                             f"{short_repr(epoch)}")
         lrs = []
         for key in ("base_lrs", "last_lr"):
             value = state_dict[key]
@@ -218,6 +225,7 @@ class LRScheduler:
         if not isinstance(counters, dict):
             raise TypeError(f"{owner}: state must be a dict, got {type(counters).__name__}")
         counters = trial._check_counters(counters, owner)
+        trial._check_last_epoch(int(epoch), owner)
         return int(epoch), lrs[0], lrs[1], hyper, counters
 
     def __repr__(self) -> str:
@@ -519,6 +527,12 @@ class OneCycleLR(LRScheduler):
                 "max_momentum": self.max_momentum, "div_factor": self.div_factor,
                 "final_div_factor": self.final_div_factor, "three_phase": self.three_phase}
 
+    def _check_last_epoch(self, epoch: int, owner: str) -> None:
+        if epoch > self.total_steps:
+            raise ValueError(f"{owner}: last_epoch must be at most total_steps="
+                             f"{self.total_steps} (the steps of the cycle), got "
+                             f"{short_repr(epoch)}")
+
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
@@ -674,13 +688,18 @@ def _past(value: float, start: float, end: float, pct: float) -> float:
 
 
 def non_negative_int(value: Any, label: str, owner: str) -> int:
-    """``value`` as an int >= 0: TypeError unless an int (not a bool), ValueError if negative
-    (also :class:`xmlp.EarlyStopping`'s counts)."""
+    """``value`` as an int from 0 to ``sys.maxsize`` (no count of epochs goes further, and an
+    int of more than 4300 digits has no repr nor JSON): TypeError unless an int (not a
+    bool), ValueError out of range, naming the limit only for a value above it (also
+    :class:`xmlp.EarlyStopping`'s counts)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    if value < 0:
-        raise ValueError(f"{owner}: {label} must be an int >= 0, got {short_repr(value)}")
-    return int(value)
+    number = int(value)
+    if not 0 <= number <= sys.maxsize:
+        limit = f" up to {sys.maxsize}" if number > 0 else ""
+        raise ValueError(f"{owner}: {label} must be an int >= 0{limit}, got "
+                         f"{short_repr(value)}")
+    return number
 
 
 def _metric(value: Any, owner: str) -> float:

@@ -45,6 +45,22 @@ class Case:
 
 
 # -- calls that need a few lines --------------------------------------------------------------
+class ReturnsFloat(xmlp.Module):
+    """A layer whose forward returns a Python float, not an array."""
+
+    def forward(self, x: Any) -> Any:
+        return float(np.sum(x))
+
+    def backward(self, grad_output: Any) -> Any:
+        return grad_output
+
+
+def load_a_cycle_past_its_end() -> None:
+    scheduler = xmlp.optim.OneCycleLR(xmlp.optim.Adam(xmlp.MLP(2, 3, 1, rng=0)), max_lr=0.1,
+                                      total_steps=4)
+    scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": 5})
+
+
 def trained_mlp() -> xmlp.MLP:
     """MLP(3, 6, 2) after one forward and backward: it holds gradients."""
     model = xmlp.MLP(3, 6, 2, rng=0)
@@ -480,6 +496,9 @@ CASES = [
          lambda: xmlp.optim.ExponentialLR(xmlp.optim.SGD(xmlp.MLP(2, 3, 1, rng=0), lr=0.1),
                                           gamma="0.9"),
          None, "schedule-type-argument"),
+    Case("A bad schedule argument", ValueError, load_a_cycle_past_its_end,
+         "OneCycleLR.load_state_dict: last_epoch must be at most total_steps=4 (the steps of "
+         "the cycle), got 5", "schedule-state-past-the-cycle"),
     Case("An `EarlyStopping` that monitors what fit does not record", ValueError,
          lambda: xmlp.fit(xmlp.MLP(1, 2, 1, rng=0), np.ones((4, 1)), np.ones((4, 1)), epochs=1,
                           lr=0.1, early_stopping=xmlp.EarlyStopping(), progress=False),
@@ -487,6 +506,25 @@ CASES = [
          "pass validation_data=(x_val, y_val), or monitor 'loss'", "early-stopping-monitor"),
     Case("An `EarlyStopping` that monitors what fit does not record", TypeError,
          lambda: xmlp.EarlyStopping(patience=1.5), None, "early-stopping-argument"),
+    Case("A `summary` input shape", ValueError,
+         lambda: xmlp.MLP(3, 4, 2, rng=0).summary((10, 10**12)),
+         "summary: the model refuses an input of shape (10, 1000000000000): Linear(3, 4).predict: "
+         "x must have shape (..., 3) (input_dim features), got (1, 1000000000000)",
+         "summary-features"),
+    Case("A `summary` input shape", ValueError,
+         lambda: xmlp.MLP(3, 4, 2, rng=0).summary((None, 10**30)),
+         f"summary: input_shape must hold positive ints up to {sys.maxsize} (the first may be "
+         f"None for any batch size), got (None, {10**30})", "summary-dimension"),
+    Case("A `summary` input shape", TypeError, lambda: xmlp.MLP(3, 4, 2, rng=0).summary("3"),
+         None, "summary-type"),
+    Case("A `gradcheck` x, y or parameter holding NaN", ValueError,
+         lambda: xmlp.gradcheck(xmlp.Tanh(), np.array([1.0, math.nan])),
+         "gradcheck: x holds nan at index (1,); finite differences of Tanh need finite values",
+         "gradcheck-nan"),
+    Case("A `gradcheck` x, y or parameter holding NaN", TypeError,
+         lambda: xmlp.gradcheck(ReturnsFloat(), np.ones(3)),
+         "gradcheck: ReturnsFloat.forward returned float: 3.0, not an array; a layer's forward "
+         "must return an array of x's namespace", "gradcheck-output"),
 ]
 
 

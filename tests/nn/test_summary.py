@@ -5,6 +5,7 @@ it was."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -136,12 +137,48 @@ def test_repr_is_the_table():
      "None for any batch size), got (None, 0)"),
     ((None, None), ValueError, "summary: input_shape must hold positive ints"),
     ((2.0, 3), ValueError, "summary: input_shape must hold positive ints"),
+    ((None, -3), ValueError, "summary: input_shape must hold positive ints (the first may be "
+     "None for any batch size), got (None, -3)"),
+    ((None, True), ValueError, "summary: input_shape must hold positive ints (the first may "
+     "be None for any batch size), got (None, True)"),
+    ((None, 10**30), ValueError, f"summary: input_shape must hold positive ints up to "
+     f"{sys.maxsize} (the first may be None for any batch size), got (None, {10**30})"),
+    ((10**19, 3), ValueError, f"summary: input_shape must hold positive ints up to "
+     f"{sys.maxsize}"),
 ])
 def test_bad_input_shapes(shape, error, text):
     model = xmlp.MLP(3, 4, 2, rng=0)
     before = state(model)
     assert message(error, lambda: model.summary(shape)).startswith(text)
     assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize(("model", "shape", "text"), [
+    (lambda: xmlp.MLP(3, 4, 2, rng=0), (10, 10**12),
+     "summary: the model refuses an input of shape (10, 1000000000000): Linear(3, 4).predict: "
+     "x must have shape (..., 3) (input_dim features), got (1, 1000000000000)"),
+    (lambda: xmlp.MLP(3, 4, 2, rng=0), (10**12, 10**6, 10**6),
+     "summary: the model refuses an input of shape (1000000000000, 1000000, 1000000): "
+     "Linear(3, 4).predict: x must have shape (..., 3) (input_dim features), got "
+     "(1, 1000000, 1000000)"),
+    (lambda: xmlp.Sequential(xmlp.Tanh(), xmlp.Dropout(0.5), xmlp.LayerNorm(3)), (None, 10**9),
+     "summary: the model refuses an input of shape (None, 1000000000): LayerNorm(3).predict: "
+     "x must have shape (..., 3), got (1, 1000000000)"),
+    (lambda: xmlp.Sequential(xmlp.BatchNorm1d(3), xmlp.ReLU()), (None, 10**9, 3),
+     "summary: the model refuses an input of shape (None, 1000000000, 3): "
+     "BatchNorm1d(3).predict: x must have shape (N, 3), got (1, 1000000000, 3)"),
+])
+def test_a_wrong_feature_count_is_refused_before_an_input_is_made(monkeypatch, model, shape,
+                                                                  text):
+    """The feature count (and BatchNorm1d's 2-D input) is checked from the shape alone: a
+    huge wrong one is the model's ValueError, not an allocation of terabytes first."""
+    import xmlp.nn.summary as summary_module
+
+    def no_allocation(*args):
+        raise AssertionError("summary made an input array")
+
+    monkeypatch.setattr(summary_module, "_zeros", no_allocation)
+    assert message(ValueError, lambda: model().summary(shape)) == text
 
 
 def test_summarize_is_the_function():

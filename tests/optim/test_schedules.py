@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -201,6 +202,27 @@ def test_onecycle_steps_at_most_total_steps_times():
     assert (opt.lr, opt.betas, scheduler.last_epoch) == before
 
 
+def test_onecycle_loads_no_state_past_its_total_steps():
+    """last_epoch up to the loaded total_steps (that of the state dict, which replaces the
+    schedule's); one more is refused before anything changes."""
+    opt = xmlp.optim.Adam(model(), lr=0.01)
+    longer = xmlp.optim.OneCycleLR(opt, max_lr=0.1, total_steps=6)
+    for _ in range(5):
+        longer.step()
+    scheduler = xmlp.optim.OneCycleLR(opt, max_lr=0.1, total_steps=4)
+    good = longer.state_dict()
+    before = _state(scheduler)
+    for last_epoch in (7, 10**6):
+        text = message(ValueError, lambda e=last_epoch: scheduler.load_state_dict(
+            {**good, "last_epoch": e}))
+        assert text.startswith("OneCycleLR.load_state_dict: last_epoch must be at most "
+                               "total_steps=6 (the steps of the cycle), got ")
+        assert _state(scheduler) == before
+    scheduler.load_state_dict({**good, "last_epoch": 6})
+    assert (scheduler.last_epoch, scheduler.total_steps) == (6, 6)
+    assert "tried to step 7 times" in message(ValueError, scheduler.step)
+
+
 def test_a_rate_the_optimizer_refuses_changes_nothing():
     """A growing schedule that passes the float range is refused by the optimizer's lr
     check before the schedule counts the step."""
@@ -267,6 +289,10 @@ def _state(scheduler):
     (lambda s: {**s, "scheduler": "StepLR"}, ValueError, "of a 'StepLR' schedule"),
     (lambda s: {**s, "last_epoch": -1}, ValueError, "last_epoch must be an int >= 0"),
     (lambda s: {**s, "last_epoch": 2.0}, ValueError, "last_epoch must be an int >= 0"),
+    (lambda s: {**s, "last_epoch": True}, ValueError, "last_epoch must be an int >= 0, got "
+     "True"),
+    (lambda s: {**s, "last_epoch": 10**5000}, ValueError,
+     f"last_epoch must be an int >= 0 up to {sys.maxsize}, got <an int of 16610 bits>"),
     (lambda s: {**s, "base_lrs": [0.1, 0.2]}, ValueError, "base_lrs must be a list of one"),
     (lambda s: {**s, "last_lr": ["a"]}, TypeError, "last_lr[0] must be a real number"),
     (lambda s: {**s, "hyperparameters": {"T_max": 3}}, ValueError, "hyperparameters must"),
@@ -343,6 +369,9 @@ def test_a_bad_plateau_state_changes_nothing(counters, error, words):
      "ReduceLROnPlateau: factor must be a finite number in [0, 1), got 1.0"),
     (lambda o: xmlp.optim.ReduceLROnPlateau(o, patience=-1), ValueError,
      "ReduceLROnPlateau: patience must be an int >= 0, got -1"),
+    (lambda o: xmlp.optim.ReduceLROnPlateau(o, cooldown=10**5000), ValueError,
+     f"ReduceLROnPlateau: cooldown must be an int >= 0 up to {sys.maxsize}, got <an int of "
+     "16610 bits>"),
     (lambda o: xmlp.optim.ReduceLROnPlateau(o, threshold_mode="relative"), ValueError,
      "ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got 'relative'"),
     (lambda o: xmlp.optim.StepLR("opt", 2), TypeError,

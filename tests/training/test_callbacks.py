@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -264,10 +265,27 @@ def test_fit_refuses_a_callback_given_twice():
     ({"restore_best_weights": 1}, TypeError,
      "EarlyStopping: restore_best_weights must be True or False, got 1"),
     ({"verbose": 2}, ValueError, "EarlyStopping: verbose must be 0 or 1, got 2"),
+    ({"verbose": "1"}, TypeError, "EarlyStopping: verbose must be 0 or 1, got '1'"),
+    ({"verbose": 1.0}, TypeError, "EarlyStopping: verbose must be 0 or 1, got 1.0"),
+    ({"verbose": 1 + 0j}, TypeError, "EarlyStopping: verbose must be 0 or 1, got (1+0j)"),
+    ({"verbose": np.array(1)}, TypeError, "EarlyStopping: verbose must be 0 or 1, got "
+     "array(1)"),
+    ({"patience": 10**5000}, ValueError, f"EarlyStopping: patience must be an int >= 0 up to "
+     f"{sys.maxsize}, got <an int of 16610 bits>"),
+    ({"start_from_epoch": 10**400}, ValueError, f"EarlyStopping: start_from_epoch must be an "
+     f"int >= 0 up to {sys.maxsize}, got 1000"),
     ({"start_from_epoch": -2}, ValueError, "EarlyStopping: start_from_epoch must be an int"),
 ])
 def test_early_stopping_refuses_bad_arguments(kwargs, error, text):
     assert message(error, lambda: xmlp.EarlyStopping(**kwargs)).startswith(text)
+
+
+@pytest.mark.parametrize(("verbose", "level"), [(True, 1), (False, 0), (np.int64(1), 1),
+                                              (1, 1), (0, 0)])
+def test_verbose_is_an_int_and_a_bool_is_one(verbose, level):
+    """As in Keras, where verbose is an int and Python's True is 1."""
+    stop = xmlp.EarlyStopping(verbose=verbose)
+    assert type(stop.verbose) is int and stop.verbose == level
 
 
 def test_repr():

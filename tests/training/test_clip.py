@@ -79,6 +79,54 @@ def test_equal_to_torch_clip_grad_norm(xp, norm_type):
                                    rtol=1e-13, atol=1e-15)
 
 
+# gradients whose squares (powers) overflow or underflow, per dtype
+EXTREMES = {"float64": (1e200, 1e-200), "float32": (1e25, 1e-25)}
+
+
+@pytest.mark.parametrize("norm_type", NORMS)
+@pytest.mark.parametrize("which", [0, 1], ids=["huge", "tiny"])
+def test_gradients_whose_powers_overflow_or_underflow(xp, dtype, norm_type, which):
+    """The total is scale times the total of the gradients / scale (torch's is inf for the
+    huge ones, 0 for the tiny ones): huge gradients are clipped to max_norm, not zeroed."""
+    scale = EXTREMES[dtype][which]
+    unit = grads_np(1.0)
+    model = with_grads(xp, [scale * g for g in unit], dtype)
+    total = xmlp.clip_grad_norm(model, max_norm=1.5, norm_type=norm_type)
+    want_total = reference([g.astype(dtype).astype(np.float64) for g in unit], 1.5,
+                           norm_type)[0]
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(to_host(total) / scale, want_total, **tol)
+    for (module, leaf), g in zip(_slots(model), unit, strict=True):
+        got = to_host(getattr(module, "grad_" + leaf))  # huge: times 1.5 / total, tiny: kept
+        w = g * 1.5 / want_total if which == 0 else scale * g
+        np.testing.assert_allclose(got, w, rtol=tol["rtol"], atol=0)
+
+
+@pytest.mark.parametrize("norm_type", [1e5, 1e300, 10**400], ids=["1e5", "1e300", "10**400"])
+def test_a_huge_norm_type_is_the_max_norm(xp, norm_type):
+    """Its powers of every element but the largest underflow to 0 (torch's overflow to inf
+    and zero every gradient); an int beyond the float range is the max-norm itself."""
+    model = with_grads(xp, grads_np(10.0))
+    total = xmlp.clip_grad_norm(model, max_norm=1.5, norm_type=norm_type)
+    want_total, want = reference(grads_np(10.0), 1.5, math.inf)
+    np.testing.assert_allclose(to_host(total), want_total, rtol=1e-14, atol=0)
+    for (module, leaf), w in zip(_slots(model), want, strict=True):
+        np.testing.assert_allclose(to_host(getattr(module, "grad_" + leaf)), w, rtol=1e-14,
+                                   atol=0)
+
+
+def test_below_1_the_total_grows_as_the_count_to_the_power_1_over_p():
+    """norm_type=1e-300: one nonzero element is its own norm; two make a total beyond the
+    float range (2 ** 1e300), computed as inf: every gradient is clipped to 0."""
+    model = with_grads(_numpy(), [np.zeros(s) for s in SHAPES])
+    model.linear1.grad_weights[0, 0] = -4.0
+    assert float(xmlp.clip_grad_norm(model, 1e9, norm_type=1e-300)) == 4.0
+    model.linear2.grad_biases[1] = 1.0
+    with np.errstate(over="ignore"):  # NumPy warns of 2.0 ** 1e300
+        assert float(xmlp.clip_grad_norm(model, 1e9, norm_type=1e-300)) == math.inf
+    assert not any(np.any(g) for _, g in model.named_grads())
+
+
 def test_the_clipped_step_is_the_step_on_clipped_gradients(xp):
     """An optimizer step after clipping uses the clipped gradients."""
     grads = grads_np(10.0)

@@ -21,7 +21,7 @@ from ..backend import ArraySpec, floating_spec, short_repr
 from ..errors import ForwardNotCalledError
 
 __all__ = ["check_floating_input", "check_grad_output", "check_input_like", "check_not_empty",
-           "real_number"]
+           "feature_error", "real_number"]
 
 # (array type, dtype) pairs already accepted as real floating inputs: the usual call repeats
 # one, and building its ArraySpec again would make a probe array
@@ -66,12 +66,16 @@ def check_input_like(spec: ArraySpec, x: Any, owner: str, last_dim: int | None =
         spec.check(x, owner, "x")
     shape = x.shape  # read once: on NumPy each read builds a new tuple
     if last_dim is not None and (not shape or shape[-1] != last_dim):
-        raise ValueError(
-            f"{owner}: x must have shape (..., {last_dim}) (input_dim features), "
-            f"got {tuple(shape)}"
-        )
+        raise feature_error(owner, last_dim, tuple(shape))
     if not shape or None in shape or shape[0] != shape[0] or 0 in shape:
         check_not_empty(tuple(shape), owner)
+
+
+def feature_error(owner: str, last_dim: int, shape: tuple[Any, ...]) -> ValueError:
+    """The ValueError for an x of ``shape`` given to a layer that takes ``last_dim``
+    features."""
+    return ValueError(f"{owner}: x must have shape (..., {last_dim}) (input_dim features), "
+                      f"got {shape}")
 
 
 def check_grad_output(output: Any, grad_output: Any, owner: str,

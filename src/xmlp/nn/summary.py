@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from array_api_compat import is_array_api_obj
 
 from ..backend import short_repr
+from .activations import Activation
+from .checks import feature_error
+from .dropout import Dropout
+from .linear import Linear
+from .linear import _owner as linear_owner
 from .module import Module
+from .normalization import BatchNorm1d, LayerNorm
+from .normalization import _owner as norm_owner
 
 __all__ = ["Summary", "summarize"]
 
@@ -127,9 +136,13 @@ def summarize(model: Module, input_shape: Any = None) -> Summary:
         raise TypeError(f"summary: model must be an xmlp.Module, got {type(model).__name__}")
     shape = _check_shape(input_shape)
     rows: list[Row] = []
-    # one sample (only the first axis may be None: the others are positive ints)
-    x = None if shape is None else _zeros(model, (1, *(d for d in shape[1:] if d)))
     try:
+        x = None
+        if shape is not None:
+            # one sample (only the first axis may be None: the others are positive ints)
+            sample = (1, *(d for d in shape[1:] if d))
+            _check_features(model, sample)  # before the sample is made: it may be huge
+            x = _zeros(model, sample)
         _walk(model, "", x, rows)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"summary: the model refuses an input of shape {shape}: {exc}") \
@@ -164,6 +177,35 @@ def _runs_in_order(module: Module) -> bool:
     from .containers import Container  # containers import this package's modules
 
     return isinstance(module, Container)
+
+
+def _check_features(model: Module, sample: tuple[int, ...]) -> None:
+    """The ValueError the first layer that fixes the feature count (a Linear, LayerNorm or
+    BatchNorm1d, after layers that keep the shape: activations, Dropout) would raise for an
+    input of shape ``sample``, from the shape alone: a wrong (even a huge) feature count is
+    refused before an array of that shape is made. A layer of the user's first: its own
+    checks decide."""
+    for layer in _leaves(model):
+        if isinstance(layer, (Activation, Dropout)):
+            continue
+        if isinstance(layer, Linear) and sample[-1] != layer.input_dim:
+            owner = linear_owner(layer.input_dim, layer.output_dim, "predict")
+            raise feature_error(owner, layer.input_dim, sample)
+        if isinstance(layer, (LayerNorm, BatchNorm1d)):
+            owner = norm_owner(type(layer).__name__, layer.features, "predict")
+            layer.check_shape(sample, owner, "predict")
+        return
+
+
+def _leaves(module: Module) -> Iterator[Module]:
+    """The layers of ``module`` in the order an input runs through them (a layer of the
+    user's with sub-layers counts as one)."""
+    children = list(module.named_children())
+    if children and _runs_in_order(module):
+        for _, child in children:
+            yield from _leaves(child)
+    else:
+        yield module
 
 
 def _own(module: Module, names: tuple[str, ...]) -> tuple[int, int]:
@@ -201,9 +243,12 @@ def _check_shape(input_shape: Any) -> tuple[int | None, ...] | None:
     for i, d in enumerate(dims):
         if i == 0 and d is None:
             continue
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise ValueError(f"summary: input_shape must hold positive ints (the first may be "
-                             f"None for any batch size), got {short_repr(input_shape)}")
+        is_int = isinstance(d, int) and not isinstance(d, bool)
+        if not is_int or not 1 <= d <= sys.maxsize:
+            # beyond sys.maxsize no array could have the dimension
+            limit = f" up to {sys.maxsize}" if is_int and d > 0 else ""
+            raise ValueError(f"summary: input_shape must hold positive ints{limit} (the first "
+                             f"may be None for any batch size), got {short_repr(input_shape)}")
     return tuple(dims)
 
 

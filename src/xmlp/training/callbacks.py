@@ -89,7 +89,8 @@ class EarlyStopping(Callback):
             "loss", "accuracy" or "val_accuracy" (a :class:`xmlp.CrossEntropyLoss`).
         min_delta: the least change that counts as an improvement (a number >= 0; default 0).
         patience: epochs without improvement before stopping (an int >= 0; default 0).
-        verbose: 0 (default) or 1: print a line when it stops and when it restores weights.
+        verbose: 0 (default) or 1 (or False and True): print a line when it stops and when
+            it restores weights.
         mode: "auto" (default: "max" for accuracies, "min" for losses), "min" or "max".
         baseline: None, or a value to beat: while no epoch has beaten it, epochs count as
             without improvement (training stops after ``patience`` epochs).
@@ -136,7 +137,10 @@ class EarlyStopping(Callback):
         if not isinstance(restore_best_weights, bool):
             raise TypeError(f"{owner}: restore_best_weights must be True or False, got "
                             f"{short_repr(restore_best_weights)}")
-        if verbose not in (0, 1) or isinstance(verbose, float):
+        level: Any = verbose  # an int, as Keras takes it: True and False are 1 and 0 there too
+        if not isinstance(level, numbers.Integral):
+            raise TypeError(f"{owner}: verbose must be 0 or 1, got {short_repr(verbose)}")
+        if level not in (0, 1):
             raise ValueError(f"{owner}: verbose must be 0 or 1, got {short_repr(verbose)}")
         self.restore_best_weights, self.verbose = restore_best_weights, int(verbose)
         # "max" for accuracies, "min" for losses (what "auto" means for every key monitored)

@@ -24,9 +24,17 @@ def clip_grad_norm(model: Module, max_norm: float, norm_type: float = 2.0) -> An
 
     The total norm is the ``norm_type``-norm of all the gradients as one vector (for 2:
     ``sqrt(sum of every gradient element squared)``; ``math.inf``: the largest absolute
-    element). Each gradient is multiplied by ``min(1, max_norm / (total + 1e-6))``, in the
-    gradients' namespace, device and dtype, so that the next ``opt.step()`` (or
-    ``update_params``) uses the clipped gradients. A non-finite gradient is clipped as torch
+    element). It is computed as ``m * ||g / m||_p``, ``m`` the largest absolute element, so
+    no power overflows or underflows on the way: the total is infinite only where the norm
+    itself is beyond the float range (torch computes ``||g||_p`` directly, and its total of
+    a 1e300-norm, or of a float32 2-norm of gradients near 1e20, is already inf). Below 1
+    (no longer a norm) it grows as ``count ** (1 / p)``: ``norm_type=1e-300`` of two nonzero
+    elements is inf, and clips every gradient to 0. An int beyond the float range
+    (``10**400``) is the max-norm, the limit of the p-norm as p grows.
+
+    Each gradient is multiplied by ``min(1, max_norm / (total + 1e-6))``, in the gradients'
+    namespace, device and dtype, so that the next ``opt.step()`` (or ``update_params``) uses
+    the clipped gradients. A non-finite gradient is clipped as torch
     clips it with ``error_if_nonfinite=False`` (raising would read the norm, a device sync):
     an infinite total zeroes the finite gradients and makes the infinite elements NaN, a NaN
     makes every gradient NaN; the parameters the next step updates then hold NaN, which
@@ -35,7 +43,8 @@ def clip_grad_norm(model: Module, max_norm: float, norm_type: float = 2.0) -> An
     Args:
         model: an :class:`xmlp.Module` whose gradients ``backward()`` has stored.
         max_norm: the largest total norm (a finite number > 0).
-        norm_type: the norm: a finite number > 0 (default 2.0), or ``math.inf`` / "inf".
+        norm_type: the norm: a number > 0 (default 2.0), or ``math.inf`` / "inf" (as is a
+            number beyond the float range).
 
     Returns:
         The total norm of the gradients before clipping: a 0-d array of the gradients'
@@ -109,17 +118,32 @@ def clip_grads(holders: list[Module], max_norm: float, norm_type: float) -> Any:
     parameters), checked already: rebinds each ``grad_<name>``; returns the total norm."""
     xp = holders[0].spec.xp
     grads = [(m, name, getattr(m, name)) for m in holders for name in m.grad_names]
-    total: Any = None
-    if norm_type == math.inf:
-        for _, _, g in grads:
-            largest = xp.max(xp.abs(g))
-            total = largest if total is None else xp.maximum(total, largest)
-    else:
-        for _, _, g in grads:  # the sum of |g|^p over every gradient
-            part = xp.sum(g * g) if norm_type == 2 else xp.sum(xp.abs(g) ** norm_type)
+    largest: Any = None
+    for _, _, g in grads:
+        top = xp.max(xp.abs(g))
+        largest = top if largest is None else xp.maximum(largest, top)
+    total: Any = largest
+    if norm_type != math.inf:
+        # ||g||_p = m * ||g / m||_p with m the largest |element|: every |g / m| is at most 1,
+        # so no power overflows (a 1e300-norm, a float32 2-norm of gradients of 1e20), and
+        # the sum is at least the largest element's 1. m of 0 (every gradient 0), inf or NaN:
+        # divided by 1 instead, for torch's total of 0, inf or NaN. Array math only: no
+        # Python branch on a value.
+        largest = xp.asarray(largest)
+        one = xp.ones_like(largest)
+        scaled = (largest > 0) & (largest < math.inf)
+        scale = xp.where(scaled, largest, one)
+        total = None
+        for _, _, g in grads:  # the sum of |g / m|^p over every gradient
+            ratio = g / scale
+            # (XLA may divide by multiplying by 1 / m: m / m can round to 1 -+ 1 ulp, whose
+            # 1e300th power is 0 or inf; at most 1, and the sum at least 1, put that right)
+            part = (xp.sum(ratio * ratio) if norm_type == 2
+                    else xp.sum(xp.minimum(xp.abs(ratio), one) ** norm_type))
             total = part if total is None else total + part
-        total = xp.sqrt(total) if norm_type == 2 else total ** (1.0 / norm_type)
-    total = xp.asarray(total)  # NumPy's sum is a NumPy scalar: a 0-d array, as elsewhere
+        total = xp.where(scaled, xp.maximum(total, one), total)
+        total = scale * (xp.sqrt(total) if norm_type == 2 else total ** (1.0 / norm_type))
+    total = xp.asarray(total)  # NumPy's max and sum are NumPy scalars: a 0-d array
     coef = max_norm / (total + _EPS)
     coef = xp.minimum(coef, xp.ones_like(coef))  # scale down, never up
     for module, name, g in grads:
