@@ -437,10 +437,9 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     it stopped (the learning rate it set is the optimizer's, restored with it).
 
     The file's zip directory, array headers and record are checked before any array data is
-    read, and only the model's parameters and buffers are read (with an ``optimizer``, also
-    its state arrays, once the record and the headers say that they have the names, number
-    types and shapes the optimizer needs), so a hostile file costs memory in proportion to its
-    own size and the model's arrays, never to what its headers declare.
+    read, and only the arrays the model (and optimizer) need are read, once the headers say
+    they have the names, types and shapes needed: a hostile file costs memory in proportion
+    to its own size and the model's arrays, never to what its headers declare.
 
     Args:
         model: an :class:`xmlp.Module` with the parameter (and buffer) names and shapes of
@@ -452,16 +451,13 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
             state is restored too.
 
     Raises:
-        ValueError: the file's parameter names or shapes differ from the model's (the message
-            names the first mismatch), its optimizer state does not fit ``optimizer`` (another
-            class, parameters or shapes, or a malformed field such as ``"eps": "x"``: the
-            message names it), its schedule state does not fit ``scheduler`` (or is missing),
-            or the file is not a readable xmlp checkpoint (corrupt,
-            truncated, not a zip of .npy arrays, an unsupported zip feature, a malformed
-            record, holding object arrays: nothing is ever unpickled).
+        ValueError: the file's parameter names or shapes differ from the model's, its
+            optimizer or schedule state does not fit ``optimizer`` or ``scheduler`` (or a
+            field is malformed, such as ``"eps": "x"``), or the file is not a readable xmlp
+            checkpoint (corrupt, truncated, not a zip of .npy arrays, holding object arrays:
+            nothing is ever unpickled); the message names the first problem.
         OSError: the file cannot be opened (missing, a directory, no permission) or read.
-    The model (and the optimizer and the schedule) are left unchanged whenever an error is
-    raised.
+    The model, the optimizer and the schedule are left unchanged whenever an error is raised.
 
     Example:
         >>> import xmlp
@@ -477,8 +473,7 @@ def load(model: Module, path: str | os.PathLike[str], optimizer: Optimizer | Non
     target = _check_args(model, path, "load")
     _check_optimizer(model, optimizer, "load")
     _check_scheduler(optimizer, scheduler, "load")
-    params = list(model.named_parameters())
-    buffers = list(model.named_buffers())
+    params, buffers = list(model.named_parameters()), list(model.named_buffers())
     named = params + buffers
     with open_checkpoint(target) as checkpoint:
         _check_names(checkpoint, model, named, {name for name, _ in buffers})
