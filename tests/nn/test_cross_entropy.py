@@ -223,9 +223,12 @@ def test_cross_entropy_rejects_bad_logits(xp, method):
     loss = used_loss(xp)
     call = getattr(loss, method)
     t = xp.from_numpy(np.array([0, 1]))
-    rejects(ValueError, loss, lambda: call(xp.from_numpy(np.float64(1.0)), t), "0-d")
-    rejects(ValueError, loss, lambda: call(xp.from_numpy(np.zeros((0, 3))),
-                                           xp.from_numpy(np.zeros(0, dtype=int))), "empty")
+    owner = f"CrossEntropyLoss.{method}"
+    assert rejects(ValueError, loss, lambda: call(xp.from_numpy(np.float64(1.0)), t)) == (
+        f"{owner}: logits must have shape (..., C) with ndim >= 1, got a 0-d array")
+    assert rejects(ValueError, loss, lambda: call(xp.from_numpy(np.zeros((0, 3))),
+                                                  xp.from_numpy(np.zeros(0, dtype=int)))) == (
+        f"{owner}: logits are empty (shape (0, 3))")
 
 
 def test_out_of_range_labels(xp):
@@ -369,6 +372,9 @@ def test_class_indices_of_the_wrong_shape_say_which_shape(xp, method):
     lead = xp.from_numpy(np.zeros((2, 3, 4)))
     assert rejects(ValueError, loss, lambda: call(lead, xp.from_numpy(np.zeros((2, 4), int)))) == (
         f"{owner}: class indices t must have shape logits.shape[:-1] = (2, 3), got (2, 4)")
+    # one label per row of the first dim only: logits.shape[:1], or [:-2], is not enough
+    assert rejects(ValueError, loss, lambda: call(lead, xp.from_numpy(np.zeros(2, int)))) == (
+        f"{owner}: class indices t must have shape logits.shape[:-1] = (2, 3), got (2,)")
 
 
 @METHODS

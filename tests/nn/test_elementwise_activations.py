@@ -100,6 +100,41 @@ def test_values_at_their_edges():
                                rtol=1e-15)
 
 
+def test_zero_is_on_the_slope_side_of_leaky_relu():
+    """x = 0 takes the negative_slope branch: with a negative slope, +0.0 becomes -0.0, as
+    torch.nn.LeakyReLU(-0.5) gives (-0.0 becomes +0.0)."""
+    leaky = xmlp.LeakyReLU(-0.5)
+    x = np.array([0.0, -0.0, 2.0, -2.0])
+    for out in (leaky.predict(x), leaky.forward(x)):
+        np.testing.assert_array_equal(out, [0.0, 0.0, 2.0, 1.0])
+        np.testing.assert_array_equal(np.signbit(out), [True, False, False, False])
+
+
+def test_softplus_is_linear_only_past_its_default_threshold_of_20():
+    """Softplus() (threshold 20, as torch's): at beta x = 20 itself the soft formula still
+    applies (log1p(exp(20)) is 2e-9 above 20), past it the input comes back as it is; the
+    gradient likewise (sigmoid(20) just below 1, then exactly 1)."""
+    soft = xmlp.Softplus()
+    x = np.array([20.0, 20.5])
+    for out in (soft.predict(x), soft.forward(x)):
+        assert out[0] == np.log1p(np.exp(20.0)) and out[0] > 20.0
+        assert out[1] == 20.5
+    e = np.exp(20.0)
+    grad = soft.backward(np.ones(2))
+    assert grad[0] == e / (e + 1.0) and grad[0] < 1.0
+    assert grad[1] == 1.0
+
+
+@pytest.mark.parametrize("cls", LAYERS, ids=lambda c: c.__name__)
+def test_a_new_layer_holds_no_state(cls):
+    """Before any forward, every stored activation (GELU's tanh_inner too) is None, as after
+    clear_state()."""
+    layer = cls()
+    assert layer.state_names
+    assert {name: getattr(layer, name) for name in layer.state_names} == dict.fromkeys(
+        layer.state_names)
+
+
 @pytest.mark.parametrize("cls", LAYERS, ids=lambda c: c.__name__)
 def test_nan_stays_nan(cls):
     out = cls().forward(np.array([np.nan, 1.0]))
@@ -116,7 +151,8 @@ def test_nan_stays_nan(cls):
     (lambda: xmlp.Softplus(beta=0), ValueError, "Softplus: beta must be a finite number > 0"),
     (lambda: xmlp.Softplus(beta=-1.0), ValueError, "got -1.0"),
     (lambda: xmlp.Softplus(threshold=float("inf")), ValueError, "threshold must be a finite"),
-    (lambda: xmlp.Softplus(threshold=[20]), TypeError, "threshold must be a real number"),
+    (lambda: xmlp.Softplus(threshold=[20]), TypeError,
+     "Softplus: threshold must be a real number, got list: [20]"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_arguments_are_checked(make, error, words):
     with pytest.raises(error) as info:

@@ -45,6 +45,25 @@ def test_linear_matches_reference(xp, dtype, shape):
     assert_matches(xp, layer.biases, b - 0.5 * gb, dtype)
 
 
+def test_torch_layer_takes_inputs_with_leading_batch_dims():
+    """A (2, 5, 3) input through a torch layer: predict, forward and backward fold the
+    leading dims and unfold them again, as the NumPy reference does. torch's reshape takes
+    only -1 for "the rest" where NumPy takes any negative size, so this runs wherever torch is
+    installed, whatever XMLP_BACKENDS names."""
+    torch = pytest.importorskip("torch", reason="torch is not installed here")
+    gen = np.random.default_rng(2)
+    x, w, b, g = (gen.standard_normal(s) for s in ((2, 5, 3), (4, 3), (4,), (2, 5, 4)))
+    layer = xmlp.Linear(3, 4, torch.from_numpy(w), torch.from_numpy(b))
+    want = linear_forward(x, w, b)
+    np.testing.assert_allclose(layer.predict(torch.from_numpy(x)).numpy(), want)
+    np.testing.assert_allclose(layer.forward(torch.from_numpy(x)).numpy(), want)
+    grad_input = layer.backward(torch.from_numpy(g))
+    gw, gb, gx = linear_backward(x, w, g)
+    for got, ref in ((layer.grad_weights, gw), (layer.grad_biases, gb), (grad_input, gx)):
+        assert tuple(got.shape) == ref.shape
+        np.testing.assert_allclose(got.numpy(), ref)
+
+
 def test_wide_linear_step_matches_reference(xp, dtype):
     """Linear(1, 140000): a bias wider than the NumPy fast path's block, and weights past its
     size threshold, through forward, backward and update_params (the blocked SGD path)."""

@@ -151,6 +151,17 @@ def test_linear_backward_names_itself_for_a_parameter_replaced_by_hand():
     assert str(info.value).startswith("Linear(3, 4).backward: grad_output has dtype float32 ")
 
 
+def test_a_grad_output_of_another_dtype_is_named_against_the_parameters():
+    """Linear's output has the parameters' dtype, so a grad_output of another dtype is
+    compared with them, and the message offers both fixes: convert the gradient or the model."""
+    layer = xmlp.Linear(3, 4, rng=0)
+    layer.forward(np.ones((2, 3)))
+    assert message(TypeError, lambda: layer.backward(np.ones((2, 4), dtype=np.float32))) == (
+        "Linear(3, 4).backward: grad_output has dtype float32 but the parameters are float64. "
+        "Convert the input with numpy.astype(x, numpy.float64) or the model with "
+        ".to(dtype=numpy.float32).")
+
+
 # -- the constructor ---------------------------------------------------------------------------
 def test_linear_constructor_checks(xp):
     w, b = data(xp, (4, 3)), data(xp, (4,))

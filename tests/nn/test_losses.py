@@ -147,11 +147,15 @@ def test_a_target_on_another_device_names_what_to_move():
 # -- both losses -------------------------------------------------------------------------------
 def test_a_new_loss_holds_nothing():
     """As in the seed notebook, a fresh loss's y, t and loss (logits, t and loss) are None
-    until forward sets them."""
+    until forward sets them, and so is everything else it stores (MSELoss's diff,
+    CrossEntropyLoss's probs, target and valid), as after clear_state()."""
     mse = xmlp.MSELoss()
     assert (mse.y, mse.t, mse.loss) == (None, None, None)
     ce = xmlp.CrossEntropyLoss()
     assert (ce.logits, ce.t, ce.loss) == (None, None, None)
+    for loss in (mse, ce):
+        stored = {name: getattr(loss, name) for name in loss.state_names}
+        assert stored == dict.fromkeys(loss.state_names)
 
 
 def test_backward_before_forward_says_to_call_forward():

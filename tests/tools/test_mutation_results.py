@@ -43,7 +43,11 @@ META = {
 
 
 def write_meta(root: Path, meta: dict) -> Path:
-    path = root / "mutants" / "src" / "xmlp" / "io.py.meta"
+    """mutants/src/xmlp/io/checkpoint.py.meta, beside the source it describes."""
+    source = root / "src" / "xmlp" / "io" / "checkpoint.py"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.touch()
+    path = root / "mutants" / "src" / "xmlp" / "io" / "checkpoint.py.meta"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(meta))
     return path
@@ -97,7 +101,10 @@ def test_the_committed_results_match_the_report():
     report = (HERE / "report.md").read_text(encoding="utf-8")
     for source, functions in committed["files"].items():
         codes = [c for _hash, cs in functions.values() for c in cs]
-        row = f"| {Path(source).name} | {len(codes)} | {sum(c is not None for c in codes)} |"
+        if not codes:  # a module without mutants (an __init__.py of imports) has no row
+            continue
+        module = source.removeprefix("src/xmlp/")
+        row = f"| {module} | {len(codes)} | {sum(c is not None for c in codes)} |"
         assert row in report, row
 
 
@@ -125,6 +132,23 @@ def test_save_without_results_keeps_the_committed_file(results, tmp_path):
     assert results.RESULTS.read_text(encoding="utf-8") == "committed"
 
 
+def test_results_of_a_module_moved_or_removed_since_are_dropped(results, tmp_path):
+    """Results of a source file that no longer exists name mutants of code that is gone:
+    restore writes none back, and save keeps none (with nothing else, it refuses)."""
+    needs_mutmut()
+    path = write_meta(tmp_path, META)
+    results.save()
+    committed = results.RESULTS.read_text(encoding="utf-8")
+    path.unlink()
+    (tmp_path / "src" / "xmlp" / "io" / "checkpoint.py").unlink()
+    assert results.restore() == 0
+    assert not path.exists()
+    path.write_text(json.dumps(META))  # a mutants/ from before the move
+    with pytest.raises(SystemExit, match="no mutmut results"):
+        results.save()
+    assert results.RESULTS.read_text(encoding="utf-8") == committed
+
+
 def test_a_package_init_module_keeps_its_results(results, tmp_path):
     """mutmut names mutants of src/xmlp/optim/__init__.py xmlp.optim.*, without __init__."""
     needs_mutmut()
@@ -133,6 +157,8 @@ def test_a_package_init_module_keeps_its_results(results, tmp_path):
             "hash_by_function_name": {"xǁSGDǁstep": "0123456789ab"}}
     path = tmp_path / "mutants" / "src" / "xmlp" / "optim" / "__init__.py.meta"
     path.parent.mkdir(parents=True)
+    (tmp_path / "src" / "xmlp" / "optim").mkdir(parents=True)
+    (tmp_path / "src" / "xmlp" / "optim" / "__init__.py").touch()
     path.write_text(json.dumps(meta))
     assert results.save() == 2
     path.unlink()

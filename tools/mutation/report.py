@@ -23,7 +23,7 @@ from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
-from results import KILLED  # tools/mutation/results.py, beside this script
+from results import KILLED, current_metas  # tools/mutation/results.py, beside this script
 from results import save as save_results
 
 HERE = Path(__file__).resolve().parent
@@ -37,12 +37,14 @@ STATUS = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "no
 
 
 def load_results() -> dict[str, dict[str, int | None]]:
-    """module file name -> {mutant name: exit code}."""
+    """module path under src/xmlp ("nn/linear.py") -> {mutant name: exit code}."""
     results: dict[str, dict[str, int | None]] = {}
-    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
+    for meta in current_metas():  # not those of modules moved or removed since
         data = json.loads(meta.read_text())
         if data.get("exit_code_by_key"):
-            results[meta.name.removesuffix(".meta")] = data["exit_code_by_key"]
+            # its path under src/xmlp: several packages have an __init__.py
+            module = meta.relative_to(ROOT / "mutants" / "src" / "xmlp").as_posix()
+            results[module.removesuffix(".meta")] = data["exit_code_by_key"]
     return results
 
 

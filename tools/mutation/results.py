@@ -37,12 +37,19 @@ def _module_of(source: str) -> str:
         .replace("/", ".")
 
 
+def current_metas() -> list[Path]:
+    """mutants/**/*.py.meta of the sources that still exist (a module moved or removed leaves
+    its results in mutants/; they describe code that is gone)."""
+    return [meta for meta in sorted(MUTANTS.rglob("*.py.meta"))
+            if (ROOT / meta.relative_to(MUTANTS).as_posix().removesuffix(".meta")).exists()]
+
+
 def save() -> int:
     """Write results.json from mutants/*.meta; returns the number of results kept (mutants
     not run yet, None, are kept as null and run after a restore)."""
     files: dict[str, dict[str, list[object]]] = {}
     kept = 0
-    metas = sorted(MUTANTS.rglob("*.py.meta"))
+    metas = current_metas()
     if not metas:  # writing an empty file would drop the committed results
         raise SystemExit(f"no mutmut results under {MUTANTS}: run mutmut first")
     for meta in metas:
@@ -95,7 +102,8 @@ def restore() -> int:
     restored = 0
     for source, functions in data["files"].items():
         meta = MUTANTS / f"{source}.meta"
-        if meta.exists():
+        # a module moved or removed since: its results name mutants that no longer exist
+        if meta.exists() or not (ROOT / source).exists():
             continue
         prefix = _module_of(source) + "."
         exit_codes: dict[str, int | None] = {}
