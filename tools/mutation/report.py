@@ -162,7 +162,8 @@ def main() -> int:
         "fails or it times out; *not run* counts mutants this and earlier runs have not reached "
         "(a run stopped early or limited to some modules: `nox -s mutate` runs them next). "
         "*Dask only*: mutants of code that only Dask data reaches (streamed fit), whose tests "
-        "(tests/training/test_dask_streaming.py) run in the Dask session, not in these suites, and the few "
+        "(tests/training/test_dask_streaming.py) run in the Dask session, not in these suites, "
+        "and the few "
         "only JAX's immutable arrays can tell apart (killed by the JAX session, checked by hand); "
         "listed below, left out of the score, not claimed killed.",
         "",
@@ -193,7 +194,8 @@ def main() -> int:
         out.append("None.")
     out += ["", "## Mutants only Dask data reaches (or only JAX tells apart)", "",
             "Not killed by the NumPy and array-api-strict suites; their tests need Dask arrays "
-            "(tests/training/test_dask_streaming.py, `XMLP_BACKENDS=dask`) or JAX's immutable arrays "
+            "(tests/training/test_dask_streaming.py, `XMLP_BACKENDS=dask`) or JAX's immutable "
+            "arrays "
             "(`XMLP_BACKENDS=jax`). Per function:", ""]
     by_function: Counter[str] = Counter(name.split("__mutmut_")[0] for _m, name, _s in dask_only)
     for function, n in sorted(by_function.items()):

@@ -31,8 +31,9 @@ _SEP = "__mutmut_"
 
 
 def _module_of(source: str) -> str:
-    """'src/xmlp/io/checkpoint.py' -> 'xmlp.io.checkpoint', 'src/xmlp/optim/__init__.py' -> 'xmlp.optim' (the prefix
-    of mutmut's mutant names: its package's name for an __init__.py)."""
+    """'src/xmlp/io/checkpoint.py' -> 'xmlp.io.checkpoint', 'src/xmlp/optim/__init__.py' ->
+    'xmlp.optim' (the prefix of mutmut's mutant names: its package's name for an
+    __init__.py)."""
     return source.removeprefix("src/").removesuffix(".py").removesuffix("/__init__") \
         .replace("/", ".")
 
