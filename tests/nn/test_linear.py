@@ -250,3 +250,30 @@ def test_readonly_parameter_is_updated_by_rebinding():
     np.testing.assert_array_equal(w, xmlp.Linear(3, 2, rng=0).weights)  # w untouched
     np.testing.assert_array_equal(layer.weights, w - 0.1 * layer.grad_weights)
     assert layer.weights.flags.writeable
+
+
+# -- parameters assigned by hand ---------------------------------------------------------------
+def test_weights_assigned_by_hand_after_steps_are_used_and_the_old_ones_let_go():
+    """Parameters found to fit are not looked at again until another array is assigned: the
+    next pass uses the new one, and neither the old array nor the layer is kept alive."""
+    import functools
+    import gc
+    import weakref
+
+    layer = xmlp.Linear(3, 2, rng=0)
+    x = np.ones((4, 3))
+    for _ in range(2):
+        layer.forward(x)
+        layer.backward(np.ones((4, 2)))
+        layer.update_params(0.1)
+    old = weakref.ref(layer.weights)
+    layer.weights = np.full((2, 3), 0.5)
+    np.testing.assert_array_equal(layer.forward(x), np.tile(1.5 + layer.biases, (4, 1)))
+    gc.collect()
+    assert old() is None
+    layer.weights = np.full((3, 2), 0.5)  # the transpose: refused, as on the first call
+    assert "shape (3, 2)" in message(ValueError, functools.partial(layer.forward, x))
+    gone, weights = weakref.ref(layer), weakref.ref(layer.biases)
+    layer = None
+    gc.collect()
+    assert gone() is None and weights() is None

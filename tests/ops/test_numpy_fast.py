@@ -104,6 +104,8 @@ def test_affine_and_matmul_equal_portable(shape, dt):
     x, w, b = _frozen(*(gen.standard_normal(s).astype(dt) for s in ((n, k), (513, k), (513,))))
     _close(fast.affine(x, w, b), portable.affine(x, w, b), dt)
     _close(fast.matmul(x, w.T), portable.matmul(x, w.T), dt)
+    g = _frozen(gen.standard_normal((n, 513)).astype(dt))[0]
+    _close(fast.sum_outer(g, x), portable.sum_outer(g, x), dt)
 
 
 @pytest.mark.parametrize("n", [5, 199, 200, 300, 20_000])
@@ -125,6 +127,7 @@ def test_one_wide_products_are_outer_products(n, dt):
     _close(gh, portable.tanh_grad(ga, np.tanh(h)), dt)
     _sums_close(fast.sum_rows(gh), gh, dt)
     _close(fast.matmul(gh.T, x), portable.matmul(gh.T, x), dt)
+    _close(fast.sum_outer(gh, x), portable.sum_outer(gh, x), dt)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -73,6 +73,12 @@ class Container(Module):
             x = type(layer).predict.math(layer, x)  # type: ignore[attr-defined]
         return x
 
+    def grads_ok(self, holders: list[Module]) -> bool:
+        for layer in self.children():  # a loop, not all(...): one frame fewer per layer
+            if not layer.grads_ok(holders):
+                return False
+        return True
+
     # -- the boundary ------------------------------------------------------------------------
     def check(self, method: str, *args: Any) -> None:
         """The checks of the layer that sees the caller's array: the first (the last for

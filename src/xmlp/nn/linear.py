@@ -6,6 +6,7 @@ import functools
 import math
 import numbers
 import sys
+import weakref
 from typing import Any
 
 from ..backend import (
@@ -21,6 +22,9 @@ from .module import Module
 
 __all__ = ["Linear"]
 
+# id(layer) -> (weights, biases, spec) that last passed Linear.params_ok on NumPy; kept outside
+# the layers, whose attributes a refused call must leave as they were
+_FITTING: dict[int, tuple[Any, Any, ArraySpec]] = {}
 _INITS = ("normal", "xavier", "he")
 
 
@@ -68,6 +72,9 @@ class Linear(Module):
     # a container may run a chain of such layers after checking only its first input: they
     # reject nothing another chain-safe layer of the same place hands them (containers.py)
     chain_safe = True
+    # set by __init__; a plain class attribute in place of Module's descriptor, which is for
+    # layers that set none and makes each read of an instance's own value slower
+    spec: ArraySpec = None  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -136,13 +143,35 @@ class Linear(Module):
         return {"weights": (self.output_dim, self.input_dim), "biases": (self.output_dim,)}
 
     def params_ok(self) -> bool:
-        # Module.params_ok unrolled for the usual case: every pass runs it
+        # Module.params_ok unrolled for the usual case (NumPy: one device, no autograd): every
+        # pass runs it. NumPy parameters found to fit are remembered by identity, so that only
+        # an array assigned by hand is looked at again (an ndarray keeps its type and dtype,
+        # and its shape unless .shape is assigned).
         spec, w, b = self.spec, self.weights, self.biases
-        if (type(w) is spec.array_type and type(b) is spec.array_type and w.dtype == spec.dtype
-                and b.dtype == spec.dtype and not spec.check_device
-                and w.shape == (self.output_dim, self.input_dim) and b.shape == (self.output_dim,)):
+        fitting = _FITTING.get(id(self))
+        if fitting is not None and fitting[0] is w and fitting[1] is b and fitting[2] is spec:
+            return True
+        if not (type(w) is spec.array_type and type(b) is spec.array_type
+                and w.dtype == spec.dtype and b.dtype == spec.dtype and not spec.check_device
+                and w.shape == (self.output_dim, self.input_dim)
+                and b.shape == (self.output_dim,)):
+            return super().params_ok()
+        if type(w).__module__ == "numpy":
+            if fitting is None:
+                weakref.finalize(self, _FITTING.pop, id(self), None)
+            _FITTING[id(self)] = (w, b, spec)
+        return True
+
+    def grads_ok(self, holders: list[Module]) -> bool:
+        # Module.grads_ok unrolled for the usual case: every update runs it
+        spec, gw, gb = self.spec, self.grad_weights, self.grad_biases
+        if (self.params_ok() and type(gw) is spec.array_type and type(gb) is spec.array_type
+                and gw.dtype == spec.dtype and gb.dtype == spec.dtype and not spec.check_device
+                and gw.shape == (self.output_dim, self.input_dim)
+                and gb.shape == (self.output_dim,)):
+            holders.append(self)
             return True  # NumPy: one device, no autograd
-        return super().params_ok()
+        return super().grads_ok(holders)
 
     def check(self, method: str, *args: Any) -> None:
         """x: an array of the parameters' namespace, device and dtype, shape (..., input_dim);
@@ -177,7 +206,7 @@ class Linear(Module):
         g2, x2 = grad_output, x  # leading dims folded into one: any batch shape is one GEMM
         if x.ndim != 2:
             g2, x2 = xp.reshape(g2, (-1, self.output_dim)), xp.reshape(x, (-1, self.input_dim))
-        self.grad_weights = ops.matmul(g2.T, x2)
+        self.grad_weights = ops.sum_outer(g2, x2)
         self.grad_biases = ops.sum_rows(g2)
         grad_input = ops.matmul(g2, self.weights)
         self.grad_input = grad_input if x.ndim == 2 else xp.reshape(grad_input, x.shape)

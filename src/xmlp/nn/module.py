@@ -33,7 +33,10 @@ class _ParameterSpec:
     """``module.spec`` of a layer that set none: where its first parameter lives, fixed when
     first read (a parameter replaced by hand by another kind of array is then refused by the
     next call). A descriptor, not ``__getattr__``: a class with ``__getattr__`` makes every
-    attribute read of its instances slower, and layers read theirs on every pass."""
+    attribute read of its instances slower, and layers read theirs on every pass. A layer that
+    sets its spec in ``__init__`` hides this descriptor with a plain class attribute
+    (``spec = None``, as Linear does): CPython reads an instance's own value faster when the
+    class holds no descriptor of that name."""
 
     def __get__(self, module: Module | None, cls: type[Module]) -> Any:
         if module is None:

@@ -20,6 +20,7 @@ class _Norm(Module):
 
     param_names = ("weight", "bias")
     state_names = ("x", "output", "xhat", "rstd", "grad_input")
+    spec: ArraySpec = None  # type: ignore[assignment]  # set by __init__ (see Linear.spec)
 
     def __init__(self, features: int, eps: float, label: str, xp: Any, device: Any,
                  dtype: Any) -> None:

@@ -8,7 +8,6 @@ import math
 from typing import Any
 
 import array_api_compat
-from array_api_compat import is_array_api_obj
 
 from ..backend import (
     ArraySpec,
@@ -32,21 +31,19 @@ __all__ = [
 ]
 
 
-# (array type, dtype, device) -> the spec of accepted predictions: the usual call repeats one,
-# and a spec is made with a probe array. Kept here, not in the losses: their attributes are what
-# a refused call must leave as it was.
+# (array type, dtype) -> the spec of the last accepted prediction of that kind: the usual call
+# repeats one, and a spec is made with a probe array. Kept here, not in the losses: their
+# attributes are what a refused call must leave as it was.
 _PREDICTIONS: dict[tuple[Any, ...], ArraySpec] = {}
 
 
 def check_prediction_and_target(y: Any, t: Any, owner: str) -> ArraySpec:
     """Spec of the prediction ``y``; TypeError unless ``t`` has its namespace, device and
     dtype, ValueError unless both have one known, non-empty shape of ndim >= 1."""
-    kind = type(y)
-    key = (kind, getattr(y, "dtype", None),
-           None if kind.__module__ == "numpy" or not is_array_api_obj(y)
-           else str(array_api_compat.device(y)))
+    key = (type(y), getattr(y, "dtype", None))
     spec = _PREDICTIONS.get(key)
-    if spec is None or not spec.holds(y):
+    # the key is all there is to a NumPy array's place; a device or autograd flag is looked at
+    if spec is None or ((spec.check_device or spec.autograd) and not spec.holds(y)):
         spec = floating_spec(y, owner, "y")
         _PREDICTIONS[key] = spec
     if type(t) is not spec.array_type or t.dtype != spec.dtype or spec.check_device:

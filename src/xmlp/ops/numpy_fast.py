@@ -280,6 +280,9 @@ class NumpyOps(PortableOps):
             self._constants[key] = zeros
         return self._constants[key]
 
+    def sum_outer(self, g2: Any, x2: Any) -> Any:
+        return self.matmul(g2.T, x2)  # its layouts: an outer product where a row is 1 wide
+
     def sum_rows(self, g2: Any) -> Any:
         if not self.takes(g2):
             return super().sum_rows(g2)

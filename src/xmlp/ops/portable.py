@@ -56,6 +56,12 @@ class PortableOps:
         xp = self.xp
         return grad_output * xp.astype(x > 0, grad_output.dtype)
 
+    def sum_outer(self, g2: Any, x2: Any) -> Any:
+        """(N, out), (N, in) -> (out, in): g2.T @ x2, the weights' gradient, written as the
+        contraction over the rows it is: no transposed operand, so ``jax.jit`` emits one dot,
+        the program ``jax.grad`` makes, where a transpose first became a copy."""
+        return self.xp.tensordot(g2, x2, axes=((0,), (0,)))
+
     def sum_squares(self, a: Any) -> Any:
         """sum(a**2) over all elements, a 0-d value (an L2 penalty's ||W||**2)."""
         flat = self.xp.reshape(a, (-1,))

@@ -48,7 +48,7 @@ class L2Linear(Linear):
         input layer. The estimators give 2-D batches (n, out)."""
         ops = self.spec.ops
         if self.input_layer:
-            self.grad_weights = ops.matmul(grad_output.T, self.x)
+            self.grad_weights = ops.sum_outer(grad_output, self.x)
             self.grad_biases = ops.sum_rows(grad_output)
             self.grad_input = None
         else:
