@@ -152,7 +152,8 @@ class Linear(Module):
         if fitting is not None and fitting[0] is w and fitting[1] is b and fitting[2] is spec:
             return True
         if not (type(w) is spec.array_type and type(b) is spec.array_type
-                and w.dtype == spec.dtype and b.dtype == spec.dtype and not spec.check_device
+                and w.dtype == spec.dtype and b.dtype == spec.dtype
+                and not (spec.check_device or spec.autograd)
                 and w.shape == (self.output_dim, self.input_dim)
                 and b.shape == (self.output_dim,)):
             return super().params_ok()
@@ -166,7 +167,8 @@ class Linear(Module):
         # Module.grads_ok unrolled for the usual case: every update runs it
         spec, gw, gb = self.spec, self.grad_weights, self.grad_biases
         if (self.params_ok() and type(gw) is spec.array_type and type(gb) is spec.array_type
-                and gw.dtype == spec.dtype and gb.dtype == spec.dtype and not spec.check_device
+                and gw.dtype == spec.dtype and gb.dtype == spec.dtype
+                and not (spec.check_device or spec.autograd)
                 and gw.shape == (self.output_dim, self.input_dim)
                 and gb.shape == (self.output_dim,)):
             holders.append(self)
