@@ -277,3 +277,9 @@ def test_weights_assigned_by_hand_after_steps_are_used_and_the_old_ones_let_go()
     layer = None
     gc.collect()
     assert gone() is None and weights() is None
+    fresh = xmlp.Linear(3, 2, rng=0)  # used once, never assigned to by hand
+    fresh.forward(x)
+    weights = weakref.ref(fresh.weights)
+    fresh = None
+    gc.collect()
+    assert weights() is None
