@@ -151,11 +151,7 @@ class Linear(Module):
         fitting = _FITTING.get(id(self))
         if fitting is not None and fitting[0] is w and fitting[1] is b and fitting[2] is spec:
             return True
-        if not (type(w) is spec.array_type and type(b) is spec.array_type
-                and w.dtype == spec.dtype and b.dtype == spec.dtype
-                and not (spec.check_device or spec.autograd)
-                and w.shape == (self.output_dim, self.input_dim)
-                and b.shape == (self.output_dim,)):
+        if not self.plainly_fit(w, b):
             return super().params_ok()
         if type(w).__module__ == "numpy":
             if fitting is None:
@@ -165,15 +161,22 @@ class Linear(Module):
 
     def grads_ok(self, holders: list[Module]) -> bool:
         # Module.grads_ok unrolled for the usual case: every update runs it
-        spec, gw, gb = self.spec, self.grad_weights, self.grad_biases
-        if (self.params_ok() and type(gw) is spec.array_type and type(gb) is spec.array_type
-                and gw.dtype == spec.dtype and gb.dtype == spec.dtype
-                and not (spec.check_device or spec.autograd)
-                and gw.shape == (self.output_dim, self.input_dim)
-                and gb.shape == (self.output_dim,)):
+        if self.params_ok() and self.plainly_fit(self.grad_weights, self.grad_biases):
             holders.append(self)
-            return True  # NumPy: one device, no autograd
+            return True
         return super().grads_ok(holders)
+
+    def plainly_fit(self, w: Any, b: Any) -> bool:
+        """Whether ``w`` and ``b`` fit as weights and biases (or their gradients) by what one
+        expression can tell: the parameters' array type, dtype and the layer's shapes, where
+        no device or autograd flag needs a look (NumPy). False sends the caller to Module's
+        general check, which says what is wrong."""
+        spec = self.spec
+        return (type(w) is spec.array_type and type(b) is spec.array_type
+                and w.dtype == spec.dtype and b.dtype == spec.dtype
+                and not (spec.check_device or spec.autograd)
+                and w.shape == (self.output_dim, self.input_dim)
+                and b.shape == (self.output_dim,))
 
     def check(self, method: str, *args: Any) -> None:
         """x: an array of the parameters' namespace, device and dtype, shape (..., input_dim);
