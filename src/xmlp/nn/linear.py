@@ -151,7 +151,7 @@ class Linear(Module):
         fitting = _FITTING.get(id(self))
         if fitting is not None and fitting[0] is w and fitting[1] is b and fitting[2] is spec:
             return True
-        if not self.plainly_fit(w, b):
+        if not self._plainly_fit(w, b):
             return super().params_ok()
         if type(w).__module__ == "numpy":
             if fitting is None:
@@ -161,12 +161,12 @@ class Linear(Module):
 
     def grads_ok(self, holders: list[Module]) -> bool:
         # Module.grads_ok unrolled for the usual case: every update runs it
-        if self.params_ok() and self.plainly_fit(self.grad_weights, self.grad_biases):
+        if self.params_ok() and self._plainly_fit(self.grad_weights, self.grad_biases):
             holders.append(self)
             return True
         return super().grads_ok(holders)
 
-    def plainly_fit(self, w: Any, b: Any) -> bool:
+    def _plainly_fit(self, w: Any, b: Any) -> bool:
         """Whether ``w`` and ``b`` fit as weights and biases (or their gradients) by what one
         expression can tell: the parameters' array type, dtype and the layer's shapes, where
         no device or autograd flag needs a look (NumPy). False sends the caller to Module's
