@@ -18,6 +18,7 @@ sklearn = pytest.importorskip(
 
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
 
+import xmlp  # noqa: E402
 from tests.conftest import tolerances  # noqa: E402
 from xmlp.backend import to_host  # noqa: E402
 from xmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -184,6 +185,26 @@ def test_assignment_refuses_a_tensor_that_records_a_graph(xp):
     with pytest.raises(TypeError, match="requires grad"):
         clf.coefs_[0] = w
     np.testing.assert_array_equal(host_params(clf)[0], before[0])
+
+
+@pytest.mark.xp_only("torch")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("est_cls", [MLPClassifier, MLPRegressor])
+def test_trained_compiled_on_torch_as_eagerly(xp, est_cls, monkeypatch):
+    """A long enough fit compiles its step on PyTorch (compile="auto"; here at once): the
+    penalised losses trace whole, and the weights are the eager fit's."""
+    from xmlp.training.torch_program import TorchProgram
+
+    eager = host_params(fitted(est_cls, xp)[0])
+    calls = []
+    run = TorchProgram.__call__
+    monkeypatch.setattr(TorchProgram, "__call__",
+                        lambda self, *args: calls.append(1) or run(self, *args))
+    monkeypatch.setattr(xmlp.TrainStep, "compile_after", 0.0)
+    compiled = host_params(fitted(est_cls, xp)[0])
+    assert calls  # the steps after the first
+    for got, want in zip(compiled, eager, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_views_copy_and_pickle_as_plain_lists():

@@ -239,6 +239,35 @@ def test_fit_compiled_equals_fit_eager(xp):
 
 
 @pytest.mark.xp_only("torch")
+def test_auto_on_torch_compiles_once_the_eager_steps_took_what_a_compile_takes(xp):
+    """compile="auto" on PyTorch: eager steps first (a short run never pays a compile), the
+    compiled step once they have taken ``compile_after`` seconds; the same numbers."""
+    model = mlp(**layer_kwargs(xp))
+    step = xmlp.TrainStep(model, lr=0.1)
+    x, y = data_for("reg", xp)
+    step(x, y)
+    assert not step.compiled and not step._traced
+    step.compile_after = 0.0
+    step(x, y)  # eager, the second: past the time
+    assert step.compiled and not step._traced
+    for _ in range(18):
+        step(x, y)
+    assert traces(step) == 1
+    for got, want in zip(model.parameters(), eager_reference("mlp-mse-sgd"), strict=True):
+        np.testing.assert_allclose(to_host(got), want, rtol=0, atol=1e-12)
+    own = xmlp.Sequential(xmlp.Linear(4, 2, **layer_kwargs(xp)), OwnTanh())
+    step = xmlp.TrainStep(own, lr=0.1)
+    step.compile_after = 0.0
+    step(x, y)
+    step(x, y)
+    assert not step.compiled  # a layer of the user's: eager, as on JAX
+
+
+class OwnTanh(xmlp.Tanh):
+    """A layer of the user's (defined outside xmlp)."""
+
+
+@pytest.mark.xp_only("torch")
 def test_a_torch_step_updates_the_parameters_in_place_as_the_eager_step(xp):
     """The compiled torch step writes the new values into the same tensors, as an eager step
     and torch.optim do: a reference a user holds sees them."""

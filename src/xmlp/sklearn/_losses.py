@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import ArraySpec, floating_spec
+from ..backend import floating_spec
 from ..errors import ForwardNotCalledError
 from ..nn.losses import CrossEntropyLoss, MSELoss
-from ..nn.module import Module
+from ..nn.module import Module, math_of
+from ..ops import ops_like
 
 __all__ = [
     "OUTPUT_LOSSES",
@@ -35,8 +36,8 @@ __all__ = [
 ]
 
 
-def _check_pair(z: Any, t: Any, owner: str) -> ArraySpec:
-    """Spec of the raw outputs ``z`` (n, k); TypeError / ValueError unless ``t`` matches."""
+def _check_pair(z: Any, t: Any, owner: str) -> None:
+    """TypeError / ValueError unless ``z`` are raw outputs (n, k) and ``t`` matches them."""
     spec = floating_spec(z, owner, "z (the raw outputs)")
     spec.check(t, owner, "t (the target)", against="z (the raw outputs)")
     if z.ndim != 2 or tuple(t.shape) != tuple(z.shape):
@@ -46,7 +47,6 @@ def _check_pair(z: Any, t: Any, owner: str) -> ArraySpec:
         )
     if z.shape[0] == 0:
         raise ValueError(f"{owner}: z and t hold no samples")
-    return spec
 
 
 class HalfSquaredError(Module):
@@ -61,18 +61,24 @@ class HalfSquaredError(Module):
         self.mse = MSELoss()
         self._scale: float | None = None
 
+    def check(self, method: str, *args: Any) -> None:
+        if method == "backward":
+            if self._scale is None:
+                raise ForwardNotCalledError("Perform forward pass first.")
+        else:
+            self.mse.check(method, *args)  # MSELoss's rules, before its math below
+
     def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]  # a loss takes (z, t)
-        loss = self.mse.forward(z, t)
+        loss = math_of(self.mse, "forward")(self.mse, z, t)
         self._scale = 0.5 * (z.shape[-1] if z.ndim > 1 else 1)
         return loss * self._scale
 
     def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        return self.mse.predict(z, t) * (0.5 * (z.shape[-1] if z.ndim > 1 else 1))
+        return (math_of(self.mse, "predict")(self.mse, z, t)
+                * (0.5 * (z.shape[-1] if z.ndim > 1 else 1)))
 
     def backward(self) -> Any:  # type: ignore[override]
-        if self._scale is None:
-            raise ForwardNotCalledError("Perform forward pass first.")
-        return self.mse.backward() * self._scale
+        return math_of(self.mse, "backward")(self.mse) * self._scale
 
 
 class _RawOutputLoss(Module):
@@ -85,20 +91,26 @@ class _RawOutputLoss(Module):
     def __init__(self) -> None:
         self.z: Any = None
         self.t: Any = None
-        self._seen: ArraySpec | None = None
+        self._seen: Any = None  # the namespace of the last forward's arrays
+
+    def check(self, method: str, *args: Any) -> None:
+        if method == "backward":
+            if self._seen is None:
+                raise ForwardNotCalledError("Perform forward pass first.")
+        else:
+            z, t = args
+            _check_pair(z, t, f"{type(self).__name__}.{method}")
 
     def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]  # a loss takes (z, t)
-        spec = _check_pair(z, t, f"{type(self).__name__}.forward")
-        self.z, self.t, self._seen = z, t, spec
-        return self._value(spec.xp, z, t)
+        xp = ops_like(z).xp
+        self.z, self.t, self._seen = z, t, xp
+        return self._value(xp, z, t)
 
     def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        return self._value(_check_pair(z, t, f"{type(self).__name__}.predict").xp, z, t)
+        return self._value(ops_like(z).xp, z, t)
 
     def backward(self) -> Any:  # type: ignore[override]
-        if self._seen is None:
-            raise ForwardNotCalledError("Perform forward pass first.")
-        return self._grad(self._seen.xp, self.z, self.t)
+        return self._grad(self._seen, self.z, self.t)
 
     @staticmethod
     def _value(xp: Any, z: Any, t: Any) -> Any:
@@ -167,18 +179,21 @@ class L2Penalty(Module):
             total = squares if total is None else total + squares
         return total * (0.5 * self.alpha / n)
 
+    def check(self, method: str, *args: Any) -> None:
+        self.loss.check(method, *args)  # the wrapped loss's rules, before its math below
+
     def forward(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        value = self.loss.forward(z, t)
+        value = math_of(self.loss, "forward")(self.loss, z, t)
         if self.alpha == 0.0:
             return value
         return value + self._penalty(int(z.shape[0]))
 
     def predict(self, z: Any, t: Any) -> Any:  # type: ignore[override]
-        value = self.loss.predict(z, t)
+        value = math_of(self.loss, "predict")(self.loss, z, t)
         return value if self.alpha == 0.0 else value + self._penalty(int(z.shape[0]))
 
     def backward(self) -> Any:  # type: ignore[override]
-        return self.loss.backward()
+        return math_of(self.loss, "backward")(self.loss)
 
 
 # scikit-learn's output activation name (``out_activation_``) -> the loss on raw outputs

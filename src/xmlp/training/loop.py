@@ -131,7 +131,8 @@ def fit(model: Module, x: Any, y: Any, *, epochs: int, lr: float | None = None, 
         loss, validation_data: default MSELoss; ``(x_val, y_val)``, evaluated every epoch.
         batch_size, shuffle, rng: samples per step (None: full batch); a new order per epoch.
         progress, callback, compile: a tqdm bar; ``callback(epoch, history)`` (true: stop);
-            as :class:`TrainStep`'s ("auto": ``jax.jit`` on JAX, eager elsewhere).
+            as :class:`TrainStep`'s ("auto": ``jax.jit`` on JAX; on PyTorch compiled once the
+            eager steps have taken as long as a compile; eager elsewhere).
         scheduler, clip_grad_norm: an ``xmlp.optim`` schedule of ``optimizer``, stepped every
             epoch (or batch); the largest total norm of the gradients of a step.
         early_stopping, callbacks: an :class:`EarlyStopping`; :class:`Callback` objects.
@@ -190,14 +191,17 @@ def _sources(model: Module, x: Any, y: Any, plan: Plan,
 def _stepper(model: Module, plan: Plan, lr: Any, optimizer: Any,
              compile: Any) -> Callable[[Any, Any], tuple[Any, Any]]:
     """fit's step: a compiled :class:`TrainStep` where ``compile`` asks for one (jax.jit on
-    JAX by default: one trace per batch shape, so a shorter last batch is one more), else the
+    JAX by default: one trace per batch shape, so a shorter last batch is one more; on PyTorch
+    once the eager steps have taken a compile's time), else the
     eager step (a loss that is no Module, or a model without parameters, stays eager); then a
     per-batch schedule's step."""
     step = None
     if compile is not False and isinstance(plan.loss, Module) and model.parameters():
         train = TrainStep(model, plan.loss, optimizer=optimizer, lr=lr, compile=compile,
                           clip_grad_norm=plan.clip)
-        step = partial(train.run, output=plan.classifier) if train.compiled else None
+        # compiled now, or later ("auto" on PyTorch, once the eager steps took a compile's time)
+        compiled = train.compiled or train._deferred
+        step = partial(train.run, output=plan.classifier) if compiled else None
     if step is None:
         step = partial(_step, model, plan.loss, update=plan.update)
     scheduler = plan.scheduler

@@ -2,9 +2,10 @@
 
 The step is the layers' own math (each Module's ``forward`` / ``backward`` without the checks
 the base class runs, and the optimizer's update), traced once per input shape and dtype: with
-``jax.jit`` on JAX (parameters and optimizer state donated), with ``torch.compile``
-(``fullgraph=True``) on PyTorch. What the caller hands in is checked before, outside the traced
-function, in O(1). NumPy (with its fast paths), array-api-strict and Dask run the same math
+``jax.jit`` on JAX (parameters and optimizer state donated), on PyTorch by ``make_fx`` and
+compiled by TorchInductor (:mod:`xmlp.training.torch_program`: a whole graph or an error, no
+graph breaks). What the caller hands in is checked before, outside the traced function, in
+O(1). NumPy (with its fast paths), array-api-strict and Dask run the same math
 eagerly; CuPy too: a CUDA graph of a step is impossible while CuPy refuses cuBLAS calls during
 stream capture.
 
@@ -18,6 +19,7 @@ the same ones an eager step would.
 from __future__ import annotations
 
 import operator
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -48,11 +50,13 @@ class TrainStep:
         loss: the loss, default :class:`xmlp.MSELoss`.
         optimizer: an :mod:`xmlp.optim` optimizer built on ``model``; or
         lr: the learning rate of plain SGD (``model.update_params(lr)``); give one of the two.
-        compile: "auto" (``jax.jit`` on JAX when the model and the loss are xmlp's own layers;
-            eager with a layer of your own, and on PyTorch, NumPy, array-api-strict, Dask and
-            CuPy), True (the backend's compiler: ``jax.jit`` or ``torch.compile``, for your own
-            layers too where they are pure array math; a ValueError where there is none) or
-            False (always eager).
+        compile: "auto" (when the model and the loss are xmlp's own layers: ``jax.jit`` on
+            JAX; on PyTorch eager steps until they have taken :attr:`compile_after` seconds,
+            then TorchInductor; eager with a layer of your own, and on NumPy,
+            array-api-strict, Dask and CuPy), True (the backend's compiler: ``jax.jit``, or
+            on PyTorch the step traced by ``make_fx`` and compiled by TorchInductor, the
+            compiler of ``torch.compile``; for your own layers too where they are pure array
+            math; a ValueError where there is none) or False (always eager).
         clip_grad_norm: None, or the largest total norm of the gradients: each step clips
             them (:func:`xmlp.clip_grad_norm`) between backward and the update, inside the
             compiled step too.
@@ -87,6 +91,11 @@ class TrainStep:
         (False, True)
     """
 
+    #: seconds of eager steps after which ``compile="auto"`` compiles a PyTorch model's step:
+    #: about what a first compile takes (TorchInductor: 5 s on a 2-core CPU, then 0.3-0.6 s
+    #: per new input shape)
+    compile_after: float = 5.0
+
     def __init__(self, model: Module, loss: Any = None, *, optimizer: Optimizer | None = None,
                  lr: float | None = None, compile: Any = "auto",
                  clip_grad_norm: float | None = None) -> None:
@@ -110,12 +119,16 @@ class TrainStep:
         if compile is True and self.backend == "other":
             raise ValueError(
                 f"TrainStep: compile=True, but {model.spec.name} has no compiler xmlp can use "
-                "(jax.jit and torch.compile are JAX's and PyTorch's); use compile='auto' or "
+                "(jax.jit on JAX, TorchInductor on PyTorch); use compile='auto' or "
                 "False, which run the step eagerly")
         # "auto" vouches for xmlp's own layers and losses only: their math is pure array math;
         # a layer of the user's may keep Python state (a counter...) that a trace runs once
         own = all(type(m).__module__.startswith("xmlp.") for m in [*model.modules(), loss])
         self.compiled = compile is True or (compile == "auto" and self.backend == "jax" and own)
+        # "auto" on PyTorch: eager until the eager steps have taken what a compile takes, then
+        # compiled; a short run never pays a compile, a long one runs compiled (ski rental)
+        self._deferred = compile == "auto" and self.backend == "torch" and own
+        self._eager_seconds = 0.0
         self._placeholders: dict[tuple[Any, ...], Any] = {}
         self._traced: dict[tuple[Any, ...], Callable[..., Any]] = {}
         self._ready: _Ready | None = None
@@ -143,12 +156,16 @@ class TrainStep:
                 return self._compiled_step(x, y, ready, output, False)
         self._check(x, y)
         if not self.compiled:  # the public passes: a layer of the user's may refuse
+            start = time.perf_counter()
             output = self.model.forward(x)
             loss = self.loss.forward(output, y)
             self.model.backward(self.loss.backward())
             if self.clip is not None:
                 clip_grad_norm(self.model, self.clip)
             self.optimizer.step()
+            if self._deferred:
+                self._eager_seconds += time.perf_counter() - start
+                self.compiled = self._eager_seconds >= self.compile_after
             return loss, output
         return self._compiled_step(x, y, self._prepare(x, y), output, False)
 
@@ -224,9 +241,8 @@ class TrainStep:
         finally:
             traced = opt._state is not state
             if traced:
-                # a trace ran (or torch.compile replayed its side effects): put back here, not
-                # in the traced function, the floats it read (torch.compile guards on them: a
-                # new rate, a recompile)
+                # a trace ran: put back here, not in the traced function, the floats it
+                # replaced by the trace's arrays
                 opt._state = state
                 _set_inputs(opt, ready.inputs)
             for module in self._given:
@@ -280,8 +296,7 @@ class TrainStep:
         fn = self._traced.get(key)
         if fn is None:
             # a function of its own per key and per step: jax.jit caches traces by the
-            # function, and torch.compile by its code object, whose recompiles it caps
-            # (every TrainStep of a process would count against one cap)
+            # function
             pure = types.MethodType(_own_copy(TrainStep._pure, output), self)
             if self.backend == "jax":
                 import jax
