@@ -564,6 +564,10 @@ def torch_compile_step(params: Sequence[Any], lr: float) -> Callable[[Any, Any],
         for p, value in zip(model.parameters(), params, strict=True):
             p.copy_(value)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
+    # a fresh start, as in a user's process: torch.compile caches by code object, so the
+    # optimizers of earlier shapes would count against one recompile cap (8), past which
+    # opt.step runs eagerly
+    torch._dynamo.reset()
     forward = torch.compile(model, fullgraph=True)
     update = torch.compile(opt.step, fullgraph=False)
 

@@ -92,8 +92,8 @@ class TrainStep:
     """
 
     #: seconds of eager steps after which ``compile="auto"`` compiles a PyTorch model's step:
-    #: about what a first compile takes (TorchInductor: 5 s on a 2-core CPU, then 0.3-0.6 s
-    #: per new input shape)
+    #: about what a first compile takes (TorchInductor: 4.4 s on a 2-core CPU, then 0.4-0.6 s
+    #: per new input shape, with its on-disk cache warm)
     compile_after: float = 5.0
 
     def __init__(self, model: Module, loss: Any = None, *, optimizer: Optimizer | None = None,

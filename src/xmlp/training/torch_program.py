@@ -6,7 +6,7 @@ traces), and the graph it records compiled by TorchInductor, the compiler behind
 Why not ``torch.compile`` of the step function: TorchDynamo guards every Python object the
 step reads (each layer and its attributes, the optimizer) and replays every attribute the step
 sets, on every call. For a small model that bookkeeping costs more than the arithmetic: the
-seed's MLP step took 2.3x PyTorch's eager step under ``torch.compile``, and 0.5x as the program
+seed's MLP step took 2.3x PyTorch's eager step under ``torch.compile``, and 0.8x as the program
 here. :class:`xmlp.TrainStep` checks at its boundary what those guards would (the model's
 layers, parameters and hyperparameters, the inputs' type, dtype, shape and device); the
 program is called with tensors only, one compiled program per layout (shape, strides, dtype,
