@@ -420,3 +420,43 @@ def test_the_output_is_handed_back_on_request(xp):
     assert tuple(output.shape) == (40, 2)
     loss, output = step.run(x, y, output=False)
     assert output is None and tuple(loss.shape) == ()
+
+
+@COMPILERS
+def test_a_loss_made_of_losses_is_left_without_the_trace_s_arrays(xp):
+    """The stored arrays of a loss's own sub-losses are cleared after a compiled step, as the
+    layers' are: never a tracer."""
+    from xmlp.sklearn._losses import HalfSquaredError, L2Penalty
+
+    model = mlp(**layer_kwargs(xp))
+    loss = L2Penalty(HalfSquaredError(), [model.linear1, model.linear2], 0.1)
+    step = xmlp.TrainStep(model, loss, lr=0.1, compile=True)
+    x, y = data_for("reg", xp)
+    step(x, y)
+    step(x, y)
+    assert [m for m in loss.modules()][1:] == [loss.loss, loss.loss.mse]
+    assert loss.loss.mse.y is None and loss.loss.mse.diff is None
+
+
+class ReadsAValue(xmlp.Tanh):
+    """A layer of the user's whose forward branches on an array's value: no trace holds it."""
+
+    def forward(self, x):
+        return super().forward(-x if float(x[0, 0]) > 100 else x)
+
+
+@COMPILERS
+def test_a_trace_that_fails_leaves_no_tracer_and_the_parameters_as_they_were(xp):
+    model = xmlp.Sequential(xmlp.Linear(4, 2, rng=0, **layer_kwargs(xp)), ReadsAValue())
+    step = xmlp.TrainStep(model, lr=0.1, compile=True)
+    x, y = data_for("reg", xp)
+    model.forward(x)  # real activations before
+    before = _host(model)
+    with pytest.raises(Exception):  # noqa: B017  (JAX's and PyTorch's own errors)
+        step(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(_host(model), before, strict=True))
+    assert step.optimizer.step_count == 0
+    for module in model.modules():
+        for name in (*module.state_names, *module.grad_names):
+            assert getattr(module, name) is None, name
+    xmlp.TrainStep(model, lr=0.1, compile=False)(x, y)  # and it trains eagerly

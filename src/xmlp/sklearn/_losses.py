@@ -19,6 +19,7 @@ the layers (:class:`xmlp.sklearn._network.L2Linear`), since a loss only sees the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..backend import floating_spec
@@ -60,6 +61,9 @@ class HalfSquaredError(Module):
     def __init__(self) -> None:
         self.mse = MSELoss()
         self._scale: float | None = None
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield "mse", self.mse  # what it stores is cleared and undone with this loss's
 
     def check(self, method: str, *args: Any) -> None:
         if method == "backward":
@@ -178,6 +182,9 @@ class L2Penalty(Module):
             squares = layer.spec.ops.sum_squares(layer.weights)
             total = squares if total is None else total + squares
         return total * (0.5 * self.alpha / n)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield "loss", self.loss  # the layers are the model's: not this loss's children
 
     def check(self, method: str, *args: Any) -> None:
         self.loss.check(method, *args)  # the wrapped loss's rules, before its math below

@@ -123,7 +123,8 @@ class TrainStep:
                 "False, which run the step eagerly")
         # "auto" vouches for xmlp's own layers and losses only: their math is pure array math;
         # a layer of the user's may keep Python state (a counter...) that a trace runs once
-        own = all(type(m).__module__.startswith("xmlp.") for m in [*model.modules(), loss])
+        own = all(type(m).__module__.startswith("xmlp.")
+                  for m in [*model.modules(), *loss.modules()])
         self.compiled = compile is True or (compile == "auto" and self.backend == "jax" and own)
         # "auto" on PyTorch: eager until the eager steps have taken what a compile takes, then
         # compiled; a short run never pays a compile, a long one runs compiled (ski rental)
@@ -237,6 +238,9 @@ class TrainStep:
                 ready.params, state, ready.buffers, ready.inputs_array, extra, masks, x, y)
         except BaseException:
             ready.put_back()  # not the trace's arrays
+            if opt._state is not state:  # a trace failed: its arrays are where activations go
+                for module, name in ready.stored:
+                    setattr(module, name, None)
             raise
         finally:
             traced = opt._state is not state
@@ -411,12 +415,13 @@ class _Ready:
             else type(opt)._hyperparameters)
         self.knob_values = self.knobs(opt)
         self.layers = layer_constants(model, step.loss)
-        self.stored = [(module, name) for module in [*model.modules(), step.loss]
+        self.stored = [(module, name) for module in [*model.modules(), *step.loss.modules()]
                        for name in (*module.state_names, *module.grad_names)]
         # what every forward stores first (a layer's x, a loss's prediction): not None after
         # a trace or an eager pass
         self.first_mods, self.first_names = _columns(
-            [(module, module.state_names[0]) for module in [*model.modules(), step.loss]
+            [(module, module.state_names[0])
+             for module in [*model.modules(), *step.loss.modules()]
              if module.state_names])
         self.nones = [None] * len(self.first_mods)
         # the arrays' place in a signature: a jax Array's sharding (its device), a tensor's
@@ -557,7 +562,7 @@ def layer_constants(model: Module, loss: Module) -> tuple[Any, ...]:
     so that a layer replaced or changed by hand makes a new one. Layers compare by identity."""
     return tuple((module, tuple((name, value) for name, value in _attributes(module)
                                 if type(value) in _CONSTANT_TYPES))
-                 for module in [*model.modules(), loss])
+                 for module in [*model.modules(), *loss.modules()])
 
 
 def _attributes(module: Module) -> Any:
