@@ -460,3 +460,120 @@ def test_a_trace_that_fails_leaves_no_tracer_and_the_parameters_as_they_were(xp)
         for name in (*module.state_names, *module.grad_names):
             assert getattr(module, name) is None, name
     xmlp.TrainStep(model, lr=0.1, compile=False)(x, y)  # and it trains eagerly
+
+
+def _eager_and_compiled(xp, run):
+    """``run(compile)``'s host parameters, eager and compiled."""
+    return run(False), run(True)
+
+
+@COMPILERS
+def test_the_same_tensor_as_x_and_y_then_two_tensors(xp):
+    """An autoencoder's step(x, x), then distinct x and y like them: a trace made for one
+    tensor in two places is not reused for two tensors."""
+    x, _ = data_for("reg", xp)
+    y = xp.from_numpy(GEN.standard_normal((40, 4)))
+
+    def run(compiled):
+        model = xmlp.MLP(4, 3, 4, rng=0, **layer_kwargs(xp))
+        step = xmlp.TrainStep(model, lr=0.1, compile=compiled)
+        step(x, x)
+        for _ in range(3):
+            step(x, y)
+        step(y, y)
+        return _host(model)
+
+    for a, b in zip(*_eager_and_compiled(xp, run), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.xp_only("torch")
+def test_weights_tied_by_hand_then_untied(xp):
+    x, _ = data_for("reg", xp)
+
+    def run(compiled):
+        model = xmlp.MLP(4, 4, 4, rng=0, **layer_kwargs(xp))
+        step = xmlp.TrainStep(model, lr=0.05, compile=compiled)
+        model.linear2.weights = model.linear1.weights  # tied: one tensor, two updates
+        step(x, x)
+        step(x, x)
+        model.linear2.weights = model.linear1.weights * 0.5  # untied
+        step(x, x)
+        step(x, x)
+        return _host(model)
+
+    for a, b in zip(*_eager_and_compiled(xp, run), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@COMPILERS
+def test_a_layer_number_set_by_hand_as_a_numpy_scalar_is_used_each_time(xp):
+    x, y = data_for("reg", xp)
+
+    def run(compiled):
+        model = xmlp.MLP(4, 8, 2, rng=0, **layer_kwargs(xp))
+        model.activation = xmlp.LeakyReLU(0.01)
+        step = xmlp.TrainStep(model, lr=0.05, compile=compiled)
+        step(x, y)
+        for slope in np.linspace(0.5, 3.0, 3):  # np.float64 values
+            model.activation.negative_slope = slope
+            step(x, y)
+        return _host(model)
+
+    for a, b in zip(*_eager_and_compiled(xp, run), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@COMPILERS
+def test_a_failed_first_compiled_step_leaves_generators_and_optimizer_as_they_were(xp):
+    model = xmlp.Sequential(xmlp.Linear(4, 2, rng=0, **layer_kwargs(xp)), xmlp.Dropout(0.3, rng=1),
+                            ReadsAValue())
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    step = xmlp.TrainStep(model, optimizer=opt, compile=True)
+    x, y = data_for("reg", xp)
+    generator = model[1].rng_state
+    with pytest.raises(Exception):  # noqa: B017  (JAX's own error; xmlp's TypeError on torch)
+        step(x, y)
+    assert model[1].rng_state == generator
+    assert opt.state_dict()["state"] == {} and opt.step_count == 0
+    eager = xmlp.TrainStep(model, optimizer=opt, compile=False)
+    eager(x, y)  # trains on, eagerly, with the first mask
+    model1 = xmlp.Sequential(xmlp.Linear(4, 2, rng=0, **layer_kwargs(xp)),
+                             xmlp.Dropout(0.3, rng=1), xmlp.Tanh())
+    xmlp.TrainStep(model1, optimizer=xmlp.optim.Adam(model1, lr=0.01), compile=False)(x, y)
+    for a, b in zip(_host(model), _host(model1), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@COMPILERS
+def test_a_refused_first_compiled_step_makes_no_optimizer_state(xp):
+    model = xmlp.Sequential(xmlp.Linear(4, 3, rng=0, **layer_kwargs(xp)),
+                            xmlp.BatchNorm1d(3, **layer_kwargs(xp)), xmlp.Linear(3, 2, rng=1,
+                                                                               **layer_kwargs(xp)))
+    opt = xmlp.optim.Adam(model, lr=0.01)
+    step = xmlp.TrainStep(model, optimizer=opt, compile=True)
+    x, y = data_for("reg", xp)
+    with pytest.raises(ValueError, match="a batch of 1 sample"):
+        step(x[:1, ...], y[:1, ...])
+    assert opt.state_dict()["state"] == {} and opt.step_count == 0
+
+
+@pytest.mark.xp_only("torch")
+def test_a_step_torch_cannot_trace_says_so_and_what_to_do(xp):
+    model = xmlp.Sequential(xmlp.Linear(4, 2, rng=0, **layer_kwargs(xp)), ReadsAValue())
+    step = xmlp.TrainStep(model, lr=0.1, compile=True)
+    x, y = data_for("reg", xp)
+    with pytest.raises(TypeError, match=r"cannot be compiled for PyTorch.*compile=False"):
+        step(x, y)
+
+
+@pytest.mark.xp_only("torch")
+def test_a_parameter_set_to_require_grad_in_place_is_refused_as_eagerly(xp):
+    model, step, x, y = _warm(xp)
+    before = _host(model)
+    model.linear1.weights.requires_grad_(True)
+    with pytest.raises(TypeError, match="requires grad"):
+        step(x, y)
+    with pytest.raises(TypeError, match="requires grad"):
+        xmlp.TrainStep(model, lr=0.1, compile=False)(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(_host(model), before, strict=True))

@@ -18,6 +18,7 @@ the same ones an eager step would.
 
 from __future__ import annotations
 
+import numbers
 import operator
 import time
 import types
@@ -168,7 +169,13 @@ class TrainStep:
                 self._eager_seconds += time.perf_counter() - start
                 self.compiled = self._eager_seconds >= self.compile_after
             return loss, output
-        return self._compiled_step(x, y, self._prepare(x, y), output, False)
+        before = dict(vars(self.optimizer))  # a first step makes its state: undone on failure
+        try:
+            return self._compiled_step(x, y, self._prepare(x, y), output, False)
+        except BaseException:
+            vars(self.optimizer).clear()
+            vars(self.optimizer).update(before)
+            raise
 
     # -- the boundary ------------------------------------------------------------------------
     def _check(self, x: Any, y: Any) -> None:
@@ -230,6 +237,8 @@ class TrainStep:
         extra = None  # Adam's bias corrections: inputs of the step (may fail: nothing changed)
         if ready.constants:
             extra = self._scalar(opt._step_constants(step_count))
+        drawn = [(m, m.rng_state) for m, _ in ready.draws[ready.signature(x, y)]
+                 ] if ready.has_state else []
         masks = self._masks(ready, x, y) if ready.has_state else []
         self._ready = None  # until the step is done: an exception leaves no stale record
         state = opt._state
@@ -237,6 +246,8 @@ class TrainStep:
             loss, out, params, new_state, buffers = (ready.fn if output else ready.lean)(
                 ready.params, state, ready.buffers, ready.inputs_array, extra, masks, x, y)
         except BaseException:
+            for module, generator in drawn:  # the masks of a step that did not happen
+                module.rng_state = generator
             ready.put_back()  # not the trace's arrays
             if opt._state is not state:  # a trace failed: its arrays are where activations go
                 for module, name in ready.stored:
@@ -528,7 +539,7 @@ def _paths(step: TrainStep, slots: list[tuple[Module, str]],
     def walk(module: Module, path: str) -> bool:
         where[id(module)] = path
         constants = [name for name, value in _attributes(module)
-                     if type(value) in _CONSTANT_TYPES]
+                     if isinstance(value, _CONSTANT_TYPES)]
         paths.extend(f"{path}.{name}" for name in (*module.param_names, *module.buffer_names,
                                                    *module.state_names[:1], *constants))
         for name, child in module.named_children():
@@ -561,7 +572,7 @@ def layer_constants(model: Module, loss: Module) -> tuple[Any, ...]:
     keeps (a LeakyReLU's slope, a Dropout's rate, a Linear's sizes): constants of a trace,
     so that a layer replaced or changed by hand makes a new one. Layers compare by identity."""
     return tuple((module, tuple((name, value) for name, value in _attributes(module)
-                                if type(value) in _CONSTANT_TYPES))
+                                if isinstance(value, _CONSTANT_TYPES)))
                  for module in [*model.modules(), *loss.modules()])
 
 
@@ -569,7 +580,9 @@ def _attributes(module: Module) -> Any:
     return getattr(module, "__dict__", {}).items()  # none, for a class with __slots__
 
 
-_CONSTANT_TYPES = (int, float, bool, str)
+# what a trace bakes in, compared by value: Python's numbers and strings, and NumPy's scalars
+# (a slope taken from np.linspace)
+_CONSTANT_TYPES = (numbers.Number, str)
 
 
 def _own_copy(function: Callable[..., Any], *defaults: Any) -> Callable[..., Any]:

@@ -42,12 +42,20 @@ class TorchProgram:
         lengths = tuple(map(len, state))
         flat = [*params, *chain.from_iterable(state), *buffers, inputs,
                 *(() if constants is None else (constants,)), *masks, x, y]
-        # what the compiled program was specialized on: the arguments' structure and every
-        # tensor's layout (the program asserts sizes and strides, and runs on one device)
-        key = (len(params), lengths, len(buffers), constants is None, len(masks),
+        # what the compiled program was specialized on: the arguments' structure, every
+        # tensor's layout (the program asserts sizes and strides, and runs on one device) and
+        # which arguments are the same tensor (a trace reads one placeholder for both: x is y
+        # in an autoencoder's step, a weight tied to another)
+        ids = list(map(id, flat))
+        same = None if len(set(ids)) == len(ids) else tuple(map(ids.index, ids))
+        key = (len(params), lengths, len(buffers), constants is None, len(masks), same,
                *map(_layout, flat))
         program = self.programs.get(key)
         if program is None:
+            if any(t.requires_grad for t in flat):  # assigned since the boundary looked
+                raise TypeError(
+                    "TrainStep: a tensor the step reads requires grad (it would record an "
+                    "autograd graph every step); call requires_grad_(False) on it")
             program = self.programs[key] = _Program(self.pure, flat, key[:5])
         results = program(flat)
         at = 2
@@ -94,7 +102,17 @@ class _Program:
             self.sources = [-1 if t is None else index.get(id(t)) for t in outputs]
             return [t for t, i in zip(outputs, self.sources, strict=True) if i is None]
 
-        graph = make_fx(flat_pure, tracing_mode="fake")(*flat)
+        try:
+            graph = make_fx(flat_pure, tracing_mode="fake")(*flat)
+        except Exception as exc:
+            if type(exc).__module__.startswith("xmlp"):
+                raise  # a check of xmlp's, with its own message
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TypeError(
+                f"TrainStep: the step cannot be compiled for PyTorch: tracing it failed "
+                f"({type(exc).__name__}: {first}). A layer that reads an array's value (an if "
+                "on it, float(), .item(), .numpy(), boolean indexing) has no graph; run it "
+                "with compile=False, or 'auto', which runs a layer of your own eagerly") from exc
         self.compiled = torch._inductor.compile(graph, flat)
 
     def __call__(self, flat: list[Any]) -> list[Any]:
@@ -105,4 +123,4 @@ class _Program:
 
 
 def _layout(t: Any) -> tuple[Any, ...]:
-    return (t.shape, t.stride(), t.dtype, t.device)
+    return (t.shape, t.stride(), t.dtype, t.device, t.requires_grad)
