@@ -1,7 +1,8 @@
-"""TorchProgram, the compiled step on PyTorch, on a step function of its own: the same values
-as the function run eagerly, inputs updated in place handed back as themselves, one program
-per layout of the tensors, the arguments' structure (state lists, no constants, masks, no
-output) kept."""
+"""TorchProgram, the compiled step on PyTorch (TorchInductor), on a step function of its own:
+the same values as the function run eagerly, inputs updated in place handed back as
+themselves, one program per layout of the tensors, the arguments' structure (state lists, no
+constants, masks, no output) kept. Collected wherever PyTorch is installed, whatever the
+active backends: it needs no ``xp``."""
 
 from __future__ import annotations
 
