@@ -110,3 +110,51 @@ def test_a_branch_on_a_value_fails_the_trace_as_jax_jit_does():
 
     with pytest.raises(Exception, match=r"[Dd]ata[- ]dependent"):
         call(TorchProgram(reads), arguments())
+
+
+def test_one_tensor_in_two_places_gets_a_program_of_its_own():
+    """x is y (an autoencoder's step): the trace reads one placeholder for both, so distinct
+    x and y of the same layout get another program, and the right numbers."""
+    def run(fn):
+        a = arguments()
+        a["y"] = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        a["params"][0] = torch.randn(3, 3, dtype=torch.float64,
+                                     generator=torch.Generator().manual_seed(2))
+        a["params"][1] = torch.zeros(3, dtype=torch.float64)
+        a["state"] = [[torch.zeros(3, 3, dtype=torch.float64)]]
+        a["buffers"] = [torch.zeros(3, dtype=torch.float64)]
+        x, y = a["x"], a["y"]
+        losses = []
+        for first, second in ((x, x), (x, y), (y, y)):
+            a["x"], a["y"] = first, second
+            loss, _, params, state, buffers = call(fn, a)
+            a.update(params=params, state=state, buffers=buffers)
+            losses.append(float(loss))
+        return losses, a["params"]
+
+    program = TorchProgram(pure)
+    (want, want_params), (got, got_params) = run(pure), run(program)
+    assert len(program.programs) == 2
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(want), rtol=0, atol=1e-12)
+    for a, b in zip(got_params, want_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_program_is_made_once_per_layout_and_reused():
+    program = TorchProgram(pure)
+    a = arguments()
+    call(program, a)
+    (made,) = program.programs.values()
+    call(program, a)
+    assert list(program.programs.values()) == [made]
+
+
+def test_a_tensor_that_requires_grad_is_refused_before_a_trace():
+    a = arguments()
+    a["params"][0].requires_grad_(True)
+    program = TorchProgram(pure)
+    with pytest.raises(TypeError, match=r"^TrainStep: a tensor the step reads requires grad "
+                                        r"\(it would record an autograd graph every step\); "
+                                        r"call requires_grad_\(False\) on it$"):
+        call(program, a)
+    assert not program.programs
