@@ -237,9 +237,9 @@ class TrainStep:
         extra = None  # Adam's bias corrections: inputs of the step (may fail: nothing changed)
         if ready.constants:
             extra = self._scalar(opt._step_constants(step_count))
-        drawn = [(m, m.rng_state) for m, _ in ready.draws[ready.signature(x, y)]
-                 ] if ready.has_state else []
-        masks = self._masks(ready, x, y) if ready.has_state else []
+        shapes = ready.draws[ready.signature(x, y)] if ready.has_state else []
+        drawn = [(module, module.rng_state) for module, _ in shapes]
+        masks = self._masks(shapes)
         self._ready = None  # until the step is done: an exception leaves no stale record
         state = opt._state
         try:
@@ -286,11 +286,11 @@ class TrainStep:
         self._ready = ready
         return loss, out
 
-    def _masks(self, ready: _Ready, x: Any, y: Any) -> list[Any]:
-        """This step's Dropout masks, drawn on the host from each layer's generator in the
-        order of the model's layers, as the eager step's forward draws them."""
+    def _masks(self, shapes: list[tuple[Dropout, tuple[int, ...]]]) -> list[Any]:
+        """This step's Dropout masks (each Dropout with its mask's shape, in the order of the
+        model's layers), drawn on the host from each layer's generator as the eager step's
+        forward draws them."""
         spec = self.model.spec
-        shapes = ready.draws[ready.signature(x, y)]
         self._given = [module for module, _ in shapes]  # read by the trace of this signature
         return [module.make_mask(shape, spec.xp, spec.dtype, spec.device)
                 for module, shape in shapes]
@@ -480,10 +480,15 @@ class _Ready:
         step count and hyperparameters; layers, parameters, buffers; stored activations,
         None) is the one the last step left: one attrgetter call and a C loop of identity
         tests."""
-        return (self.reader is not None
-                and ((x is self.last_x and y is self.last_y and self.immutable)
-                     or self.signatures.get(self.signature(x, y)) is False)
+        return (self.reader is not None and self.known(x, y)
                 and all(map(operator.is_, self.reader(step), self.seen)))
+
+    def known(self, x: Any, y: Any) -> bool:
+        """Whether x and y need no check: the last step's (JAX arrays: immutable), or like
+        arrays checked before whose values need no look (labels read for the range check,
+        torch's on the CPU, are checked again)."""
+        return ((x is self.last_x and y is self.last_y and self.immutable)
+                or self.signatures.get(self.signature(x, y)) is False)
 
     def look(self) -> None:
         """Remember what :meth:`unchanged` compares with, as it is now."""
@@ -505,9 +510,7 @@ class _Ready:
                                self.buffers))
                 or layer_constants(step.model, step.loss) != self.layers):
             return False
-        # labels whose values are read for the range check (torch on the CPU): checked again
-        if not (self.immutable and x is self.last_x and y is self.last_y) and (
-                self.signatures.get(self.signature(x, y)) is not False):
+        if not self.known(x, y):
             return False
         knobs = self.knobs(opt)
         if knobs != self.knob_values:  # a schedule's new rate, or a new hyperparameter
